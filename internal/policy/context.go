@@ -1,0 +1,122 @@
+package policy
+
+import (
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// RouteInfo is what policies and handlers may know about the route they serve.
+type RouteInfo struct {
+	Path        string   // the path as written in config
+	Methods     []string // upper case
+	OperationID string
+	Summary     string
+	// Upstream is the resolved rewritePattern of an MCP or URL-rewrite route; nil otherwise.
+	Upstream *url.URL
+	// File is the config file that defines the route, for messages.
+	File string
+}
+
+// User is the authenticated caller, as Zuplo's request.user.
+type User struct {
+	// Sub is the subject as the authenticating policy names it (API-key consumer, JWT sub).
+	Sub string
+	// Data is the consumer metadata or the token's claims.
+	Data map[string]any
+	// Namespace says how the subject was authenticated: "apikey" or "jwt:<issuer>". Two equal Subs
+	// from different namespaces are different people (DESIGN.md §8.6).
+	Namespace string
+	// Admin is true when the caller may use the admin API and setup UI.
+	Admin bool
+}
+
+// Subject is the namespaced subject used for every stored record: "<namespace>|<sub>".
+func (u *User) Subject() string {
+	if u == nil {
+		return ""
+	}
+	return u.Namespace + "|" + u.Sub
+}
+
+// Env is what Provision gets. Fields are added as capabilities land; a module uses what it needs.
+type Env struct {
+	Name   string // the policy or route it is configured under
+	Logger *slog.Logger
+	// Routes are the routes that use this policy (for a handler: its own route).
+	Routes []*RouteInfo
+	// Services holds gateway-wide components (store, vault, public URL, …) by interface; see
+	// the gateway package for what it provides.
+	Services any
+}
+
+// Context is the per-request state shared by the pipeline. It is not safe for concurrent use
+// across requests; one request, one Context.
+type Context struct {
+	RequestID string
+	Route     *RouteInfo
+	User      *User
+	Log       *slog.Logger
+	Start     time.Time
+
+	// upstreamAuth is the Authorization value a policy chose for the upstream request. The
+	// client's own Authorization is never forwarded (no token passthrough).
+	upstreamAuth    string
+	upstreamAuthSet bool
+
+	outbound []Outbound
+	hooks    []ResponseHook
+}
+
+// SetUpstreamAuthorization sets the Authorization header the upstream receives. An empty value
+// clears it.
+func (c *Context) SetUpstreamAuthorization(v string) { c.upstreamAuth, c.upstreamAuthSet = v, v != "" }
+
+// UpstreamAuthorization returns the value a policy set, if any.
+func (c *Context) UpstreamAuthorization() (string, bool) { return c.upstreamAuth, c.upstreamAuthSet }
+
+// SetOutbound sets the route's outbound policies; the gateway calls it.
+func (c *Context) SetOutbound(p []Outbound) { c.outbound = p }
+
+// AddResponseHook registers a hook; hooks run in registration order, each on the previous one's
+// response.
+func (c *Context) AddResponseHook(h ResponseHook) { c.hooks = append(c.hooks, h) }
+
+// ProcessResponse runs the outbound policies, then the response hooks, and returns the response
+// to send. If a step fails, the response it was given is closed.
+func (c *Context) ProcessResponse(r *http.Request, resp *http.Response) (*http.Response, error) {
+	for _, p := range c.outbound {
+		next, err := p.HandleResponse(c, r, resp)
+		if err != nil {
+			closeBody(resp, next)
+			return nil, err
+		}
+		resp = next
+	}
+	return c.RunHooks(r, resp)
+}
+
+// RunHooks runs only the response hooks (for responses answered by an inbound policy).
+func (c *Context) RunHooks(r *http.Request, resp *http.Response) (*http.Response, error) {
+	for _, h := range c.hooks {
+		next, err := h(c, r, resp)
+		if err != nil {
+			closeBody(resp, next)
+			return nil, err
+		}
+		if next != nil {
+			resp = next
+		}
+	}
+	return resp, nil
+}
+
+func closeBody(old, next *http.Response) {
+	if old != nil && old.Body != nil {
+		_ = old.Body.Close()
+	}
+	if next != nil && next != old && next.Body != nil {
+		_ = next.Body.Close()
+	}
+}
