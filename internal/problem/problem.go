@@ -93,7 +93,9 @@ func (b Body) MarshalJSON() ([]byte, error) {
 }
 
 // TypeURI is the problem type for a status, as Zuplo writes it.
-func TypeURI(status int) string { return "https://httpproblems.com/http-status/" + strconv.Itoa(status) }
+func TypeURI(status int) string {
+	return "https://httpproblems.com/http-status/" + strconv.Itoa(status)
+}
 
 // From converts any error into an *Error: an *Error anywhere in the chain is used as is,
 // everything else is a 500 whose cause stays in the log.

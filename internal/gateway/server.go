@@ -1,0 +1,368 @@
+// Package gateway serves a loaded configuration: it matches routes, runs the inbound policies in
+// order, calls the route handler, runs outbound policies and the chained response hooks, and renders
+// every error in one place as problem+json carrying the request id.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/problem"
+)
+
+// DefaultBasePath is where the gateway's own endpoints live unless --base-path says otherwise.
+const DefaultBasePath = "/__mcpgate"
+
+// RequestIDHeader carries the request id on every response.
+const RequestIDHeader = "X-Request-Id"
+
+// Settings are the gateway-level settings that do not come from the Zuplo files.
+type Settings struct {
+	// PublicURL is the externally visible base URL (scheme://host[:port]); when nil it is derived
+	// from the request, honouring X-Forwarded-Proto/Host only from TrustedProxies.
+	PublicURL *url.URL
+	// BasePath prefixes the gateway's own endpoints (default /__mcpgate).
+	BasePath       string
+	TrustedProxies []netip.Prefix
+	Logger         *slog.Logger
+	// Services is handed to every module's Provision as policy.Env.Services.
+	Services any
+}
+
+// Server is an http.Handler for one loaded project.
+type Server struct {
+	settings Settings
+	log      *slog.Logger
+	routes   []*route
+	own      *http.ServeMux // health, base-path endpoints, well-known documents
+	ready    atomic.Bool
+	cleanups []policy.CleanerUpper
+	now      func() time.Time
+}
+
+type route struct {
+	cfg      *config.Route
+	info     *policy.RouteInfo
+	match    matcher
+	methods  map[string]bool
+	allow    string // Allow header value
+	mcp      bool
+	inbound  []policy.Inbound
+	outbound []policy.Outbound
+	handler  policy.Handler
+	cors     *corsPolicy // nil means "none"
+}
+
+// New provisions every module the project uses and returns a server ready to serve. On error,
+// whatever was provisioned is cleaned up.
+func New(ctx context.Context, p *config.Project, s Settings) (*Server, error) {
+	if s.BasePath == "" {
+		s.BasePath = DefaultBasePath
+	}
+	s.BasePath = "/" + strings.Trim(s.BasePath, "/")
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	srv := &Server{settings: s, log: s.Logger, own: http.NewServeMux(), now: time.Now}
+	if err := srv.build(ctx, p); err != nil {
+		_ = srv.Close()
+		return nil, err
+	}
+	srv.own.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	srv.own.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !srv.ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return srv, nil
+}
+
+// build compiles routes and provisions policies (each policy instance once, shared by its routes).
+func (s *Server) build(ctx context.Context, p *config.Project) error {
+	usedBy := map[string][]*policy.RouteInfo{}
+	for _, rc := range p.Routes {
+		for _, n := range append(append([]string{}, rc.Inbound...), rc.Outbound...) {
+			usedBy[n] = append(usedBy[n], rc.Info)
+		}
+	}
+	provisioned := map[string]bool{}
+	provision := func(name string, v any, routes []*policy.RouteInfo) error {
+		if provisioned[name] {
+			return nil
+		}
+		provisioned[name] = true
+		if pr, ok := v.(policy.Provisioner); ok {
+			env := &policy.Env{Name: name, Logger: s.log.With("policy", name), Routes: routes, Services: s.settings.Services}
+			if err := pr.Provision(ctx, env); err != nil {
+				return fmt.Errorf("provisioning policy %q: %w", name, err)
+			}
+		}
+		if c, ok := v.(policy.CleanerUpper); ok {
+			s.cleanups = append(s.cleanups, c)
+		}
+		return nil
+	}
+
+	for _, rc := range p.Routes {
+		m, err := compilePath(rc.Path, rc.PathMode)
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", rc.File, rc.JSONPath, err)
+		}
+		rt := &route{cfg: rc, info: rc.Info, match: m, methods: map[string]bool{}, mcp: policy.IsMCPHandler(rc.Handler.Export)}
+		if rt.info == nil {
+			rt.info = &policy.RouteInfo{Path: rc.Path, Methods: rc.Methods, OperationID: rc.OperationID, Summary: rc.Summary, File: rc.File}
+		}
+		for _, meth := range rc.Methods {
+			rt.methods[strings.ToUpper(meth)] = true
+		}
+		rt.allow = strings.Join(rc.Methods, ", ")
+		for _, n := range rc.Inbound {
+			pol := p.Policies[n]
+			if pol == nil {
+				return fmt.Errorf("%s: route %s: unknown policy %q", rc.File, rc.Path, n)
+			}
+			in, ok := pol.Handler.Value.(policy.Inbound)
+			if !ok {
+				return fmt.Errorf("%s: route %s: policy %q (%s) cannot run inbound", rc.File, rc.Path, n, pol.Handler.Export)
+			}
+			if err := provision(n, pol.Handler.Value, usedBy[n]); err != nil {
+				return err
+			}
+			rt.inbound = append(rt.inbound, in)
+		}
+		for _, n := range rc.Outbound {
+			pol := p.Policies[n]
+			if pol == nil {
+				return fmt.Errorf("%s: route %s: unknown policy %q", rc.File, rc.Path, n)
+			}
+			out, ok := pol.Handler.Value.(policy.Outbound)
+			if !ok {
+				return fmt.Errorf("%s: route %s: policy %q (%s) cannot run outbound", rc.File, rc.Path, n, pol.Handler.Export)
+			}
+			if err := provision(n, pol.Handler.Value, usedBy[n]); err != nil {
+				return err
+			}
+			rt.outbound = append(rt.outbound, out)
+		}
+		h, ok := rc.Handler.Value.(policy.Handler)
+		if !ok {
+			return fmt.Errorf("%s: route %s: handler %q is not available in this build", rc.File, rc.Path, rc.Handler.Export)
+		}
+		if pr, ok := rc.Handler.Value.(policy.Provisioner); ok {
+			env := &policy.Env{Name: rc.OperationID, Logger: s.log.With("route", rc.Path), Routes: []*policy.RouteInfo{rt.info}, Services: s.settings.Services}
+			if err := pr.Provision(ctx, env); err != nil {
+				return fmt.Errorf("%s: route %s: provisioning handler %s: %w", rc.File, rc.Path, rc.Handler.Export, err)
+			}
+		}
+		if c, ok := rc.Handler.Value.(policy.CleanerUpper); ok {
+			s.cleanups = append(s.cleanups, c)
+		}
+		rt.handler = h
+		cp, err := resolveCORS(rc.CORSPolicy, p.CORSPolicies)
+		if err != nil {
+			return fmt.Errorf("%s: route %s: %w", rc.File, rc.Path, err)
+		}
+		rt.cors = cp
+		s.routes = append(s.routes, rt)
+	}
+	return nil
+}
+
+// Handle registers a gateway endpoint (pattern as http.ServeMux, e.g. "GET /__mcpgate/setup").
+// Endpoints are matched before routes.
+func (s *Server) Handle(pattern string, h http.Handler) { s.own.Handle(pattern, h) }
+
+// BasePath returns the base path of the gateway's own endpoints.
+func (s *Server) BasePath() string { return s.settings.BasePath }
+
+// SetReady marks the server ready (or draining) for /readyz.
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// Close runs every module's Cleanup.
+func (s *Server) Close() error {
+	var errs []error
+	for _, c := range s.cleanups {
+		errs = append(errs, c.Cleanup())
+	}
+	return errors.Join(errs...)
+}
+
+type ctxKey struct{}
+
+// RequestID returns the id of the request ctx belongs to, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(ctxKey{}).(string)
+	return id
+}
+
+// Logger returns the request's logger (every line carries the request id).
+func (s *Server) Logger(ctx context.Context) *slog.Logger {
+	if id := RequestID(ctx); id != "" {
+		return s.log.With("requestId", id)
+	}
+	return s.log
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := s.now()
+	rid := uuid.NewString()
+	w.Header().Set(RequestIDHeader, rid)
+	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, rid))
+	log := s.log.With("requestId", rid)
+	rec := &recorder{ResponseWriter: w}
+
+	rt := s.serve(rec, r, rid, log)
+
+	attrs := []any{"method", r.Method, "path", r.URL.Path, "status", rec.statusOrOK(), "bytes", rec.bytes,
+		"durationMs", float64(s.now().Sub(start).Microseconds()) / 1000}
+	if rt != nil && rt.info.OperationID != "" {
+		attrs = append(attrs, "operationId", rt.info.OperationID)
+	}
+	log.Info("request", attrs...)
+}
+
+// serve dispatches the request and returns the route it matched, if any.
+func (s *Server) serve(w *recorder, r *http.Request, rid string, log *slog.Logger) *route {
+	if h, pattern := s.own.Handler(r); pattern != "" {
+		h.ServeHTTP(w, r)
+		return nil
+	}
+	if !standardMethods[r.Method] {
+		s.fail(w, r, rid, log, problem.New(http.StatusNotImplemented, fmt.Sprintf("The method %s is not supported.", r.Method), nil).WithReason("method_not_supported"))
+		return nil
+	}
+	rt, pathMatched := s.match(r)
+	if rt == nil {
+		if !pathMatched {
+			s.fail(w, r, rid, log, problem.New(http.StatusNotFound, "No route matches "+r.URL.Path+".", nil).WithReason("route_not_found"))
+			return nil
+		}
+		// The path exists but not for this method.
+		s.fail(w, r, rid, log, s.methodNotAllowed(r))
+		return nil
+	}
+	w.cors = rt.cors
+	w.origin = r.Header.Get("Origin")
+
+	if r.Method == http.MethodOptions && rt.cors != nil && r.Header.Get("Access-Control-Request-Method") != "" && !rt.methods["OPTIONS"] {
+		rt.cors.preflight(w, r, rt)
+		return rt
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && rt.mcp && !s.originAllowed(rt, r, origin) {
+		// DNS-rebinding protection (MCP transport security): a browser page from another origin
+		// must not reach an MCP route.
+		s.fail(w, r, rid, log, problem.New(http.StatusForbidden, "The request's Origin "+origin+" is not allowed on this route.", nil).WithReason("origin_not_allowed"))
+		return rt
+	}
+
+	c := &policy.Context{RequestID: rid, Route: rt.info, Log: log, Start: s.now()}
+	c.SetOutbound(rt.outbound)
+	for _, in := range rt.inbound {
+		resp, err := in.HandleRequest(c, r)
+		if err != nil {
+			s.fail(w, r, rid, log, err)
+			return rt
+		}
+		if resp != nil {
+			resp, err = c.RunHooks(r, resp)
+			if err != nil {
+				s.fail(w, r, rid, log, err)
+				return rt
+			}
+			writeResponse(w, resp)
+			return rt
+		}
+	}
+	if err := rt.handler.Handle(c, w, r); err != nil {
+		s.fail(w, r, rid, log, err)
+	}
+	return rt
+}
+
+// match finds the first route (config order) whose path and method match. pathMatched reports
+// whether some route had the path.
+func (s *Server) match(r *http.Request) (rt *route, pathMatched bool) {
+	for _, cand := range s.routes {
+		if !cand.match.match(r.URL.Path) {
+			continue
+		}
+		pathMatched = true
+		if cand.methods[r.Method] || (r.Method == http.MethodHead && cand.methods["GET"]) {
+			return cand, true
+		}
+		if r.Method == http.MethodOptions && cand.cors != nil {
+			return cand, true
+		}
+	}
+	return nil, pathMatched
+}
+
+func (s *Server) methodNotAllowed(r *http.Request) *problem.Error {
+	var allow []string
+	seen := map[string]bool{}
+	for _, cand := range s.routes {
+		if cand.match.match(r.URL.Path) {
+			for _, m := range cand.cfg.Methods {
+				if !seen[m] {
+					seen[m] = true
+					allow = append(allow, m)
+				}
+			}
+		}
+	}
+	if r.Method == http.MethodOptions {
+		// CORS "none" answers preflights with 404, as Zuplo does.
+		return problem.New(http.StatusNotFound, "No route matches OPTIONS "+r.URL.Path+".", nil).WithReason("route_not_found")
+	}
+	return problem.New(http.StatusMethodNotAllowed, fmt.Sprintf("The method %s is not allowed on %s.", r.Method, r.URL.Path), nil).
+		WithReason("method_not_allowed").WithHeader("Allow", strings.Join(allow, ", "))
+}
+
+// fail renders err as problem+json unless the response has started, and logs it: 5xx at Error,
+// the rest at Debug. The cause never reaches the client.
+func (s *Server) fail(w *recorder, r *http.Request, rid string, log *slog.Logger, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		log.Debug("client went away", "path", r.URL.Path)
+		return
+	}
+	pe := problem.From(err)
+	if pe.Status >= 500 {
+		log.Error("request failed", "status", pe.Status, "reasonCode", pe.Reason, "error", err)
+	} else {
+		log.Debug("request refused", "status", pe.Status, "reasonCode", pe.Reason, "error", err)
+	}
+	if w.wroteHeader {
+		return
+	}
+	problem.Write(w, pe, r.URL.Path, rid)
+}
+
+// Fail is fail for gateway endpoints registered with Handle.
+func (s *Server) Fail(w http.ResponseWriter, r *http.Request, err error) {
+	rec, ok := w.(*recorder)
+	if !ok {
+		rec = &recorder{ResponseWriter: w}
+	}
+	rid := RequestID(r.Context())
+	s.fail(rec, r, rid, s.Logger(r.Context()), err)
+}
