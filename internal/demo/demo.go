@@ -1,0 +1,103 @@
+// Package demo is a small MCP server the gateway can start by itself (mcpgate serve --demo), so the
+// quickstart shows a real tools/call answered through the gateway with nothing else installed.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// EchoArgs are the arguments of the echo tool.
+type EchoArgs struct {
+	Text string `json:"text" jsonschema:"the text to echo back"`
+}
+
+// AddArgs are the arguments of the add tool.
+type AddArgs struct {
+	A float64 `json:"a" jsonschema:"first addend"`
+	B float64 `json:"b" jsonschema:"second addend"`
+}
+
+// AddResult is the structured result of add.
+type AddResult struct {
+	Sum float64 `json:"sum"`
+}
+
+// CountdownArgs are the arguments of the countdown tool.
+type CountdownArgs struct {
+	From    int `json:"from" jsonschema:"count down from this number (1-20)"`
+	DelayMs int `json:"delayMs,omitempty" jsonschema:"pause between steps in milliseconds (default 200)"`
+}
+
+// NewServer returns the demo MCP server: echo, add and countdown (which streams progress).
+func NewServer() *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "mcpgate-demo", Version: "1.0.0"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "Echo the text back."},
+		func(_ context.Context, _ *mcp.CallToolRequest, in EchoArgs) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "add", Description: "Add two numbers."},
+		func(_ context.Context, _ *mcp.CallToolRequest, in AddArgs) (*mcp.CallToolResult, AddResult, error) {
+			return nil, AddResult{Sum: in.A + in.B}, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "countdown", Description: "Count down, sending a progress notification per step."},
+		func(ctx context.Context, req *mcp.CallToolRequest, in CountdownArgs) (*mcp.CallToolResult, any, error) {
+			if in.From < 1 || in.From > 20 {
+				return nil, nil, errors.New("from must be between 1 and 20")
+			}
+			delay := time.Duration(in.DelayMs) * time.Millisecond
+			if in.DelayMs <= 0 {
+				delay = 200 * time.Millisecond
+			}
+			token := req.Params.GetProgressToken()
+			for i := in.From; i > 0; i-- {
+				if token != nil {
+					_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{
+						ProgressToken: token, Progress: float64(in.From - i + 1), Total: float64(in.From),
+						Message: fmt.Sprintf("%d…", i),
+					})
+				}
+				select {
+				case <-ctx.Done():
+					return nil, nil, ctx.Err()
+				case <-time.After(delay):
+				}
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "liftoff"}}}, nil, nil
+		})
+	return s
+}
+
+// Handler serves the demo server over stateless Streamable HTTP.
+func Handler(logger *slog.Logger) http.Handler {
+	s := NewServer()
+	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
+		&mcp.StreamableHTTPOptions{Stateless: true, Logger: logger})
+}
+
+// Start serves the demo upstream on a free loopback port at path /mcp and returns its URL. It stops
+// when ctx is done.
+func Start(ctx context.Context, logger *slog.Logger) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("starting demo upstream: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", Handler(logger))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	go func() {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}()
+	return "http://" + ln.Addr().String() + "/mcp", nil
+}
