@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -67,6 +69,32 @@ type Context struct {
 
 	outbound []Outbound
 	hooks    []ResponseHook
+	replayer Replayer
+}
+
+// Replayer re-sends the request a proxying handler forwarded (same method, URL, headers and
+// buffered body) with another upstream Authorization value; an empty value sends none. The
+// response is the upstream's raw response: the caller (a response hook) owns its body.
+type Replayer interface {
+	Replay(ctx context.Context, authorization string) (*http.Response, error)
+}
+
+// ErrNoReplay is returned by Context.Replay when the handler did not register a Replayer (the
+// response did not come from a proxied upstream).
+var ErrNoReplay = errors.New("policy: this request cannot be replayed")
+
+// SetReplayer is called by a proxying handler before it forwards, so a response hook can replay
+// the request once (refresh-and-retry on an upstream 401).
+func (c *Context) SetReplayer(r Replayer) { c.replayer = r }
+
+// Replay re-sends the forwarded request with the given upstream Authorization and returns the
+// upstream's response, or ErrNoReplay. It also records authorization as the upstream credential.
+func (c *Context) Replay(ctx context.Context, authorization string) (*http.Response, error) {
+	if c.replayer == nil {
+		return nil, ErrNoReplay
+	}
+	c.SetUpstreamAuthorization(authorization)
+	return c.replayer.Replay(ctx, authorization)
 }
 
 // SetUpstreamAuthorization sets the Authorization header the upstream receives. An empty value
