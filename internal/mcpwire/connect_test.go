@@ -9,7 +9,7 @@ import (
 
 var linear = ConnectRequired{
 	State: StateAuthenticating, UpstreamServerID: "linear", OperationID: "linear-mcp-server",
-	AuthURL: "https://gw.example/__mcpgate/auth/connections/linear/connect?browserTicket=t&operationId=linear-mcp-server",
+	AuthURL:    "https://gw.example/__mcpgate/auth/connections/linear/connect?browserTicket=t&operationId=linear-mcp-server",
 	NextAction: "redirect", AuthProfileID: "linear:user-oauth", ElicitationID: "el-1", Message: "Connect Linear to continue.",
 }
 

@@ -31,7 +31,9 @@ type Message struct {
 }
 
 // IsRequest reports whether m expects a response (it has an id and a method).
-func (m Message) IsRequest() bool { return len(m.ID) > 0 && !bytes.Equal(m.ID, []byte("null")) && m.Method != "" }
+func (m Message) IsRequest() bool {
+	return len(m.ID) > 0 && !bytes.Equal(m.ID, []byte("null")) && m.Method != ""
+}
 
 // IsNotification reports whether m is a notification (a method and no id).
 func (m Message) IsNotification() bool { return m.Method != "" && len(m.ID) == 0 }
