@@ -59,8 +59,11 @@ trap 'rm -f "${tmp}"' EXIT
 	cd "${here}"
 	# GOFLAGS from the caller (e.g. -mod=vendor for the main module) must not
 	# leak into this separate module's build.
-	CGO_ENABLED=1 GOFLAGS=-buildvcs=false GOWORK=off \
-		"${go_bin}" build -tags sqlite -trimpath -o "${tmp}" github.com/ory/hydra/v2
+	export CGO_ENABLED=1 GOFLAGS=-buildvcs=false GOWORK=off
+	version="$("${go_bin}" list -m -f '{{.Version}}' github.com/ory/hydra/v2)"
+	"${go_bin}" build -tags sqlite -trimpath \
+		-ldflags "-X github.com/ory/hydra/v2/driver/config.Version=${version}" \
+		-o "${tmp}" github.com/ory/hydra/v2
 )
 "${tmp}" version >/dev/null
 mv -f "${tmp}" "${bin}"

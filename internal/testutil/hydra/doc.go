@@ -1,0 +1,51 @@
+// Package hydra runs a real Ory Hydra v2.3.0 OAuth 2.1 / OpenID Connect
+// authorization server for tests, with its own login and consent app and a
+// counting reverse proxy in front of Hydra's public port.
+//
+// The package does not import Hydra: it runs the binary that
+// test/tools/build-hydra.sh builds (with -tags sqlite, so every test gets its
+// own in-memory database via DSN=memory and no PostgreSQL is needed).
+//
+// # Finding the binary
+//
+//  1. MCPGATE_TEST_HYDRA names the binary. It must exist.
+//  2. Otherwise the cache path the build script uses:
+//     ${MCPGATE_TOOLS_DIR:-$HOME/.cache/mcpgate-tools}/hydra.
+//  3. When CI=true and the binary is absent, the test fails: CI must run
+//     test/tools/build-hydra.sh before the tests.
+//  4. Otherwise (a developer machine) the test binary runs build-hydra.sh
+//     once, found by walking up from the working directory. A cold build
+//     takes about six minutes on two cores and says so on stderr; later runs
+//     only compare a stamp (well under a second). Set
+//     MCPGATE_TEST_HYDRA_BUILD=0 to skip the tests instead of building.
+//
+// Building rather than skipping was chosen so that `go test ./...` on a
+// fresh checkout tests what CI tests; the build script serialises concurrent
+// builds with a lock, so parallel test binaries build Hydra only once.
+//
+// # Layout of one Server
+//
+//	client ──▶ counting proxy (PublicURL = issuer) ──▶ Hydra public port
+//	test   ──▶ AdminURL (Hydra admin port)
+//	Hydra  ──302──▶ login/consent app (httptest) ──admin API──▶ Hydra
+//
+// The proxy is the URL every client sees: Hydra's issuer (urls.self.issuer)
+// is set to it, so discovery, token and JWKS URLs all go through it and
+// TokenCalls can count token-endpoint requests by grant type.
+//
+// # Login and consent
+//
+// The login app accepts every login without showing a page. The subject is,
+// in order: the login_hint of the authorization request, the value of the
+// SubjectCookie cookie the browser sends to the login app, the subject set
+// with SetSubject, Options.Subject, and "alice". Consent is always given:
+// grant_scope is the requested scope, grant_access_token_audience is the
+// requested audience plus every RFC 8707 resource parameter of the
+// authorization request plus Options.GrantAudience. Hydra itself ignores
+// resource; granting it as audience keeps audience checks on in the
+// resource servers under test. Because Hydra refuses to refresh a token whose
+// granted audience the client is not allowed (fosite checks the client's
+// audience list on refresh), the consent app first adds any missing granted
+// audience to the client's audience list through the admin API, the way an
+// operator would allow that client for that resource.
+package hydra
