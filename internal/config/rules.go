@@ -1,0 +1,150 @@
+package config
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/policy/tokenexchange"
+)
+
+// upstreamIDer is what the token-exchange policy tells the loader about its upstream.
+type upstreamIDer interface{ UpstreamID() string }
+
+// checkProject applies the rules that span files: unique routes, operation ids and upstream
+// ids, and the compatibility date that gateway features need.
+func (l *loader) checkProject() {
+	l.checkDuplicateRoutes()
+	l.checkOperationIDs()
+	l.checkUpstreamIDs()
+	l.checkCORSRefs()
+	l.checkCompatibility()
+}
+
+func (l *loader) checkDuplicateRoutes() {
+	if l.allowDuplicateRoutes {
+		return
+	}
+	type at struct {
+		file string
+		path jpath
+	}
+	first := map[string]at{}
+	for i, r := range l.proj.Routes {
+		here := at{r.File, l.routeAt[i].path}
+		var dups []string
+		var prev at
+		for _, m := range r.Methods {
+			k := m + " " + routeKey(r.Path)
+			if p, seen := first[k]; seen {
+				dups, prev = append(dups, m), p
+				continue
+			}
+			first[k] = here
+		}
+		if len(dups) > 0 {
+			l.add(r.File, here.path, l.routeAt[i].subject, strings.Join(dups, ",")+" "+r.Path+" is already routed by "+prev.file+" "+string(prev.path)+"; each path and method may be defined once (or set allowDuplicateRoutes in zuplo.jsonc)")
+		}
+	}
+}
+
+func (l *loader) checkOperationIDs() {
+	first := map[string]int{}
+	for i, r := range l.proj.Routes {
+		if r.OperationID == "" || !policy.IsMCPHandler(r.Handler.Export) {
+			continue
+		}
+		if j, seen := first[r.OperationID]; seen {
+			o := l.proj.Routes[j]
+			l.add(r.File, l.routeAt[i].path.key("operationId"), l.routeAt[i].subject, "operationId "+quote(r.OperationID)+" is already used by "+l.routeAt[j].subject+" ("+o.File+" "+string(l.routeAt[j].path)+"); MCP routes need unique operationIds")
+			continue
+		}
+		first[r.OperationID] = i
+	}
+}
+
+func (l *loader) checkUpstreamIDs() {
+	first := map[string]*Policy{}
+	for _, name := range l.proj.PolicyOrder {
+		p := l.proj.Policies[name]
+		u, ok := p.Handler.Value.(upstreamIDer)
+		if !ok || u.UpstreamID() == "" || l.policyMods[name].PolicyType != tokenexchange.PolicyType {
+			continue
+		}
+		id := u.UpstreamID()
+		if o, seen := first[id]; seen {
+			path := jpath("policies").index(p.Index)
+			how := "(inferred from the policy name)"
+			if l.policyOptions[name].get("id") != nil {
+				path, how = path.key("handler").key("options").key("id"), ""
+			} else {
+				path = path.key("name")
+			}
+			msg := "upstream id " + quote(id) + " " + how + " is already used by policy " + quote(o.Name) + " (policies[" + strconv.Itoa(o.Index) + "]); each token-exchange policy needs its own id"
+			l.add(p.File, path, "policy "+quote(name), strings.Replace(msg, "  ", " ", 1))
+			continue
+		}
+		first[id] = p
+	}
+}
+
+func (l *loader) checkCORSRefs() {
+	for i, r := range l.proj.Routes {
+		name := r.CORSPolicy
+		if name == CORSNone || name == CORSAnythingGoes || l.proj.CORSPolicies[name] != nil {
+			continue
+		}
+		allowed := []string{CORSNone, CORSAnythingGoes}
+		for _, c := range l.proj.CORSPolicies {
+			allowed = append(allowed, c.Name)
+		}
+		slices.Sort(allowed[2:])
+		l.add(r.File, l.routeAt[i].path.key("x-zuplo-route").key("corsPolicy"), l.routeAt[i].subject, "unknown corsPolicy "+quote(name)+"; allowed: "+strings.Join(allowed, ", ")+" (corsPolicies are defined in "+FilePolicies+")")
+	}
+}
+
+// checkCompatibility requires zuplo.jsonc with a compatibilityDate of at least
+// MinCompatibilityDate once any gateway feature is used: chained response hooks are what the
+// token exchange's retry and connect-required answers rely on.
+func (l *loader) checkCompatibility() {
+	feature := l.gatewayFeature()
+	if feature == "" {
+		return
+	}
+	want := "\"compatibilityDate\": \"" + MinCompatibilityDate + "\" or later"
+	switch {
+	case !l.zuploFound:
+		l.add(FileZuplo, "", "", "file not found; "+feature+" needs zuplo.jsonc with \"version\": 1 and "+want)
+	case l.proj.CompatibilityDate == "" && !l.reported(FileZuplo, "compatibilityDate"):
+		l.add(FileZuplo, "compatibilityDate", "", "required: "+feature+" needs "+MinCompatibilityDate+" or later")
+	case l.proj.CompatibilityDate != "" && l.proj.CompatibilityDate < MinCompatibilityDate:
+		l.add(FileZuplo, "compatibilityDate", "", "must be "+MinCompatibilityDate+" or later because "+feature+", got "+quote(l.proj.CompatibilityDate))
+	}
+}
+
+// gatewayFeature names the first use of an MCP gateway feature (an McpProxyHandler route or an
+// mcp-* policy), or "".
+func (l *loader) gatewayFeature() string {
+	for i, r := range l.proj.Routes {
+		if policy.IsMCPHandler(r.Handler.Export) {
+			return l.routeAt[i].subject + " uses McpProxyHandler"
+		}
+	}
+	for _, name := range l.proj.PolicyOrder {
+		if t := l.proj.Policies[name].PolicyType; strings.HasPrefix(t, "mcp-") {
+			return "policy " + quote(name) + " is an " + t + " policy"
+		}
+	}
+	return ""
+}
+
+func (l *loader) reported(file, path string) bool {
+	for _, p := range l.problems {
+		if p.File == file && p.Path == path {
+			return true
+		}
+	}
+	return false
+}
+
