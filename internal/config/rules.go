@@ -147,4 +147,3 @@ func (l *loader) reported(file, path string) bool {
 	}
 	return false
 }
-
