@@ -82,10 +82,10 @@ func Handler(logger *slog.Logger) http.Handler {
 		&mcp.StreamableHTTPOptions{Stateless: true, Logger: logger})
 }
 
-// Start serves the demo upstream on a free loopback port at path /mcp and returns its URL. It stops
-// when ctx is done.
-func Start(ctx context.Context, logger *slog.Logger) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// Start serves the demo upstream on addr (host:port; port 0 picks a free one) at path /mcp and
+// returns its URL. It stops when ctx is done.
+func Start(ctx context.Context, addr string, logger *slog.Logger) (string, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("starting demo upstream: %w", err)
 	}

@@ -8,12 +8,31 @@ import (
 	"strings"
 )
 
-// PublicBase returns the externally visible scheme://host of the gateway for r: the configured
+// URLs derives the gateway's externally visible URLs.
+type URLs struct {
+	// Public is the configured public URL (--public-url); nil means derive it from each request.
+	Public *url.URL
+	// TrustedProxies may set X-Forwarded-Proto/Host.
+	TrustedProxies []netip.Prefix
+	// BasePath prefixes the gateway's own endpoints.
+	BasePath string
+}
+
+// PublicBase returns the externally visible base of the gateway.
+func (s *Server) PublicBase(r *http.Request) *url.URL { return s.urls.Base(r) }
+
+// PublicURL joins the public base with path.
+func (s *Server) PublicURL(r *http.Request, path string) string { return s.urls.URL(r, path) }
+
+// URLs returns the server's URL deriver (for gateway endpoints and policies).
+func (s *Server) URLs() *URLs { return s.urls }
+
+// Base returns the externally visible scheme://host of the gateway for r: the configured
 // public URL when set; else the request's own host, with X-Forwarded-Proto/Host honoured only when
 // the direct peer is a trusted proxy (anyone else could forge them to poison redirect URIs).
-func (s *Server) PublicBase(r *http.Request) *url.URL {
-	if s.settings.PublicURL != nil {
-		u := *s.settings.PublicURL
+func (s *URLs) Base(r *http.Request) *url.URL {
+	if s.Public != nil {
+		u := *s.Public
 		u.Path = strings.TrimSuffix(u.Path, "/")
 		return &u
 	}
@@ -32,14 +51,20 @@ func (s *Server) PublicBase(r *http.Request) *url.URL {
 	return &url.URL{Scheme: scheme, Host: host}
 }
 
-// PublicURL joins the public base with path.
-func (s *Server) PublicURL(r *http.Request, path string) string {
-	u := s.PublicBase(r)
+// URL joins the public base with path.
+func (s *URLs) URL(r *http.Request, path string) string {
+	u := s.Base(r)
 	return u.Scheme + "://" + u.Host + u.Path + path
 }
 
-func (s *Server) fromTrustedProxy(r *http.Request) bool {
-	if len(s.settings.TrustedProxies) == 0 {
+// Gateway returns the public URL of a gateway endpoint: base path + path.
+func (s *URLs) Gateway(r *http.Request, path string) string { return s.URL(r, s.BasePath+path) }
+
+// HTTPS reports whether the public URL for r is https (cookies get Secure and __Host- only then).
+func (s *URLs) HTTPS(r *http.Request) bool { return s.Base(r).Scheme == "https" }
+
+func (s *URLs) fromTrustedProxy(r *http.Request) bool {
+	if len(s.TrustedProxies) == 0 {
 		return false
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -51,7 +76,7 @@ func (s *Server) fromTrustedProxy(r *http.Request) bool {
 		return false
 	}
 	addr = addr.Unmap()
-	for _, p := range s.settings.TrustedProxies {
+	for _, p := range s.TrustedProxies {
 		if p.Contains(addr) {
 			return true
 		}

@@ -47,6 +47,7 @@ type Server struct {
 	log      *slog.Logger
 	routes   []*route
 	own      *http.ServeMux // health, base-path endpoints, well-known documents
+	urls     *URLs
 	ready    atomic.Bool
 	cleanups []policy.CleanerUpper
 	now      func() time.Time
@@ -75,7 +76,19 @@ func New(ctx context.Context, p *config.Project, s Settings) (*Server, error) {
 	if s.Logger == nil {
 		s.Logger = slog.Default()
 	}
-	srv := &Server{settings: s, log: s.Logger, own: http.NewServeMux(), now: time.Now}
+	srv := &Server{settings: s, log: s.Logger, own: http.NewServeMux(), now: time.Now,
+		urls: &URLs{Public: s.PublicURL, TrustedProxies: s.TrustedProxies, BasePath: s.BasePath}}
+	if svc, ok := s.Services.(*Services); ok {
+		if svc.URLs == nil {
+			svc.URLs = srv.urls
+		}
+		if svc.Register == nil {
+			svc.Register = srv.Handle
+		}
+		if svc.Logger == nil {
+			svc.Logger = s.Logger
+		}
+	}
 	if err := srv.build(ctx, p); err != nil {
 		_ = srv.Close()
 		return nil, err

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mcpgate/mcpgate/internal/demo"
+	"github.com/mcpgate/mcpgate/internal/gateway"
+)
+
+// Defaults of serve's flags.
+const (
+	defaultListen          = "127.0.0.1:9000"
+	defaultShutdownTimeout = 30 * time.Second
+	defaultReadHeader      = 10 * time.Second
+	defaultIdleTimeout     = 120 * time.Second
+	// defaultDemoListen is where --demo serves its MCP server; examples/quickstart forwards to it.
+	defaultDemoListen = "127.0.0.1:9001"
+)
+
+type serveFlags struct {
+	configDir       string
+	listen          string
+	publicURL       string
+	dataDir         string
+	basePath        string
+	logFormat       string
+	logLevel        string
+	trustedProxies  string
+	shutdownTimeout time.Duration
+	demo            bool
+	demoListen      string
+}
+
+func init() {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the gateway",
+		Long: `serve loads the configuration, refuses to start if it has any problem, and serves every route.
+On SIGTERM or Ctrl-C it stops accepting connections, reports not-ready on /readyz, and lets
+in-flight requests and streams finish up to --shutdown-timeout.
+
+With --demo it also starts a small MCP server (tools echo, add and countdown) at
+http://127.0.0.1:9001/mcp (--demo-listen), which examples/quickstart forwards to.`,
+		Example: `  # the quickstart: the gateway in front of its own demo MCP server
+  mcpgate serve --demo --config examples/quickstart
+
+  # behind a TLS-terminating proxy
+  MCPGATE_PUBLIC_URL=https://mcp.example.com mcpgate serve --config /etc/mcpgate --listen :9000`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.configDir, "config", ".", "project directory holding zuplo.jsonc and config/")
+	fl.StringVar(&f.listen, "listen", defaultListen, "address to listen on")
+	fl.StringVar(&f.publicURL, "public-url", "", "externally visible base URL, e.g. https://mcp.example.com (default: derived from each request)")
+	fl.StringVar(&f.dataDir, "data-dir", "./.mcpgate", "directory for the embedded database and generated keys")
+	fl.StringVar(&f.basePath, "base-path", gateway.DefaultBasePath, "path prefix of the gateway's own endpoints (use /__zuplo to keep Zuplo redirect URIs)")
+	fl.StringVar(&f.logFormat, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text or json")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated IPs/CIDRs whose X-Forwarded-Proto/Host are honoured")
+	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long in-flight requests may run after SIGTERM")
+	fl.BoolVar(&f.demo, "demo", false, "also start the built-in demo MCP server (see --demo-listen)")
+	fl.StringVar(&f.demoListen, "demo-listen", defaultDemoListen, "address of the demo MCP server started by --demo")
+	annotateEnv(cmd)
+	rootCmd.AddCommand(cmd)
+}
+
+func runServe(cmd *cobra.Command, f serveFlags) error {
+	ctx := cmd.Context()
+	log, err := newLogger(cmd.ErrOrStderr(), f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	settings := gateway.Settings{BasePath: f.basePath, Logger: log}
+	if f.publicURL != "" {
+		u, err := url.Parse(f.publicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--public-url: must be an absolute http(s) URL, got %q", f.publicURL)
+		}
+		settings.PublicURL = u
+	}
+	if settings.TrustedProxies, err = gateway.ParseTrustedProxies(f.trustedProxies); err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	if !strings.HasPrefix(f.basePath, "/") {
+		return fmt.Errorf("--base-path: must start with /, got %q", f.basePath)
+	}
+
+	if f.demo {
+		u, err := demo.Start(ctx, f.demoListen, log.With("component", "demo-upstream"))
+		if err != nil {
+			return err
+		}
+		log.Info("demo upstream MCP server started", "url", u)
+	}
+
+	project, err := loadConfig(cmd, f.configDir)
+	if err != nil {
+		return err
+	}
+	gw, err := gateway.New(ctx, project, settings)
+	if err != nil {
+		return err
+	}
+	defer gw.Close()
+
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", f.listen, err)
+	}
+	srv := &http.Server{
+		Handler:           gw,
+		ReadHeaderTimeout: defaultReadHeader,
+		// No ReadTimeout/WriteTimeout: streams have no total timeout; idle keep-alive
+		// connections between requests are closed after IdleTimeout.
+		IdleTimeout: defaultIdleTimeout,
+		ErrorLog:    nil,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	gw.SetReady(true)
+	base := "http://" + ln.Addr().String()
+	log.Info("mcpgate listening", "address", ln.Addr().String(), "routes", len(project.Routes), "version", version)
+	for _, r := range project.Routes {
+		log.Info("route", "methods", strings.Join(r.Methods, ","), "url", base+r.Path, "operationId", r.OperationID)
+	}
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	gw.SetReady(false)
+	log.Info("shutting down: letting in-flight requests finish", "timeout", f.shutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown deadline passed; closing remaining connections", "error", err)
+		_ = srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
