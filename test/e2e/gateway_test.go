@@ -1,0 +1,208 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// gatewayStartTimeout bounds how long mcpgate serve may take to report ready.
+const gatewayStartTimeout = 30 * time.Second
+
+// mcpRoute is one McpProxyHandler route of a test configuration, with no policies.
+type mcpRoute struct {
+	Path        string // e.g. /mcp/everything
+	OperationID string
+	Upstream    string // rewritePattern: the upstream's MCP URL
+}
+
+// gateway is a running `mcpgate serve`.
+type gateway struct {
+	// Base is http://127.0.0.1:PORT.
+	Base string
+	logs *lockedBuffer
+}
+
+// URL returns the gateway URL of path.
+func (g *gateway) URL(path string) string { return g.Base + path }
+
+// Logs returns the gateway's log output so far (JSON lines).
+func (g *gateway) Logs() string { return g.logs.String() }
+
+// startGateway writes a Zuplo-style project with routes into a temp dir, runs `mcpgate serve` on a
+// free loopback port with JSON logs, and returns once /readyz answers 200. The gateway is stopped
+// with SIGTERM when the test ends; its logs are printed if the test failed.
+func startGateway(t *testing.T, routes ...mcpRoute) *gateway {
+	t.Helper()
+	if serveMissing != "" {
+		t.Skip(serveMissing)
+	}
+	dir := t.TempDir()
+	cfgDir := filepath.Join(dir, "project")
+	writeProject(t, cfgDir, routes)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, mcpgateBin, "serve",
+		"--config", cfgDir, "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
+	cmd.Env = append(environWithout("MCPGATE_"), "MCPGATE_LOG_FORMAT=json")
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 15 * time.Second
+	g := &gateway{logs: new(lockedBuffer)}
+	cmd.Stdout, cmd.Stderr = g.logs, g.logs
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("starting mcpgate serve: %v", err)
+	}
+	done := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		if t.Failed() {
+			t.Logf("mcpgate serve (exit: %v) logs:\n%s", waitErr, g.Logs())
+		}
+	})
+	if err := g.waitReady(done); err != nil {
+		t.Fatalf("starting mcpgate serve: %v\n%s", err, g.Logs())
+	}
+	return g
+}
+
+// waitReady polls, with a deadline, for the "mcpgate listening" log line and then for /readyz 200.
+func (g *gateway) waitReady(exited <-chan struct{}) error {
+	deadline := time.Now().Add(gatewayStartTimeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	client := &http.Client{Timeout: 2 * time.Second}
+	for {
+		if g.Base == "" {
+			if addr := listenAddress(g.logs.String()); addr != "" {
+				g.Base = "http://" + addr
+			}
+		}
+		if g.Base != "" {
+			resp, err := client.Get(g.Base + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-exited:
+			return errors.New("mcpgate serve exited before it was ready")
+		case <-tick.C:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %s", gatewayStartTimeout)
+		}
+	}
+}
+
+// listenAddress finds the address of the JSON log line {"msg":"mcpgate listening","address":…}.
+func listenAddress(logs string) string {
+	sc := bufio.NewScanner(strings.NewReader(logs))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Msg     string `json:"msg"`
+			Address string `json:"address"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "mcpgate listening" && line.Address != "" {
+			return line.Address
+		}
+	}
+	return ""
+}
+
+// writeProject writes zuplo.jsonc, config/routes.oas.json and config/policies.json.
+func writeProject(t *testing.T, dir string, routes []mcpRoute) {
+	t.Helper()
+	paths := map[string]any{}
+	for _, r := range routes {
+		paths[r.Path] = map[string]any{
+			"get,post": map[string]any{
+				"operationId": r.OperationID,
+				"x-zuplo-route": map[string]any{
+					"corsPolicy": "none",
+					"handler": map[string]any{
+						"module":  "$import(@zuplo/runtime/mcp-gateway)",
+						"export":  "McpProxyHandler",
+						"options": map[string]any{"rewritePattern": r.Upstream},
+					},
+					"policies": map[string]any{"inbound": []string{}},
+				},
+			},
+		}
+	}
+	oas := map[string]any{
+		"openapi": "3.1.0",
+		"info":    map[string]any{"title": "mcpgate e2e", "version": "1"},
+		"paths":   paths,
+	}
+	files := map[string]any{
+		"zuplo.jsonc":            map[string]any{"version": 1, "compatibilityDate": "2026-03-01"},
+		"config/routes.oas.json": oas,
+		"config/policies.json":   map[string]any{"policies": []any{}},
+	}
+	for name, v := range files {
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// environWithout is the test process's environment minus variables starting with prefix, so a
+// developer's own MCPGATE_* settings do not change the gateway under test.
+func environWithout(prefix string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, prefix) {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// lockedBuffer collects a process's output while tests read it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
