@@ -1,28 +1,504 @@
 package proxy
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
 	"net/http"
+	"net/http/httputil"
+	"net/textproto"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/problem"
 )
 
-// engine is the shared forwarding engine (work in progress).
-type engine struct{}
+// Problem reason codes the engine returns.
+const (
+	ReasonUnreachable   = "upstream_unreachable"
+	ReasonTimeout       = "upstream_timeout"
+	ReasonTooLarge      = "request_too_large"
+	ReasonClientClosed  = "client_closed_request"
+	ReasonBodyUnread    = "request_body_unreadable"
+	ReasonNoUpstreamURL = "upstream_not_configured"
+)
 
-// Handle serves one request.
+// StatusClientClosedRequest is the nginx-style status for a client that went away before the
+// upstream answered. Nobody receives it; it keeps such requests out of the 5xx error log.
+const StatusClientClosedRequest = 499
+
+// getDetail is the client-facing text of the 405 an MCP route answers to GET, word for word as
+// Zuplo's McpProxyHandler sends it.
+const getDetail = "MCP Gateway routes support stateless Streamable HTTP requests over POST. Server-sent event GET streams are not supported."
+
+// errHeaderTimeout is the cancellation cause when the upstream sends no response headers in time.
+var errHeaderTimeout = errors.New("proxy: no response headers from upstream within the timeout")
+
+// engine forwards requests for one route. It is built once (Provision, or the first request) and
+// is safe for concurrent use; per-request state lives in a call.
+type engine struct {
+	mcp           bool // McpProxyHandler: POST only, upstream challenges stripped
+	forwardSearch bool
+	target        *url.URL // fallback when the route info carries no parsed upstream
+	headerTimeout time.Duration
+	maxBody       int64
+	streamWrite   time.Duration
+	transport     http.RoundTripper // what sends the request; follows redirects when configured
+	rp            httputil.ReverseProxy
+}
+
+func newEngine(mcp bool, o *Options, s Settings, env *policy.Env) *engine {
+	if env != nil {
+		if sp, ok := env.Services.(SettingsProvider); ok {
+			s = merge(s, sp.ProxySettings())
+		}
+	}
+	s = merge(s, Settings{
+		HeaderTimeout:      DefaultHeaderTimeout,
+		MaxRequestBody:     DefaultMaxRequestBody,
+		StreamWriteTimeout: DefaultStreamWriteTimeout,
+		Transport:          sharedTransport,
+	})
+	log := slog.Default()
+	if env != nil && env.Logger != nil {
+		log = env.Logger
+	}
+	e := &engine{
+		mcp:           mcp,
+		forwardSearch: o.forwardSearch(),
+		target:        literalURL(o.RewritePattern),
+		headerTimeout: s.HeaderTimeout,
+		maxBody:       s.MaxRequestBody,
+		streamWrite:   s.StreamWriteTimeout,
+		transport:     s.Transport,
+	}
+	if env != nil {
+		for _, ri := range env.Routes {
+			if ri != nil && ri.Upstream != nil {
+				e.target = ri.Upstream
+				break
+			}
+		}
+	}
+	if o.FollowRedirects {
+		e.transport = redirectFollower{c: &http.Client{Transport: s.Transport}}
+	}
+	e.rp = httputil.ReverseProxy{
+		Rewrite:        e.rewrite,
+		Transport:      e.transport,
+		ModifyResponse: e.modifyResponse,
+		ErrorHandler:   e.errorHandler,
+		BufferPool:     buffers,
+		// ReverseProxy only logs what the error handler and the panic on a broken stream already
+		// report; keep it at debug.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return e
+}
+
+// merge fills s's zero fields from d.
+func merge(s, d Settings) Settings {
+	if s.HeaderTimeout <= 0 {
+		s.HeaderTimeout = d.HeaderTimeout
+	}
+	if s.MaxRequestBody <= 0 {
+		s.MaxRequestBody = d.MaxRequestBody
+	}
+	if s.StreamWriteTimeout <= 0 {
+		s.StreamWriteTimeout = d.StreamWriteTimeout
+	}
+	if s.Transport == nil {
+		s.Transport = d.Transport
+	}
+	return s
+}
+
+// Provision implements policy.Provisioner.
+func (p *MCPProxy) Provision(_ context.Context, env *policy.Env) error {
+	p.once.Do(func() { p.eng = newEngine(true, &p.Options, p.Settings, env) })
+	return nil
+}
+
+// Handle implements policy.Handler. GET (and every method but POST) answers 405 with Allow: POST.
 func (p *MCPProxy) Handle(c *policy.Context, w http.ResponseWriter, r *http.Request) error {
-	return problem.New(http.StatusNotImplemented, "The proxy is not available yet.", nil)
+	p.once.Do(func() { p.eng = newEngine(true, &p.Options, p.Settings, nil) })
+	return p.eng.serve(c, w, r)
 }
 
-// Handle serves one request.
-func (p *URLRewrite) Handle(c *policy.Context, w http.ResponseWriter, r *http.Request) error {
-	return problem.New(http.StatusNotImplemented, "The proxy is not available yet.", nil)
+// Provision implements policy.Provisioner.
+func (p *URLRewrite) Provision(_ context.Context, env *policy.Env) error {
+	p.once.Do(func() { p.eng = newEngine(false, &p.Options, p.Settings, env) })
+	return nil
 }
+
+// Handle implements policy.Handler: every method is forwarded.
+func (p *URLRewrite) Handle(c *policy.Context, w http.ResponseWriter, r *http.Request) error {
+	p.once.Do(func() { p.eng = newEngine(false, &p.Options, p.Settings, nil) })
+	return p.eng.serve(c, w, r)
+}
+
+// MethodNotAllowed is the 405 an MCP route answers to anything but POST.
+func MethodNotAllowed() *problem.Error {
+	return problem.New(http.StatusMethodNotAllowed, getDetail, nil).WithHeader("Allow", http.MethodPost)
+}
+
+// callKey finds the call in a request context.
+type callKey struct{}
+
+// call is the state of one forwarded request. It is also the context the forwarded request runs
+// under (the client's request context plus the header-timeout cause), so the ReverseProxy
+// callbacks find it without another allocation.
+type call struct {
+	context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+
+	eng    *engine
+	pc     *policy.Context
+	in     *http.Request // the request as the pipeline saw it
+	target *url.URL
+	body   []byte
+
+	out      *http.Request // the forwarded request, kept for Replay
+	replays  []context.CancelCauseFunc
+	replayed []*http.Response // responses Replay returned, to recognise upstream responses
+	err      error            // set by the error handler; nothing was written
+	w        streamWriter
+}
+
+// Value implements context.Context.
+func (cl *call) Value(k any) any {
+	if k == (callKey{}) {
+		return cl
+	}
+	return cl.Context.Value(k)
+}
+
+func callFrom(ctx context.Context) *call { return ctx.Value(callKey{}).(*call) }
+
+// finish releases the call's timers and contexts when the handler returns (or panics).
+func (cl *call) finish() {
+	cl.timer.Stop()
+	for _, cancel := range cl.replays {
+		cancel(context.Canceled)
+	}
+	cl.cancel(context.Canceled)
+}
+
+func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request) error {
+	if e.mcp && r.Method != http.MethodPost {
+		return MethodNotAllowed()
+	}
+	target := e.target
+	if c.Route != nil && c.Route.Upstream != nil {
+		target = c.Route.Upstream
+	}
+	if target == nil {
+		return problem.New(http.StatusInternalServerError, "The route has no upstream URL.",
+			errors.New("proxy: route has no parsed rewritePattern")).WithReason(ReasonNoUpstreamURL)
+	}
+	body, err := e.readBody(w, r)
+	if err != nil {
+		return err
+	}
+
+	rc := http.NewResponseController(w)
+	// Without full duplex the server closes the request body once response headers go out,
+	// which tears down upstream streams (golang/go#40747). The body is already buffered, but a
+	// handler that writes while the client is still sending must not race the server either.
+	_ = rc.EnableFullDuplex()
+
+	cl := &call{eng: e, pc: c, in: r, target: target, body: body}
+	cl.Context, cl.cancel = context.WithCancelCause(r.Context())
+	cl.timer = time.AfterFunc(e.headerTimeout, func() { cl.cancel(errHeaderTimeout) })
+	defer cl.finish()
+	cl.w = streamWriter{ResponseWriter: w, rc: rc, timeout: e.streamWrite}
+	c.SetReplayer(cl)
+
+	out := r.WithContext(cl)
+	out.TransferEncoding = nil
+	if len(body) > 0 {
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.ContentLength = int64(len(body))
+	} else {
+		out.Body = http.NoBody
+		out.ContentLength = 0
+	}
+	e.rp.ServeHTTP(&cl.w, out)
+	return cl.err
+}
+
+// readBody buffers the request body, bounded by the limit, so it can be forwarded with a
+// Content-Length and replayed once.
+func (e *engine) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil, nil
+	}
+	if r.ContentLength > e.maxBody {
+		return nil, tooLarge(e.maxBody, nil)
+	}
+	if r.ContentLength > 0 {
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return nil, bodyError(r, err)
+		}
+		return buf, nil
+	}
+	buf, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.maxBody))
+	if err != nil {
+		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, tooLarge(e.maxBody, mbe)
+		}
+		return nil, bodyError(r, err)
+	}
+	return buf, nil
+}
+
+func tooLarge(limit int64, cause error) *problem.Error {
+	return problem.New(http.StatusRequestEntityTooLarge,
+		"The request body is larger than the gateway's limit of "+formatBytes(limit)+".", cause).
+		WithReason(ReasonTooLarge).
+		// The rest of the body is not read; the connection cannot be reused.
+		WithHeader("Connection", "close")
+}
+
+func bodyError(r *http.Request, err error) *problem.Error {
+	if r.Context().Err() != nil {
+		return problem.New(StatusClientClosedRequest, "The client closed the request.", err).WithReason(ReasonClientClosed)
+	}
+	return problem.New(http.StatusBadRequest, "The request body could not be read.", err).WithReason(ReasonBodyUnread)
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+// rewrite points the outbound request at the upstream and applies the header rules: the
+// client's Authorization and Cookie never leave the gateway; a policy-chosen upstream
+// Authorization replaces them.
+func (e *engine) rewrite(pr *httputil.ProxyRequest) {
+	cl := callFrom(pr.In.Context())
+	t := cl.target
+	u := pr.Out.URL
+	in := u.RawQuery // already cleaned of unparsable parameters by ReverseProxy
+	*u = url.URL{Scheme: t.Scheme, User: t.User, Host: t.Host, Path: t.Path, RawPath: t.RawPath, RawQuery: t.RawQuery}
+	if e.forwardSearch && in != "" {
+		if u.RawQuery == "" {
+			u.RawQuery = in
+		} else {
+			u.RawQuery += "&" + in
+		}
+	}
+	pr.Out.Host = "" // Host is the upstream's
+	pr.Out.RequestURI = ""
+
+	h := pr.Out.Header
+	h.Del("Authorization")
+	if v, ok := cl.pc.UpstreamAuthorization(); ok {
+		h.Set("Authorization", v)
+	}
+	// The gateway's own cookies (browser login, consent CSRF) are not the upstream's business.
+	h.Del("Cookie")
+	if !e.mcp {
+		// A URL-rewrite backend is usually the operator's own service and may want the client
+		// address. MCP upstreams are typically third parties: they get none (Rewrite mode has
+		// already dropped any client-supplied X-Forwarded-*).
+		pr.SetXForwarded()
+	}
+	if _, isFollower := e.transport.(redirectFollower); isFollower && len(cl.body) > 0 {
+		pr.Out.GetBody = cl.getBody // 307/308 re-send the body
+	}
+	cl.out = pr.Out
+}
+
+func (cl *call) getBody() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(cl.body)), nil
+}
+
+// modifyResponse runs once the upstream's headers are in: the header timer stops, the outbound
+// policies and response hooks see the response (a hook may replace it), and streamed responses
+// are marked so neither a buffering proxy in front nor a server write timeout cuts them.
+func (e *engine) modifyResponse(resp *http.Response) error {
+	cl := callFrom(resp.Request.Context())
+	if !cl.timer.Stop() {
+		return errHeaderTimeout // the timer fired as the headers arrived; the context is gone
+	}
+	// Upstream cookies would be set on the gateway's origin, where they could shadow the
+	// gateway's own, and would never be sent back (Cookie is not forwarded).
+	resp.Header.Del("Set-Cookie")
+
+	final, err := cl.pc.ProcessResponse(cl.in, resp)
+	if err != nil {
+		return err
+	}
+	if final != resp {
+		// ReverseProxy writes the response it handed us; a hook that replaced it owns the old
+		// body (it may be streaming from it).
+		*resp = *final
+		final = resp
+	}
+	if e.mcp && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) &&
+		cl.fromUpstream(final) {
+		// An upstream challenge must not reach the MCP client, which would start OAuth against
+		// the upstream's authorization server (DESIGN.md §1). The token-exchange hook has
+		// already had its chance to turn it into connect-required.
+		resp.Header.Del("WWW-Authenticate")
+	}
+	if isEventStream(resp.Header) {
+		resp.Header.Set("X-Accel-Buffering", "no")
+		cl.w.startStream()
+	}
+	return nil
+}
+
+// fromUpstream reports whether resp is the upstream's (not a hook's synthetic answer).
+func (cl *call) fromUpstream(resp *http.Response) bool {
+	return resp.Request != nil && (resp.Request == cl.out || resp.Request.Context().Value(callKey{}) == cl || slices.Contains(cl.replayed, resp))
+}
+
+func isEventStream(h http.Header) bool {
+	ct := h.Get("Content-Type")
+	if ct == "" {
+		return false
+	}
+	mt, _, _ := mime.ParseMediaType(ct)
+	return mt == "text/event-stream"
+}
+
+// errorHandler records the failure for Handle to return; the gateway renders it. Nothing has
+// been written to the client at this point.
+func (e *engine) errorHandler(_ http.ResponseWriter, r *http.Request, err error) {
+	cl := callFrom(r.Context())
+	cl.err = e.classify(err, context.Cause(cl), cl.in.Context().Err() != nil)
+}
+
+// classify turns a transport failure into the problem the client sees.
+func (e *engine) classify(err, cause error, clientGone bool) *problem.Error {
+	if pe, ok := errors.AsType[*problem.Error](err); ok {
+		return pe
+	}
+	switch {
+	case errors.Is(err, errHeaderTimeout) || errors.Is(cause, errHeaderTimeout):
+		return problem.New(http.StatusGatewayTimeout,
+			"The upstream MCP server did not answer within "+e.headerTimeout.String()+".", err).WithReason(ReasonTimeout)
+	case clientGone:
+		return problem.New(StatusClientClosedRequest, "The client closed the request.", err).WithReason(ReasonClientClosed)
+	}
+	return problem.New(http.StatusBadGateway, "The upstream MCP server could not be reached.", err).WithReason(ReasonUnreachable)
+}
+
+// Replay implements policy.Replayer: the forwarded request again, with another upstream
+// Authorization, under the same header timeout. The caller owns the response body.
+func (cl *call) Replay(ctx context.Context, authorization string) (*http.Response, error) {
+	if cl.out == nil {
+		return nil, policy.ErrNoReplay
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	cl.replays = append(cl.replays, cancel)
+	timer := time.AfterFunc(cl.eng.headerTimeout, func() { cancel(errHeaderTimeout) })
+
+	req := cl.out.Clone(ctx)
+	req.Header.Del("Authorization")
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	req.Body, req.ContentLength = http.NoBody, 0
+	if len(cl.body) > 0 {
+		req.Body, _ = cl.getBody()
+		req.ContentLength = int64(len(cl.body))
+		req.GetBody = cl.getBody
+	}
+	resp, err := cl.eng.transport.RoundTrip(req)
+	if !timer.Stop() {
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+		return nil, cl.eng.classify(errHeaderTimeout, nil, false)
+	}
+	if err != nil {
+		return nil, cl.eng.classify(err, context.Cause(ctx), cl.in.Context().Err() != nil)
+	}
+	removeHopByHop(resp.Header)
+	resp.Header.Del("Set-Cookie")
+	cl.replayed = append(cl.replayed, resp)
+	return resp, nil
+}
+
+// hopByHop are the RFC 9110 §7.6.1 connection-specific headers ReverseProxy strips from the
+// first response; a replayed response bypasses ReverseProxy's own round trip.
+var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func removeHopByHop(h http.Header) {
+	for _, f := range h.Values("Connection") {
+		for name := range strings.SplitSeq(f, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopByHop {
+		h.Del(name)
+	}
+}
+
+// redirectFollower sends the request through an http.Client so upstream redirects are followed
+// (followRedirects: true). The Client drops Authorization on a redirect to another host.
+type redirectFollower struct{ c *http.Client }
+
+func (f redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := f.c.Do(req)
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		// Keep the cause chain (timeouts, cancellation) without the URL, which may carry a query.
+		err = ue.Err
+	}
+	return resp, err
+}
+
+// streamWriter renews a per-write deadline while a stream is being copied: a stream has no total
+// timeout (and a server-wide WriteTimeout must not cut it), but a client that stops reading is
+// dropped after timeout.
+type streamWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	stream  bool
+}
+
+func (w *streamWriter) startStream() {
+	w.stream = true
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+}
+
+func (w *streamWriter) Write(b []byte) (int, error) {
+	if w.stream {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap is for http.ResponseController (flush, full duplex, deadlines, hijack).
+func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 var (
-	_ policy.Handler   = (*MCPProxy)(nil)
-	_ policy.Handler   = (*URLRewrite)(nil)
-	_ policy.Validator = (*MCPProxy)(nil)
-	_ policy.Validator = (*URLRewrite)(nil)
+	_ policy.Handler     = (*MCPProxy)(nil)
+	_ policy.Handler     = (*URLRewrite)(nil)
+	_ policy.Validator   = (*MCPProxy)(nil)
+	_ policy.Validator   = (*URLRewrite)(nil)
+	_ policy.Provisioner = (*MCPProxy)(nil)
+	_ policy.Provisioner = (*URLRewrite)(nil)
+	_ policy.Replayer    = (*call)(nil)
 )

@@ -1,0 +1,53 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Transport tuning. Upstream connections are reused across clients: many concurrent clients of
+// one upstream share a pool instead of each opening its own connection.
+const (
+	maxIdleConnsPerHost = 512
+	idleConnTimeout     = 90 * time.Second
+	dialTimeout         = 30 * time.Second
+	tlsHandshakeTimeout = 10 * time.Second
+	copyBufferSize      = 32 << 10
+)
+
+// sharedTransport is the one upstream transport of the process. It has no connection cap
+// (MaxConnsPerHost 0), no total timeout and no response-header timeout: the engine times the
+// headers per request, and an open SSE stream is an active connection, which IdleConnTimeout
+// never touches. Compression is off so the transport never asks for gzip on its own (which would
+// make it decompress, and hide the upstream's encoding from the client).
+var sharedTransport = newTransport()
+
+func newTransport() *http.Transport {
+	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           d.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          0, // no global cap
+		MaxIdleConnsPerHost:   maxIdleConnsPerHost,
+		IdleConnTimeout:       idleConnTimeout,
+		TLSHandshakeTimeout:   tlsHandshakeTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
+}
+
+// bufferPool recycles ReverseProxy's copy buffers (it would allocate 32 KiB per response).
+type bufferPool struct{ p sync.Pool }
+
+var buffers = &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}}
+
+func (b *bufferPool) Get() []byte { return *b.p.Get().(*[]byte) }
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == copyBufferSize {
+		b.p.Put(&buf)
+	}
+}
