@@ -148,3 +148,13 @@ func closeBody(old, next *http.Response) {
 		_ = next.Body.Close()
 	}
 }
+
+// RequestBody returns the request body the handler buffered before forwarding (the MCP proxy
+// buffers it, bounded, for Replay), or nil. Response hooks use it to answer the JSON-RPC ids of
+// the request without reading the body a second time.
+func (c *Context) RequestBody() []byte {
+	if b, ok := c.replayer.(interface{ RequestBody() []byte }); ok {
+		return b.RequestBody()
+	}
+	return nil
+}
