@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,6 +29,13 @@ type mcpRoute struct {
 	Upstream    string // rewritePattern: the upstream's MCP URL
 }
 
+// gatewayOptions are the serve settings a test varies.
+type gatewayOptions struct {
+	// fixedPublicURL sets --public-url to the gateway's own loopback URL; without it the gateway
+	// derives its public origin from each request's Host header.
+	fixedPublicURL bool
+}
+
 // gateway is a running `mcpgate serve`.
 type gateway struct {
 	// Base is http://127.0.0.1:PORT.
@@ -44,7 +52,7 @@ func (g *gateway) Logs() string { return g.logs.String() }
 // startGateway writes a Zuplo-style project with routes into a temp dir, runs `mcpgate serve` on a
 // free loopback port with JSON logs, and returns once /readyz answers 200. The gateway is stopped
 // with SIGTERM when the test ends; its logs are printed if the test failed.
-func startGateway(t *testing.T, routes ...mcpRoute) *gateway {
+func startGateway(t *testing.T, opts gatewayOptions, routes ...mcpRoute) *gateway {
 	t.Helper()
 	if serveMissing != "" {
 		t.Skip(serveMissing)
@@ -53,9 +61,18 @@ func startGateway(t *testing.T, routes ...mcpRoute) *gateway {
 	cfgDir := filepath.Join(dir, "project")
 	writeProject(t, cfgDir, routes)
 
+	args := []string{"serve", "--config", cfgDir, "--data-dir", filepath.Join(dir, "data")}
+	if opts.fixedPublicURL {
+		// The public URL must be known before the start, so the port is picked here (the tiny window
+		// before the gateway binds it again is the price).
+		addr := freeLoopbackAddr(t)
+		args = append(args, "--listen", addr, "--public-url", "http://"+addr)
+	} else {
+		// Port 0: the kernel picks; the gateway logs the address it got.
+		args = append(args, "--listen", "127.0.0.1:0")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, mcpgateBin, "serve",
-		"--config", cfgDir, "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
+	cmd := exec.CommandContext(ctx, mcpgateBin, args...)
 	cmd.Env = append(environWithout("MCPGATE_"), "MCPGATE_LOG_FORMAT=json")
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 15 * time.Second
@@ -114,6 +131,17 @@ func (g *gateway) waitReady(exited <-chan struct{}) error {
 			return fmt.Errorf("not ready after %s", gatewayStartTimeout)
 		}
 	}
+}
+
+// freeLoopbackAddr returns a 127.0.0.1 address whose port was free a moment ago.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // listenAddress finds the address of the JSON log line {"msg":"mcpgate listening","address":…}.

@@ -50,7 +50,7 @@ func TestTypeScriptClient(t *testing.T) {
 		checkTSClient(t, env, upstream.URL)
 	})
 	t.Run("through gateway", func(t *testing.T) {
-		gw := startGateway(t, mcpRoute{Path: "/mcp/everything", OperationID: "everything", Upstream: upstream.URL})
+		gw := startGateway(t, gatewayOptions{}, mcpRoute{Path: "/mcp/everything", OperationID: "everything", Upstream: upstream.URL})
 		checkTSClient(t, env, gw.URL("/mcp/everything"))
 	})
 }
