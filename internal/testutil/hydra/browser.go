@@ -60,13 +60,13 @@ func (s *Server) AuthorizeHeadlessE(ctx context.Context, authURL, subject string
 		}
 		resp, err := client.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("authorizing: GET %s: %w", next.Redacted(), err)
+			return nil, fmt.Errorf("authorizing: GET %s: %w", shortURL(next), errors.Unwrap(err))
 		}
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		_ = resp.Body.Close()
 		loc, err := resp.Location()
 		if resp.StatusCode/100 != 3 || err != nil {
-			return nil, fmt.Errorf("authorizing: GET %s: status %d, not a redirect: %s", next.Redacted(), resp.StatusCode, body)
+			return nil, fmt.Errorf("authorizing: GET %s: status %d, not a redirect: %s", shortURL(next), resp.StatusCode, body)
 		}
 		if !s.ownsHost(loc) {
 			return loc, nil
@@ -86,4 +86,12 @@ func (s *Server) ownsHost(u *url.URL) bool {
 		}
 	}
 	return false
+}
+
+// shortURL is u without its query, which holds long challenges and
+// verifiers.
+func shortURL(u *url.URL) string {
+	v := *u
+	v.RawQuery, v.Fragment = "", ""
+	return v.String()
 }

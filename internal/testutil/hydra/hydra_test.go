@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -385,4 +386,84 @@ func mustUnmarshal(t *testing.T, raw json.RawMessage, out any) {
 	if err := json.Unmarshal(raw, out); err != nil {
 		t.Fatalf("decoding %s: %v", raw, err)
 	}
+}
+
+// TestHydraOptions checks short token lifetimes, PKCE enforcement, and
+// concurrent authorizations of different subjects in one Hydra.
+func TestHydraOptions(t *testing.T) {
+	t.Parallel()
+	h := hydra.Start(t, hydra.Options{
+		AccessTokenTTL:  2 * time.Second,
+		RefreshTokenTTL: 90 * time.Second,
+		EnforcePKCE:     true,
+		Scopes:          []string{"mcp", "tools:write"},
+	})
+	t.Logf("hydra ready in %s", h.StartDuration)
+	c := h.CreateClient(t, hydra.ClientSpec{RedirectURIs: []string{redirectURI}})
+	if !slices.Contains(c.Scopes, "tools:write") {
+		t.Errorf("default client scopes %v lack Options.Scopes", c.Scopes)
+	}
+	cfg := h.OAuth2Config(c, redirectURI, "mcp", "tools:write", "offline_access")
+
+	var disco struct {
+		Scopes []string `json:"scopes_supported"`
+	}
+	getJSON(t, h.DiscoveryURL(), &disco)
+	if !slices.Contains(disco.Scopes, "tools:write") {
+		t.Errorf("scopes_supported = %v, want tools:write", disco.Scopes)
+	}
+
+	t.Run("pkce enforced", func(t *testing.T) {
+		back := h.AuthorizeHeadless(t, cfg.AuthCodeURL(testState), "")
+		if got := back.Query().Get("error"); got != "invalid_request" {
+			t.Errorf("authorize without PKCE: error = %q, want invalid_request (%s)", got, back)
+		}
+	})
+
+	t.Run("concurrent subjects and short lifetimes", func(t *testing.T) {
+		const n = 8
+		type result struct {
+			sub string
+			tok *oauth2.Token
+			err error
+		}
+		results := make(chan result, n)
+		for i := range n {
+			sub := "user" + strconv.Itoa(i)
+			go func() {
+				verifier := oauth2.GenerateVerifier()
+				back, err := h.AuthorizeHeadlessE(t.Context(), cfg.AuthCodeURL(testState, oauth2.S256ChallengeOption(verifier)), sub)
+				if err != nil {
+					results <- result{sub: sub, err: err}
+					return
+				}
+				tok, err := cfg.Exchange(t.Context(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+				results <- result{sub: sub, tok: tok, err: err}
+			}()
+		}
+		for range n {
+			r := <-results
+			if r.err != nil {
+				t.Errorf("%s: %v", r.sub, r.err)
+				continue
+			}
+			in := h.Introspect(t, r.tok.AccessToken)
+			if in.Subject != r.sub {
+				t.Errorf("token of %s has subject %q", r.sub, in.Subject)
+			}
+			if life := in.ExpiresAt - in.IssuedAt; life != 2 {
+				t.Errorf("access token lifetime = %ds, want 2s", life)
+			}
+			if in.Scope != "mcp tools:write offline_access" {
+				t.Errorf("scope = %q", in.Scope)
+			}
+			rt := h.Introspect(t, r.tok.RefreshToken)
+			if life := rt.ExpiresAt - rt.IssuedAt; life != 90 {
+				t.Errorf("refresh token lifetime = %ds, want 90s", life)
+			}
+		}
+		if got := h.TokenCalls("authorization_code"); got != n {
+			t.Errorf("TokenCalls(authorization_code) = %d, want %d", got, n)
+		}
+	})
 }

@@ -32,9 +32,9 @@ type counter struct {
 
 type grantKey struct{}
 
-// serveProxy forwards everything to Hydra's public port and counts token
+// servePublic forwards everything to Hydra's public port and counts token
 // requests.
-func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
+func (s *Server) servePublic(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == tokenPath && r.Method == http.MethodPost {
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxTokenBody))
 		if err != nil {
@@ -58,22 +58,36 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r = r.WithContext(context.WithValue(r.Context(), grantKey{}, grant))
 	}
-	rp := s.rp.Load()
+	s.forward(w, r, s.rp.Load())
+}
+
+// serveAdmin forwards everything to Hydra's admin port.
+func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
+	s.forward(w, r, s.rpAdmin.Load())
+}
+
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, rp *httputil.ReverseProxy) {
 	if rp == nil {
 		http.Error(w, "hydra is not running", http.StatusBadGateway)
 		return
+	}
+	if s.serialize {
+		s.gate.Lock()
+		defer s.gate.Unlock()
 	}
 	rp.ServeHTTP(w, r)
 }
 
 // newReverseProxy forwards to Hydra's public port at upstream and counts
 // non-2xx token answers.
-func (s *Server) newReverseProxy(upstream string) *httputil.ReverseProxy {
+func (s *Server) newReverseProxy(upstream string, keepHost bool) *httputil.ReverseProxy {
 	target, _ := url.Parse(upstream)
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
-			pr.Out.Host = pr.In.Host
+			if keepHost {
+				pr.Out.Host = pr.In.Host
+			}
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			grant, ok := resp.Request.Context().Value(grantKey{}).(string)

@@ -31,6 +31,9 @@ const (
 	DefaultLogLevel     = "warn"
 	DefaultStartTimeout = 60 * time.Second
 
+	// DSNMemory selects Hydra's in-memory SQLite database (Options.DSN).
+	DSNMemory = "memory"
+
 	// stopTimeout is how long Close waits after SIGINT before SIGKILL.
 	stopTimeout = 10 * time.Second
 	// startAttempts bounds retries when a free port was taken between
@@ -85,6 +88,15 @@ type Options struct {
 	// "OAUTH2_PKCE_ENFORCED_FOR_PUBLIC_CLIENTS": "true"); they win over
 	// everything above. Slices are JSON arrays.
 	Env map[string]string
+	// DSN is Hydra's database. Empty means DSNMemory: a private in-memory
+	// SQLite database that Hydra migrates itself. Hydra on SQLite fails
+	// concurrent writes (server_error "Unable to serialize access due to a
+	// concurrent update", or hangs with a busy timeout), so with SQLite the
+	// proxies in front of both Hydra ports pass one request at a time (see
+	// the package documentation). A postgres:// DSN lifts that: its schema
+	// is migrated before Hydra starts (the database must be empty or
+	// Hydra's) and requests run concurrently.
+	DSN string
 	// Binary is the Hydra binary; empty means Binary().
 	Binary string
 	// StartTimeout bounds the wait for /health/ready (default 60 s: the
@@ -97,7 +109,8 @@ type Server struct {
 	// PublicURL is the counting proxy in front of Hydra's public port and
 	// Hydra's issuer: every client must use it.
 	PublicURL string
-	// AdminURL is Hydra's admin port (no authentication).
+	// AdminURL is a proxy in front of Hydra's admin port (no
+	// authentication).
 	AdminURL string
 	// LoginURL is the base URL of the login/consent app; a browser sets
 	// SubjectCookie for this URL to pick the subject.
@@ -110,18 +123,24 @@ type Server struct {
 	upstream string // Hydra's real public URL, behind the proxy
 	http     *http.Client
 
-	proxy *httptest.Server
-	rp    atomic.Pointer[httputil.ReverseProxy]
-	app   *httptest.Server
-	count counter
+	proxy      *httptest.Server
+	adminProxy *httptest.Server
+	rp         atomic.Pointer[httputil.ReverseProxy] // to the public port
+	rpAdmin    atomic.Pointer[httputil.ReverseProxy] // to the admin port
+	app        *httptest.Server
+	count      counter
+	// gate passes one request at a time to a Hydra on SQLite.
+	gate      sync.Mutex
+	serialize bool
 
 	subject     atomic.Pointer[string]
 	denyConsent atomic.Bool
 	audienceMu  sync.Mutex // serialises client audience updates
 
-	cmd    *exec.Cmd
-	exited chan struct{}
-	logs   syncBuffer
+	migrated bool
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	logs     syncBuffer
 
 	closeOnce sync.Once
 	closeErr  error
@@ -169,6 +188,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		}
 		opts.Binary = bin
 	}
+	if opts.DSN == "" {
+		opts.DSN = DSNMemory
+	}
 	if opts.Subject == "" {
 		opts.Subject = DefaultSubject
 	}
@@ -189,9 +211,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.count.calls = map[string]int{}
 	s.count.errors = map[string]int{}
-	s.proxy = httptest.NewServer(http.HandlerFunc(s.serveProxy))
+	s.serialize = !strings.HasPrefix(opts.DSN, "postgres://") && !strings.HasPrefix(opts.DSN, "postgresql://")
+	s.proxy = httptest.NewServer(http.HandlerFunc(s.servePublic))
+	s.adminProxy = httptest.NewServer(http.HandlerFunc(s.serveAdmin))
 	s.app = httptest.NewServer(s.loginConsentApp())
 	s.PublicURL = s.proxy.URL
+	s.AdminURL = s.adminProxy.URL
 	s.LoginURL = s.app.URL
 	s.issuer = s.PublicURL
 
@@ -202,8 +227,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}
 	if err != nil {
-		s.proxy.Close()
-		s.app.Close()
+		s.closeServers()
 		return nil, err
 	}
 	return s, nil
@@ -222,12 +246,19 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.upstream = "http://127.0.0.1:" + strconv.Itoa(publicPort)
-	s.AdminURL = "http://127.0.0.1:" + strconv.Itoa(adminPort)
-	s.rp.Store(s.newReverseProxy(s.upstream))
+	s.rp.Store(s.newReverseProxy(s.upstream, true))
+	s.rpAdmin.Store(s.newReverseProxy("http://127.0.0.1:"+strconv.Itoa(adminPort), false))
 	s.logs.Reset()
 
+	env := s.env(publicPort, adminPort)
+	if !s.migrated {
+		if err := s.migrate(ctx, env); err != nil {
+			return err
+		}
+		s.migrated = true
+	}
 	cmd := exec.Command(s.opts.Binary, "serve", "all", "--dev", "--sqa-opt-out")
-	cmd.Env = s.env(publicPort, adminPort)
+	cmd.Env = env
 	cmd.Stdout = &s.logs
 	cmd.Stderr = &s.logs
 	setProcAttr(cmd)
@@ -273,7 +304,7 @@ func (s *Server) env(publicPort, adminPort int) []string {
 	o := s.opts
 	scopes := append([]string{"openid", "offline", "offline_access"}, o.Scopes...)
 	kv := map[string]string{
-		"DSN":                     s.dsn(),
+		"DSN":                     s.opts.DSN,
 		"SECRETS_SYSTEM":          randomHex(32),
 		"SERVE_PUBLIC_HOST":       "127.0.0.1",
 		"SERVE_PUBLIC_PORT":       strconv.Itoa(publicPort),
@@ -326,9 +357,20 @@ func (s *Server) env(publicPort, adminPort int) []string {
 	return env
 }
 
-// dsn is the database Hydra uses: a private in-memory SQLite database.
-// Hydra migrates it itself on start.
-func (s *Server) dsn() string { return "memory" }
+// migrate creates Hydra's schema; Hydra only does that itself for
+// DSN=memory.
+func (s *Server) migrate(ctx context.Context, env []string) error {
+	if s.opts.DSN == DSNMemory {
+		return nil
+	}
+	cmd := exec.CommandContext(ctx, s.opts.Binary, "migrate", "sql", "up", "-e", "--yes")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("migrating hydra database: %w\n%s", err, out)
+	}
+	return nil
+}
 
 // waitReady polls the admin and public (through the proxy) readiness
 // endpoints until both answer 200, Hydra exits, or the timeout passes.
@@ -378,10 +420,15 @@ func (s *Server) Close() error {
 				s.closeErr = fmt.Errorf("hydra did not stop within %s of SIGINT; killed", stopTimeout)
 			}
 		}
-		s.proxy.Close()
-		s.app.Close()
+		s.closeServers()
 	})
 	return s.closeErr
+}
+
+func (s *Server) closeServers() {
+	s.proxy.Close()
+	s.adminProxy.Close()
+	s.app.Close()
 }
 
 // Issuer is Hydra's issuer as its discovery document states it (the proxy
