@@ -56,8 +56,8 @@ func (l *loader) forbidEnv(file string, path jpath, subject string, n *node) {
 
 // substEnv returns a copy of n with $env(NAME) resolved in every string at any depth. A string
 // that is exactly $env(NAME) becomes the raw value, or undefined (nil) when NAME is unset: an
-// object member drops out, an array element becomes null. Inside other text an unset variable
-// is "". Every resolved string is remembered so messages can show the config text instead.
+// object member or array element drops out (so optional list entries need no placeholder).
+// Inside other text an unset variable is "". Every resolved string is remembered so messages can show the config text instead.
 func (l *loader) substEnv(file string, path jpath, subject string, n *node) *node {
 	if n == nil {
 		return nil
@@ -66,11 +66,10 @@ func (l *loader) substEnv(file string, path jpath, subject string, n *node) *nod
 	case kString:
 		return l.substString(file, path, subject, n)
 	case kArray:
-		out := &node{kind: kArray, vals: make([]*node, len(n.vals))}
+		out := &node{kind: kArray}
 		for i, v := range n.vals {
-			out.vals[i] = l.substEnv(file, path.index(i), subject, v)
-			if out.vals[i] == nil {
-				out.vals[i] = &node{kind: kNull}
+			if v := l.substEnv(file, path.index(i), subject, v); v != nil {
+				out.vals = append(out.vals, v)
 			}
 		}
 		return out

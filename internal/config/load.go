@@ -69,7 +69,10 @@ type loader struct {
 	secrets  []string
 
 	zuploFound, policiesFound bool
-	allowDuplicateRoutes      bool
+	// zuploBroken and policiesBroken are set when the file did not parse; rules that would
+	// only repeat that problem are skipped.
+	zuploBroken, policiesBroken bool
+	allowDuplicateRoutes        bool
 	// policyMods holds the resolved module of each policy whose module resolved, by name;
 	// policyOptions its options after substitution.
 	policyMods    map[string]policy.Module
@@ -159,6 +162,7 @@ func (l *loader) loadZuplo() {
 	l.zuploFound = true
 	root := l.parse(FileZuplo, data)
 	if root == nil {
+		l.zuploBroken = true
 		return
 	}
 	l.forbidEnv(FileZuplo, "", "", root)
@@ -171,6 +175,8 @@ func (l *loader) loadZuplo() {
 	if v := root.get("compatibilityDate"); v != nil {
 		if v.kind != kString {
 			l.add(FileZuplo, "compatibilityDate", "", "must be a date YYYY-MM-DD, got "+v.kind.String())
+		} else if strings.Contains(v.str, envOpen) {
+			l.zuploBroken = true // reported by forbidEnv
 		} else if _, err := time.Parse(time.DateOnly, v.str); err != nil {
 			l.add(FileZuplo, "compatibilityDate", "", "must be a date YYYY-MM-DD, got "+quote(v.str))
 		} else {
@@ -198,7 +204,7 @@ func (l *loader) resolveModule(file string, path jpath, subject string, h *node,
 		return policy.Module{}, false
 	}
 	module, okm := l.str(file, path.key("module"), subject, h.get("module"), "required: $import(@zuplo/runtime) or $import(@zuplo/runtime/mcp-gateway)")
-	export, oke := l.str(file, path.key("export"), subject, h.get("export"), "required: the name of the built-in "+wanted(want))
+	export, oke := l.str(file, path.key("export"), subject, h.get("export"), "required: the export name of one of the built-in "+wanted(want))
 	if !okm || !oke || strings.Contains(module, envOpen) || strings.Contains(export, envOpen) {
 		return policy.Module{}, false
 	}
@@ -213,7 +219,7 @@ func (l *loader) resolveModule(file string, path jpath, subject string, h *node,
 	m, found := policy.Lookup(export)
 	switch {
 	case !found:
-		l.add(file, path.key("export"), subject, "unknown export "+quote(export)+"; built-in "+wanted(want)+"s: "+strings.Join(exportsOf(want), ", "))
+		l.add(file, path.key("export"), subject, "unknown export "+quote(export)+"; built-in "+wanted(want)+": "+strings.Join(exportsOf(want), ", "))
 		return policy.Module{}, false
 	case want == policy.KindHandler && m.Kind != policy.KindHandler:
 		l.add(file, path.key("export"), subject, quote(export)+" is an "+m.Kind.String()+", not a handler; name it in policies."+listName(m.Kind)+" and pick a handler: "+strings.Join(exportsOf(want), ", "))
@@ -227,9 +233,9 @@ func (l *loader) resolveModule(file string, path jpath, subject string, h *node,
 
 func wanted(k policy.Kind) string {
 	if k == policy.KindHandler {
-		return "handler"
+		return "handlers"
 	}
-	return "policy"
+	return "policies"
 }
 
 func exportsOf(k policy.Kind) []string {

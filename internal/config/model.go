@@ -93,12 +93,13 @@ type Problem struct {
 	Message string // what is wrong and what is allowed
 }
 
+// String formats the problem as one line: "file: path (subject): message"; the path and
+// subject are left out when empty.
 func (p Problem) String() string {
 	var b strings.Builder
 	b.WriteString(p.File)
-	b.WriteString(":")
 	if p.Path != "" {
-		b.WriteString(" ")
+		b.WriteString(": ")
 		b.WriteString(p.Path)
 	}
 	if p.Subject != "" {

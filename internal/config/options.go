@@ -125,7 +125,11 @@ func (l *loader) checkShape(file string, path jpath, subject string, n *node, t 
 			if errors.As(err, &te) {
 				l.add(file, path, subject, "must be "+typeName(t)+", got "+n.kind.String())
 			} else {
-				l.add(file, path, subject, err.Error())
+				msg := err.Error()
+				if !strings.Contains(msg, ", got ") {
+					msg += ", got " + describe(n)
+				}
+				l.add(file, path, subject, msg)
 			}
 			return
 		}

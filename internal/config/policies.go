@@ -26,6 +26,7 @@ func (l *loader) loadPolicies() {
 	l.policiesFound = true
 	root := l.parse(file, data)
 	if root == nil {
+		l.policiesBroken = true
 		return
 	}
 	for i, k := range root.keys {
@@ -59,16 +60,20 @@ func (l *loader) loadPolicy(file string, path jpath, index int, p *node, first m
 		l.add(file, path, "", "must be an object {name, policyType, handler}, got "+p.kind.String())
 		return
 	}
+	early := ""
+	if n := p.get("name"); n != nil && n.kind == kString && n.str != "" && !strings.Contains(n.str, envOpen) {
+		early = "policy " + quote(n.str)
+	}
 	for i, k := range p.keys {
 		if k != "handler" {
-			l.forbidEnv(file, path.key(k), "", p.vals[i])
+			l.forbidEnv(file, path.key(k), early, p.vals[i])
 		}
 	}
 	h := p.get("handler")
 	if h != nil && h.kind == kObject {
 		for i, k := range h.keys {
 			if k != "options" {
-				l.forbidEnv(file, path.key("handler").key(k), "", h.vals[i])
+				l.forbidEnv(file, path.key("handler").key(k), early, h.vals[i])
 			}
 		}
 	}

@@ -252,7 +252,7 @@ func (l *loader) loadRoutePolicies(file string, zrPath jpath, subject string, r 
 			}
 			name := e.str
 			*list.dst = append(*list.dst, name)
-			if _, defined := l.proj.Policies[name]; !defined {
+			if _, defined := l.proj.Policies[name]; !defined && !l.policiesBroken {
 				msg := "policy " + quote(name) + " is not defined in " + FilePolicies
 				if !l.policiesFound {
 					msg += " (the file does not exist)"

@@ -112,12 +112,13 @@ func (l *loader) checkCompatibility() {
 	if feature == "" {
 		return
 	}
-	want := "\"compatibilityDate\": \"" + MinCompatibilityDate + "\" or later"
 	switch {
+	case l.zuploBroken:
+		// The file's own problem is reported.
 	case !l.zuploFound:
-		l.add(FileZuplo, "", "", "file not found; "+feature+" needs zuplo.jsonc with \"version\": 1 and "+want)
+		l.add(FileZuplo, "", "", "file not found; it is required because "+feature+": write {\"version\": 1, \"compatibilityDate\": \""+MinCompatibilityDate+"\"}")
 	case l.proj.CompatibilityDate == "" && !l.reported(FileZuplo, "compatibilityDate"):
-		l.add(FileZuplo, "compatibilityDate", "", "required: "+feature+" needs "+MinCompatibilityDate+" or later")
+		l.add(FileZuplo, "compatibilityDate", "", "required because "+feature+"; use "+MinCompatibilityDate+" or later")
 	case l.proj.CompatibilityDate != "" && l.proj.CompatibilityDate < MinCompatibilityDate:
 		l.add(FileZuplo, "compatibilityDate", "", "must be "+MinCompatibilityDate+" or later because "+feature+", got "+quote(l.proj.CompatibilityDate))
 	}
