@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/http/httputil"
 	"net/textproto"
@@ -171,7 +170,13 @@ type call struct {
 	replayed []*http.Response // responses Replay returned, to recognise upstream responses
 	err      error            // set by the error handler; nothing was written
 	w        streamWriter
+	br       bodyReader // the forwarded body
 }
+
+// bodyReader is the buffered request body as an io.ReadCloser.
+type bodyReader struct{ bytes.Reader }
+
+func (*bodyReader) Close() error { return nil }
 
 // Value implements context.Context.
 func (cl *call) Value(k any) any {
@@ -225,7 +230,8 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 	out := r.WithContext(cl)
 	out.TransferEncoding = nil
 	if len(body) > 0 {
-		out.Body = io.NopCloser(bytes.NewReader(body))
+		cl.br.Reset(body)
+		out.Body = &cl.br
 		out.ContentLength = int64(len(body))
 	} else {
 		out.Body = http.NoBody
@@ -369,13 +375,14 @@ func (cl *call) fromUpstream(resp *http.Response) bool {
 	return resp.Request != nil && (resp.Request == cl.out || resp.Request.Context().Value(callKey{}) == cl || slices.Contains(cl.replayed, resp))
 }
 
+// isEventStream reports whether the Content-Type is text/event-stream, without
+// mime.ParseMediaType's allocations on every response.
 func isEventStream(h http.Header) bool {
 	ct := h.Get("Content-Type")
-	if ct == "" {
-		return false
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
 	}
-	mt, _, _ := mime.ParseMediaType(ct)
-	return mt == "text/event-stream"
+	return strings.EqualFold(textproto.TrimString(ct), "text/event-stream")
 }
 
 // errorHandler records the failure for Handle to return; the gateway renders it. Nothing has
