@@ -3,6 +3,7 @@ package config
 import (
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -214,11 +215,17 @@ func (l *loader) loadHandlerOptions(file string, hPath jpath, subject string, r 
 		}
 		options = out
 	}
-	if policy.IsMCPHandler(mod.Export) && (options.isNull() || options.kind == kObject) && options.get("rewritePattern") == nil {
-		l.add(file, optPath.key("rewritePattern"), subject, "required: the upstream MCP server URL, a literal https://… URL or exactly ${env.NAME}")
+	if takesRewritePattern(mod) && (options.isNull() || options.kind == kObject) && options.get("rewritePattern") == nil {
+		l.add(file, optPath.key("rewritePattern"), subject, "required: the upstream URL, a literal https://… URL or exactly ${env.NAME}")
 	}
 	r.Handler.Options = rawOptions(options)
 	r.Handler.Value = l.decodeOptions(file, hPath, subject, r.OperationID, mod, options, before)
+}
+
+// takesRewritePattern reports whether a handler's options have a rewritePattern.
+func takesRewritePattern(mod policy.Module) bool {
+	_, ok := jsonFields(reflect.TypeOf(mod.New()).Elem())["rewritePattern"]
+	return ok
 }
 
 // loadRoutePolicies checks the route's policies.inbound and policies.outbound names.
