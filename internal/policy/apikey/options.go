@@ -43,6 +43,9 @@ type Policy struct {
 	// DisableAutomaticallyAddingKeyHeaderToOpenApi is accepted for compatibility; mcpgate does
 	// not generate OpenAPI documents.
 	DisableAutomaticallyAddingKeyHeaderToOpenApi bool `json:"disableAutomaticallyAddingKeyHeaderToOpenApi,omitempty"`
+
+	// st is the runtime state Provision builds (apikey.go).
+	st *state
 }
 
 func init() {

@@ -1,0 +1,87 @@
+package apikey
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/mcpgate/mcpgate/internal/store"
+)
+
+// maxCacheEntries bounds the cache; past it, expired entries are dropped first, then arbitrary ones.
+const maxCacheEntries = 10000
+
+// keyCache caches key lookups by hash for ttl, unknown keys included (a guessed key is looked up
+// once per ttl, not once per request). A revocation or new expiry in the store is therefore seen
+// within ttl; expiry itself is checked on every request against the cached record. Concurrent
+// misses for one hash share one store lookup. A zero ttl disables caching.
+type keyCache struct {
+	ttl    time.Duration
+	max    int
+	lookup func(ctx context.Context, hash []byte) (*store.APIKey, error)
+	now    func() time.Time
+
+	mu      sync.Mutex
+	entries map[string]cacheEntry
+	sf      singleflight.Group
+}
+
+type cacheEntry struct {
+	key     *store.APIKey // nil: no such key
+	expires time.Time
+}
+
+func newKeyCache(ttl time.Duration, max int, lookup func(context.Context, []byte) (*store.APIKey, error)) *keyCache {
+	return &keyCache{ttl: ttl, max: max, lookup: lookup, now: time.Now, entries: map[string]cacheEntry{}}
+}
+
+// get returns the key with hash, nil when there is none, or the store's error (never cached).
+func (c *keyCache) get(ctx context.Context, hash []byte) (*store.APIKey, error) {
+	if c.ttl <= 0 {
+		return c.lookup(ctx, hash)
+	}
+	id := string(hash)
+	c.mu.Lock()
+	e, ok := c.entries[id]
+	c.mu.Unlock()
+	if ok && c.now().Before(e.expires) {
+		return e.key, nil
+	}
+	v, err, _ := c.sf.Do(id, func() (any, error) {
+		// The lookup is shared by every waiter: it must not die with the first caller's request.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		k, err := c.lookup(ctx, hash)
+		if err != nil {
+			return nil, err
+		}
+		c.put(id, k)
+		return k, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*store.APIKey), nil
+}
+
+func (c *keyCache) put(id string, k *store.APIKey) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		for h, e := range c.entries {
+			if !now.Before(e.expires) {
+				delete(c.entries, h)
+			}
+		}
+		for h := range c.entries {
+			if len(c.entries) < c.max {
+				break
+			}
+			delete(c.entries, h)
+		}
+	}
+	c.entries[id] = cacheEntry{key: k, expires: now.Add(c.ttl)}
+}

@@ -1,0 +1,202 @@
+// Package authtest runs gateway-auth policies inside a real gateway for their tests: a migrated
+// SQLite store, an audit recorder writing to it, and a route whose handler records what would go
+// upstream.
+package authtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/store/sqlite"
+	"github.com/mcpgate/mcpgate/internal/store/sqlstore"
+	"github.com/mcpgate/mcpgate/internal/store/storetest"
+)
+
+// Store opens a migrated SQLite store that lives as long as the test.
+func Store(t testing.TB) store.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "mcpgate.db"), sqlstore.Options{Ring: storetest.Ring(t, "k1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Seen is what the route handler received: the request as it would be forwarded upstream.
+type Seen struct {
+	Header http.Header
+	User   *policy.User
+}
+
+// Upstream is the route handler. It answers 200 {"ok":true}.
+type Upstream struct {
+	mu   sync.Mutex
+	seen []Seen
+}
+
+// Handle implements policy.Handler.
+func (u *Upstream) Handle(c *policy.Context, w http.ResponseWriter, r *http.Request) error {
+	u.mu.Lock()
+	u.seen = append(u.seen, Seen{Header: r.Header.Clone(), User: c.User})
+	u.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"ok":true}`))
+	return nil
+}
+
+// Last returns the last request the handler saw; it fails the test when there was none.
+func (u *Upstream) Last(t testing.TB) Seen {
+	t.Helper()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.seen) == 0 {
+		t.Fatal("the request never reached the route handler")
+	}
+	return u.seen[len(u.seen)-1]
+}
+
+// Count is how many requests reached the handler.
+func (u *Upstream) Count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.seen)
+}
+
+// Options describe the gateway under test.
+type Options struct {
+	// Path and Summary of the one route (default /mcp/test, "Test MCP server").
+	Path, Summary string
+	// Policy is the name the policy is configured under (default "auth").
+	Policy string
+	// Export is the policy's export name and Options its JSON options, decoded strictly.
+	Export  string
+	Options string
+	// Store defaults to a fresh one.
+	Store store.Store
+	// TrustedProxies may set X-Forwarded-Proto/Host; PublicURL overrides derivation.
+	TrustedProxies []netip.Prefix
+	PublicURL      *url.URL
+}
+
+// Gateway is a running gateway with one route guarded by one policy.
+type Gateway struct {
+	*gateway.Server
+	Store    store.Store
+	Upstream *Upstream
+	// Value is the provisioned policy.
+	Value any
+}
+
+// New builds the gateway. It fails the test when the options do not decode, validate or provision.
+func New(t testing.TB, o Options) *Gateway {
+	t.Helper()
+	if o.Path == "" {
+		o.Path = "/mcp/test"
+	}
+	if o.Summary == "" {
+		o.Summary = "Test MCP server"
+	}
+	if o.Policy == "" {
+		o.Policy = "auth"
+	}
+	if o.Store == nil {
+		o.Store = Store(t)
+	}
+	m, ok := policy.Lookup(o.Export)
+	if !ok {
+		t.Fatalf("no module %q registered", o.Export)
+	}
+	v := m.New()
+	dec := json.NewDecoder(bytes.NewReader([]byte(o.Options)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("decoding options: %v", err)
+	}
+	if val, ok := v.(policy.Validator); ok {
+		if err := val.Validate(); err != nil {
+			t.Fatalf("validating options: %v", err)
+		}
+	}
+	up := &Upstream{}
+	info := &policy.RouteInfo{Path: o.Path, Methods: []string{"GET", "POST"}, OperationID: "test-mcp", Summary: o.Summary, File: "config/routes.oas.json"}
+	proj := &config.Project{
+		Routes: []*config.Route{{
+			File: info.File, Path: o.Path, PathMode: config.PathModeOpenAPI, Methods: info.Methods,
+			OperationID: info.OperationID, Summary: info.Summary, Info: info,
+			Handler: config.Module{Export: "AuthTestHandler", Value: up},
+			Inbound: []string{o.Policy},
+		}},
+		Policies:     map[string]*config.Policy{o.Policy: {Name: o.Policy, Handler: config.Module{Export: o.Export, Value: v}}},
+		CORSPolicies: map[string]*config.CORSPolicy{},
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := &gateway.Services{Store: o.Store, Audit: &audit.Recorder{Log: log, Store: o.Store}, Logger: log}
+	srv, err := gateway.New(context.Background(), proj, gateway.Settings{
+		Logger: log, Services: svc, TrustedProxies: o.TrustedProxies, PublicURL: o.PublicURL,
+	})
+	if err != nil {
+		t.Fatalf("starting gateway: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	srv.SetReady(true)
+	return &Gateway{Server: srv, Store: o.Store, Upstream: up, Value: v}
+}
+
+// Response is a recorded answer with its body decoded when it is JSON.
+type Response struct {
+	*http.Response
+	Body []byte
+	JSON map[string]any
+}
+
+// Do serves req and returns the answer.
+func (g *Gateway) Do(t testing.TB, req *http.Request) Response {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	g.ServeHTTP(rec, req)
+	resp := rec.Result()
+	b, _ := io.ReadAll(resp.Body)
+	out := Response{Response: resp, Body: b}
+	_ = json.Unmarshal(b, &out.JSON)
+	return out
+}
+
+// Post is Do for a POST of an MCP tools/list to path with the given headers (name, value pairs).
+func (g *Gateway) Post(t testing.TB, path string, headers ...string) Response {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)))
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return g.Do(t, req)
+}
+
+// Rejections returns the mcp_request_rejected audit events, newest first.
+func (g *Gateway) Rejections(t testing.TB) []store.AuditEvent {
+	t.Helper()
+	evs, err := g.Store.QueryAudit(t.Context(), store.AuditQuery{Event: audit.RequestRejected})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
