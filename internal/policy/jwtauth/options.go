@@ -42,6 +42,9 @@ type Policy struct {
 	SubPropertyName string `json:"subPropertyName,omitempty"`
 	// OAuthResourceMetadataEnabled adds resource_metadata to the WWW-Authenticate of 401s.
 	OAuthResourceMetadataEnabled bool `json:"oAuthResourceMetadataEnabled,omitempty"`
+
+	// st is the runtime state Provision builds (jwt.go).
+	st *state
 }
 
 func init() {
