@@ -25,13 +25,24 @@
 //
 // # Layout of one Server
 //
-//	client ──▶ counting proxy (PublicURL = issuer) ──▶ Hydra public port
-//	test   ──▶ AdminURL (Hydra admin port)
-//	Hydra  ──302──▶ login/consent app (httptest) ──admin API──▶ Hydra
+//	client ──▶ PublicURL: counting proxy (= issuer) ──▶ Hydra public port
+//	test   ──▶ AdminURL:  proxy ──────────────────────▶ Hydra admin port
+//	Hydra  ──302──▶ LoginURL: login/consent app (httptest) ──AdminURL──▶ Hydra
 //
-// The proxy is the URL every client sees: Hydra's issuer (urls.self.issuer)
-// is set to it, so discovery, token and JWKS URLs all go through it and
-// TokenCalls can count token-endpoint requests by grant type.
+// The public proxy is the URL every client sees: Hydra's issuer
+// (urls.self.issuer) is set to it, so discovery, token and JWKS URLs all go
+// through it and TokenCalls can count token-endpoint requests by grant type;
+// SetTokenInterceptor injects faults there.
+//
+// Hydra on SQLite (the default, DSN=memory) fails concurrent writes: two
+// token requests at once give server_error "Unable to serialize access due
+// to a concurrent update" (measured: 4 of 8 parallel code exchanges failed),
+// and a file database with a busy timeout deadlocks instead. So with SQLite
+// both proxies pass one request at a time to Hydra. Tests keep their
+// meaning: two refreshes with one rotating refresh token still give one
+// success and one invalid_grant, as on PostgreSQL, only in a fixed order.
+// Talk to Hydra only through PublicURL and AdminURL. Options.DSN with a
+// postgres:// URL runs Hydra on PostgreSQL and without the gate.
 //
 // # Login and consent
 //

@@ -89,6 +89,10 @@ func (s *Server) newReverseProxy(upstream string, keepHost bool) *httputil.Rever
 				pr.Out.Host = pr.In.Host
 			}
 		},
+		// Quiet: refused connections while Hydra starts are expected.
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			http.Error(w, "hydra proxy: "+err.Error(), http.StatusBadGateway)
+		},
 		ModifyResponse: func(resp *http.Response) error {
 			grant, ok := resp.Request.Context().Value(grantKey{}).(string)
 			if ok && resp.StatusCode/100 != 2 {
