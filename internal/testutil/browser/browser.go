@@ -1,0 +1,369 @@
+// Package browser drives Debian's headless Chromium from tests through chromedp: a fresh browser per
+// test (own user-data-dir, so no cookies), a handful of blocking helpers that fail the test with a
+// screenshot when something does not happen in time, and full-page PNG screenshots saved as test
+// artifacts.
+//
+//	b := browser.New(t)
+//	b.Navigate(srv.URL + "/connect?browserTicket=…")
+//	b.ClickNavigate(`button[name="decision"][value="approve"]`)
+//	if got := b.Text("h1"); got != "Linear is connected" { … }
+//	b.Screenshot("connected")
+//
+// Chromium is found at $MCPGATE_CHROMIUM, then chromium, chromium-browser, google-chrome on PATH.
+// When it is missing the test is skipped locally and fails under CI=true. Install it with
+//
+//	apt-get install -y --no-install-recommends chromium
+//
+// Screenshots go to $MCPGATE_TEST_ARTIFACTS, default <repo>/test-artifacts/, named after the test.
+package browser
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+// InstallHint is the command that installs the browser this package drives.
+const InstallHint = "apt-get install -y --no-install-recommends chromium"
+
+// Defaults.
+const (
+	// DefaultTimeout bounds each helper call (navigation, click, query, screenshot).
+	DefaultTimeout = 30 * time.Second
+	// startTimeout bounds the browser's start: two shared cores can make it slow, never this slow.
+	startTimeout = 60 * time.Second
+	// DesktopWidth and DesktopHeight are the default window.
+	DesktopWidth  = 1280
+	DesktopHeight = 800
+	// PhoneWidth and PhoneHeight are Phone's viewport (a 6.1" phone in CSS pixels).
+	PhoneWidth  = 390
+	PhoneHeight = 844
+)
+
+// Browser is one headless Chromium with one tab. Its methods fail the test on error, so call them
+// from the test's goroutine.
+type Browser struct {
+	t       testing.TB
+	ctx     context.Context // the tab; never carries a deadline (it would end the browser)
+	timeout time.Duration
+	dir     string
+
+	mu      sync.Mutex
+	console []string
+	shots   map[string]int
+}
+
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	timeout time.Duration
+	width   int
+	height  int
+	flags   map[string]any
+}
+
+// WithTimeout sets how long each helper call may take (default DefaultTimeout).
+func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithWindowSize sets the window size in CSS pixels (default 1280×800).
+func WithWindowSize(width, height int) Option {
+	return func(o *options) { o.width, o.height = width, height }
+}
+
+// WithFlag adds a Chromium command-line flag (value true for a bare switch).
+func WithFlag(name string, value any) Option {
+	return func(o *options) { o.flags[name] = value }
+}
+
+// ExecPath returns the Chromium binary to use, or "" when none is installed.
+func ExecPath() string {
+	if p := os.Getenv("MCPGATE_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// Require returns the Chromium binary, or skips the test (fails it under CI=true) when none is
+// installed.
+func Require(t testing.TB) string {
+	t.Helper()
+	p := ExecPath()
+	if p != "" {
+		return p
+	}
+	msg := "chromium not found (set MCPGATE_CHROMIUM or install it: " + InstallHint + ")"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// New starts a fresh headless Chromium for t and stops it when t ends.
+func New(t testing.TB, opts ...Option) *Browser {
+	t.Helper()
+	execPath := Require(t)
+	o := options{timeout: DefaultTimeout, width: DesktopWidth, height: DesktopHeight, flags: map[string]any{}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	userData := t.TempDir() // removed after the browser has exited: cleanups run last-in first-out
+
+	alloc := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(execPath),
+		chromedp.UserDataDir(userData),
+		chromedp.WindowSize(o.width, o.height),
+		chromedp.NoSandbox, // Chromium refuses to start as root with its sandbox
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-domain-reliability", true),
+		chromedp.Flag("no-pings", true),
+	)
+	for name, v := range o.flags {
+		alloc = append(alloc, chromedp.Flag(name, v))
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), alloc...)
+	ctx, cancelTab := chromedp.NewContext(allocCtx)
+	stop := func() { cancelTab(); cancelAlloc() }
+
+	b := &Browser{t: t, ctx: ctx, timeout: o.timeout, dir: ArtifactsDir(), shots: map[string]int{}}
+
+	// The first Run starts the browser and must not carry a deadline, so a watchdog bounds it.
+	watchdog := time.AfterFunc(startTimeout, stop)
+	err := chromedp.Do(ctx)
+	if !watchdog.Stop() {
+		err = fmt.Errorf("chromium did not start within %v: %w", startTimeout, err)
+	}
+	if err != nil {
+		stop()
+		t.Fatalf("starting chromium %s: %v", execPath, err)
+	}
+	t.Cleanup(stop)
+
+	// Collect console messages and browser log entries (CSP violations land here).
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.console = append(b.console, string(m.Type)+": "+m.Text)
+			b.mu.Unlock()
+		}
+	}()
+	return b
+}
+
+// Context returns the tab's chromedp context, for actions the helpers do not cover. Derive a
+// timeout from it for each call; never cancel it.
+func (b *Browser) Context() context.Context { return b.ctx }
+
+// run runs steps with the helper timeout and fails the test (with a screenshot) on error.
+func (b *Browser) run(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.fail(what, err)
+	}
+}
+
+func (b *Browser) fail(what string, err error) {
+	b.t.Helper()
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%w (timeout %v)", err, b.timeout)
+	}
+	shot := b.save("failure", true)
+	b.t.Fatalf("browser: %s: %v (url %s; screenshot %s; console %q)", what, err, b.location(), shot, b.Console())
+}
+
+// Navigate opens url and waits for the page to load.
+func (b *Browser) Navigate(url string) {
+	b.t.Helper()
+	b.run("navigating to "+url, chromedp.Navigate(url))
+}
+
+// Click waits for the element matching the CSS selector to be visible and clicks it. It does not
+// wait for a navigation the click may start; use ClickNavigate for that.
+func (b *Browser) Click(selector string) {
+	b.t.Helper()
+	b.run("clicking "+selector, chromedp.Click(chromedp.CSS(selector)))
+}
+
+// ClickNavigate clicks the element matching the CSS selector and waits until the page it leads
+// to (after any redirects) has loaded: a form's submit button, a link.
+func (b *Browser) ClickNavigate(selector string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.Click(chromedp.CSS(selector))))
+	if err != nil {
+		b.fail("clicking "+selector+" and waiting for the next page", err)
+	}
+}
+
+// WaitVisible waits until the element matching the CSS selector is visible.
+func (b *Browser) WaitVisible(selector string) {
+	b.t.Helper()
+	b.run("waiting for "+selector, chromedp.WaitVisible(chromedp.CSS(selector)))
+}
+
+// Text returns the rendered text (innerText) of the first element matching the CSS selector,
+// waiting for it to be visible.
+func (b *Browser) Text(selector string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(selector), chromedp.NodeVisible))
+	if err != nil {
+		b.fail("reading text of "+selector, err)
+	}
+	return strings.TrimSpace(s)
+}
+
+// Eval evaluates a JavaScript expression in the page and returns its value as T. For assertions
+// about the rendered page (computed styles, element counts); the pages under test need none.
+func Eval[T any](b *Browser, expression string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expression))
+	if err != nil {
+		b.fail("evaluating "+expression, err)
+	}
+	return v
+}
+
+// CurrentURL returns the URL of the page the tab shows.
+func (b *Browser) CurrentURL() string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
+	defer cancel()
+	u, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		b.fail("reading the location", err)
+	}
+	return u
+}
+
+// location is CurrentURL for failure messages: it never fails the test.
+func (b *Browser) location() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	u, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		return "unknown"
+	}
+	return u
+}
+
+// Desktop sets a 1280×800 desktop viewport.
+func (b *Browser) Desktop() {
+	b.t.Helper()
+	b.run("setting the desktop viewport", chromedp.EmulateViewport(DesktopWidth, DesktopHeight))
+}
+
+// Phone sets a 390×844 mobile viewport at device scale 2 with touch, like a current phone.
+func (b *Browser) Phone() {
+	b.t.Helper()
+	b.run("setting the phone viewport", chromedp.EmulateViewport(PhoneWidth, PhoneHeight,
+		chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait))
+}
+
+// Screenshot saves a full-page PNG of the current page as <artifacts>/<test name>-<name>.png
+// and returns its path.
+func (b *Browser) Screenshot(name string) string {
+	b.t.Helper()
+	return b.save(name, false)
+}
+
+func (b *Browser) save(name string, quiet bool) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err == nil {
+		err = os.MkdirAll(b.dir, 0o755)
+	}
+	path := filepath.Join(b.dir, b.fileName(name))
+	if err == nil {
+		err = os.WriteFile(path, png, 0o644)
+	}
+	if err != nil {
+		if quiet {
+			return "none (" + err.Error() + ")"
+		}
+		b.t.Fatalf("browser: saving screenshot %s: %v", name, err)
+	}
+	b.t.Logf("screenshot: %s", path)
+	return path
+}
+
+// fileName is unique per browser: a second shot with the same name gets a counter.
+func (b *Browser) fileName(name string) string {
+	base := sanitize(b.t.Name()) + "-" + sanitize(name)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.shots[base]++
+	if n := b.shots[base]; n > 1 {
+		base += fmt.Sprintf("-%d", n)
+	}
+	return base + ".png"
+}
+
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+func sanitize(s string) string { return strings.Trim(unsafeChars.ReplaceAllString(s, "_"), "_") }
+
+// Console returns the console messages and browser log entries seen so far ("error: Refused to
+// apply inline style …" for a CSP violation).
+func (b *Browser) Console() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.console...)
+}
+
+// ArtifactsDir returns where screenshots go: $MCPGATE_TEST_ARTIFACTS, else test-artifacts/ at
+// the repository root (the directory holding .git above the test's working directory), else a
+// directory under the system temp dir.
+func ArtifactsDir() string {
+	if d := os.Getenv("MCPGATE_TEST_ARTIFACTS"); d != "" {
+		return d
+	}
+	dir, err := os.Getwd()
+	if err == nil {
+		for {
+			if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
+				return filepath.Join(dir, "test-artifacts")
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			dir = parent
+		}
+	}
+	return filepath.Join(os.TempDir(), "mcpgate-test-artifacts")
+}
