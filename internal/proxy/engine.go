@@ -318,6 +318,8 @@ func (e *engine) rewrite(pr *httputil.ProxyRequest) {
 	}
 	// The gateway's own cookies (browser login, consent CSRF) are not the upstream's business.
 	h.Del("Cookie")
+	// The body is already buffered: waiting for the upstream's 100 Continue only adds a round trip.
+	h.Del("Expect")
 	if !e.mcp {
 		// A URL-rewrite backend is usually the operator's own service and may want the client
 		// address. MCP upstreams are typically third parties: they get none (Rewrite mode has
@@ -355,6 +357,9 @@ func (e *engine) modifyResponse(resp *http.Response) error {
 		// body (it may be streaming from it).
 		*resp = *final
 		final = resp
+		if resp.Body == nil {
+			resp.Body = http.NoBody
+		}
 	}
 	if e.mcp && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) &&
 		cl.fromUpstream(final) {
@@ -400,11 +405,11 @@ func (e *engine) classify(err, cause error, clientGone bool) *problem.Error {
 	switch {
 	case errors.Is(err, errHeaderTimeout) || errors.Is(cause, errHeaderTimeout):
 		return problem.New(http.StatusGatewayTimeout,
-			"The upstream MCP server did not answer within "+e.headerTimeout.String()+".", err).WithReason(ReasonTimeout)
+			"The upstream server did not answer within "+e.headerTimeout.String()+".", err).WithReason(ReasonTimeout)
 	case clientGone:
 		return problem.New(StatusClientClosedRequest, "The client closed the request.", err).WithReason(ReasonClientClosed)
 	}
-	return problem.New(http.StatusBadGateway, "The upstream MCP server could not be reached.", err).WithReason(ReasonUnreachable)
+	return problem.New(http.StatusBadGateway, "The upstream server could not be reached.", err).WithReason(ReasonUnreachable)
 }
 
 // Replay implements policy.Replayer: the forwarded request again, with another upstream

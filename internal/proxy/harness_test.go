@@ -140,6 +140,12 @@ type gateway struct {
 
 func newGateway(t testing.TB, h policy.Handler, upstream *url.URL, inbound []policy.Inbound, hooks ...policy.ResponseHook) *gateway {
 	t.Helper()
+	return newGatewayServer(t, nil, h, upstream, inbound, hooks...)
+}
+
+// newGatewayServer is newGateway with a hook to configure the http.Server before it starts.
+func newGatewayServer(t testing.TB, configure func(*http.Server), h policy.Handler, upstream *url.URL, inbound []policy.Inbound, hooks ...policy.ResponseHook) *gateway {
+	t.Helper()
 	g := &gateway{errs: make(chan *problem.Error, 16)}
 	route := &policy.RouteInfo{Path: "/mcp", Methods: []string{"GET", "POST"}, OperationID: "test", Upstream: upstream}
 	if pr, ok := h.(policy.Provisioner); ok {
@@ -148,7 +154,7 @@ func newGateway(t testing.TB, h policy.Handler, upstream *url.URL, inbound []pol
 			t.Fatal(err)
 		}
 	}
-	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	g.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &policy.Context{RequestID: "req-test", Route: route, Log: slog.New(slog.DiscardHandler), Start: time.Now()}
 		for _, hk := range hooks {
 			c.AddResponseHook(hk)
@@ -168,6 +174,10 @@ func newGateway(t testing.TB, h policy.Handler, upstream *url.URL, inbound []pol
 			problem.Write(w, pe, r.URL.Path, c.RequestID)
 		}
 	}))
+	if configure != nil {
+		configure(g.Config)
+	}
+	g.Start()
 	t.Cleanup(g.Close)
 	return g
 }

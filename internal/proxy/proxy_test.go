@@ -674,3 +674,31 @@ func TestRegistered(t *testing.T) {
 		t.Error("IsMCPHandler disagrees with the registration")
 	}
 }
+
+func TestStreamOutlivesServerWriteTimeout(t *testing.T) {
+	// A server-wide WriteTimeout would cut a long SSE stream; the engine replaces it with a
+	// per-write deadline once the response is a stream. The property is about elapsed time, so
+	// the test lets more than the WriteTimeout pass before the upstream sends its second event.
+	const writeTimeout = 100 * time.Millisecond
+	up := newUpstream(t, sseStateless)
+	gw := newGatewayServer(t, func(s *http.Server) { s.WriteTimeout = writeTimeout }, mcpProxy(up.URL, Settings{}), up.URL, nil)
+
+	resp := post(t, t.Context(), gw.url(), toolsCallBody("slow"), nil)
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	var events []string
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "data:") {
+			continue
+		}
+		events = append(events, line)
+		if len(events) == 1 {
+			<-time.After(3 * writeTimeout)
+			up.unblock()
+		}
+	}
+	if len(events) != 3 || !strings.Contains(events[2], `"text":"done"`) {
+		t.Fatalf("events = %q (scan error %v), want two progress events and the result", events, sc.Err())
+	}
+}
