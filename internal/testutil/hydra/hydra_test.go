@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,7 +20,10 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
+	"github.com/mcpgate/mcpgate/internal/testutil/pgtest"
 )
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 const (
 	redirectURI = "http://127.0.0.1:9/callback" // never requested
@@ -422,35 +426,8 @@ func TestHydraOptions(t *testing.T) {
 
 	t.Run("concurrent subjects and short lifetimes", func(t *testing.T) {
 		const n = 8
-		type result struct {
-			sub string
-			tok *oauth2.Token
-			err error
-		}
-		results := make(chan result, n)
-		for i := range n {
-			sub := "user" + strconv.Itoa(i)
-			go func() {
-				verifier := oauth2.GenerateVerifier()
-				back, err := h.AuthorizeHeadlessE(t.Context(), cfg.AuthCodeURL(testState, oauth2.S256ChallengeOption(verifier)), sub)
-				if err != nil {
-					results <- result{sub: sub, err: err}
-					return
-				}
-				tok, err := cfg.Exchange(t.Context(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
-				results <- result{sub: sub, tok: tok, err: err}
-			}()
-		}
-		for range n {
-			r := <-results
-			if r.err != nil {
-				t.Errorf("%s: %v", r.sub, r.err)
-				continue
-			}
+		for _, r := range concurrentLogins(t, h, cfg, n) {
 			in := h.Introspect(t, r.tok.AccessToken)
-			if in.Subject != r.sub {
-				t.Errorf("token of %s has subject %q", r.sub, in.Subject)
-			}
 			// Hydra rounds exp to the second and truncates iat: TTL or TTL+1.
 			if life := in.ExpiresAt - in.IssuedAt; life < 2 || life > 3 {
 				t.Errorf("access token lifetime = %ds, want 2s", life)
@@ -467,4 +444,77 @@ func TestHydraOptions(t *testing.T) {
 			t.Errorf("TokenCalls(authorization_code) = %d, want %d", got, n)
 		}
 	})
+}
+
+// TestHydraPostgres runs Hydra on PostgreSQL, without the one-request-at-a-
+// time gate, and checks that parallel logins and refreshes work.
+func TestHydraPostgres(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDatabase(t)
+	h := hydra.Start(t, hydra.Options{DSN: dsn, JWTAccessTokens: true})
+	t.Logf("hydra on postgres: migrated in %s, ready in %s", h.MigrateDuration, h.StartDuration)
+	c := h.CreateClient(t, hydra.ClientSpec{RedirectURIs: []string{redirectURI}})
+	cfg := h.OAuth2Config(c, redirectURI, "mcp", "offline_access")
+	const n = 8
+	results := concurrentLogins(t, h, cfg, n)
+	errs := make(chan error, len(results))
+	for _, r := range results {
+		go func() {
+			_, err := cfg.TokenSource(t.Context(), &oauth2.Token{RefreshToken: r.tok.RefreshToken}).Token()
+			errs <- err
+		}()
+	}
+	for range results {
+		if err := <-errs; err != nil {
+			t.Errorf("parallel refresh: %v", err)
+		}
+	}
+	if got := h.TokenCalls("refresh_token"); got != n {
+		t.Errorf("TokenCalls(refresh_token) = %d, want %d", got, n)
+	}
+}
+
+type login struct {
+	sub string
+	tok *oauth2.Token
+}
+
+// concurrentLogins logs n different subjects in at once and checks each
+// token's subject.
+func concurrentLogins(t *testing.T, h *hydra.Server, cfg *oauth2.Config, n int) []login {
+	t.Helper()
+	type result struct {
+		login
+		err error
+	}
+	results := make(chan result, n)
+	for i := range n {
+		sub := "user" + strconv.Itoa(i)
+		go func() {
+			verifier := oauth2.GenerateVerifier()
+			back, err := h.AuthorizeHeadlessE(t.Context(), cfg.AuthCodeURL(testState, oauth2.S256ChallengeOption(verifier)), sub)
+			if err != nil {
+				results <- result{login: login{sub: sub}, err: err}
+				return
+			}
+			tok, err := cfg.Exchange(t.Context(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+			results <- result{login: login{sub: sub, tok: tok}, err: err}
+		}()
+	}
+	var out []login
+	for range n {
+		r := <-results
+		if r.err != nil {
+			t.Errorf("%s: %v", r.sub, r.err)
+			continue
+		}
+		if in := h.Introspect(t, r.tok.AccessToken); in.Subject != r.sub {
+			t.Errorf("token of %s has subject %q", r.sub, in.Subject)
+		}
+		out = append(out, r.login)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	return out
 }
