@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/mcpgate/mcpgate/internal/policy"
-	"github.com/mcpgate/mcpgate/internal/policy/tokenexchange"
 )
 
 // methods are the operation keys a path item may have, alone or comma-separated ("get,post").
@@ -275,16 +274,16 @@ func (l *loader) loadRoutePolicies(file string, zrPath jpath, subject string, r 
 				l.add(file, lPath.index(i), subject, "policy "+quote(name)+" is an "+policyKindName(m)+" and cannot run in policies."+list.key)
 				continue
 			}
-			if m.PolicyType == tokenexchange.PolicyType {
+			if m.PolicyType == tokenExchangeType {
 				exchanges = append(exchanges, name)
 				if handlerOK && !mcp {
-					l.add(file, lPath.index(i), subject, "policy "+quote(name)+" ("+tokenexchange.PolicyType+") only works on a route whose handler is McpProxyHandler, got "+r.Handler.Export)
+					l.add(file, lPath.index(i), subject, "policy "+quote(name)+" ("+tokenExchangeType+") only works on a route whose handler is McpProxyHandler, got "+r.Handler.Export)
 				}
 			}
 		}
 	}
 	if len(exchanges) > 1 {
-		l.add(file, pPath.key("inbound"), subject, "at most one "+tokenexchange.PolicyType+" policy per route, got "+strings.Join(quoteAll(exchanges), ", "))
+		l.add(file, pPath.key("inbound"), subject, "at most one "+tokenExchangeType+" policy per route, got "+strings.Join(quoteAll(exchanges), ", "))
 	}
 }
 

@@ -6,8 +6,11 @@ import (
 	"strings"
 
 	"github.com/mcpgate/mcpgate/internal/policy"
-	"github.com/mcpgate/mcpgate/internal/policy/tokenexchange"
 )
+
+// tokenExchangeType is the policyType of the token-exchange policy. The loader names it rather
+// than importing the package, whose runtime depends on the gateway, which depends on config.
+const tokenExchangeType = "mcp-token-exchange-inbound"
 
 // upstreamIDer is what the token-exchange policy tells the loader about its upstream.
 type upstreamIDer interface{ UpstreamID() string }
@@ -69,7 +72,7 @@ func (l *loader) checkUpstreamIDs() {
 	for _, name := range l.proj.PolicyOrder {
 		p := l.proj.Policies[name]
 		u, ok := p.Handler.Value.(upstreamIDer)
-		if !ok || u.UpstreamID() == "" || l.policyMods[name].PolicyType != tokenexchange.PolicyType {
+		if !ok || u.UpstreamID() == "" || l.policyMods[name].PolicyType != tokenExchangeType {
 			continue
 		}
 		id := u.UpstreamID()
