@@ -43,6 +43,7 @@ type upstreamServer struct {
 
 type recorded struct {
 	Method string
+	Proto  string
 	Path   string
 	Query  string
 	Host   string
@@ -54,6 +55,12 @@ type echoIn struct {
 }
 
 func newUpstream(t testing.TB, opts *mcp.StreamableHTTPOptions) *upstreamServer {
+	t.Helper()
+	return newUpstreamServer(t, opts, false)
+}
+
+// newUpstreamServer is newUpstream, served over TLS with HTTP/2 enabled when h2 is set.
+func newUpstreamServer(t testing.TB, opts *mcp.StreamableHTTPOptions, h2 bool) *upstreamServer {
 	t.Helper()
 	u := &upstreamServer{release: make(chan struct{}), toolDone: make(chan struct{}), reqDone: make(chan struct{}, 16)}
 	srv := mcp.NewServer(&mcp.Implementation{Name: "upstream", Version: "v1"}, nil)
@@ -86,7 +93,7 @@ func newUpstream(t testing.TB, opts *mcp.StreamableHTTPOptions) *upstreamServer 
 	mux := http.NewServeMux()
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
-		u.reqs = append(u.reqs, recorded{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Host: r.Host, Header: r.Header.Clone()})
+		u.reqs = append(u.reqs, recorded{Method: r.Method, Proto: r.Proto, Path: r.URL.Path, Query: r.URL.RawQuery, Host: r.Host, Header: r.Header.Clone()})
 		before := u.before
 		u.mu.Unlock()
 		// Report a request whose context ends while the handler still runs (the gateway
@@ -104,7 +111,13 @@ func newUpstream(t testing.TB, opts *mcp.StreamableHTTPOptions) *upstreamServer 
 		}
 		h.ServeHTTP(w, r)
 	}))
-	u.Server = httptest.NewServer(mux)
+	u.Server = httptest.NewUnstartedServer(mux)
+	if h2 {
+		u.EnableHTTP2 = true
+		u.StartTLS()
+	} else {
+		u.Start()
+	}
 	t.Cleanup(func() {
 		u.unblock()
 		u.Close()

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -700,5 +702,78 @@ func TestStreamOutlivesServerWriteTimeout(t *testing.T) {
 	}
 	if len(events) != 3 || !strings.Contains(events[2], `"text":"done"`) {
 		t.Fatalf("events = %q (scan error %v), want two progress events and the result", events, sc.Err())
+	}
+}
+
+func TestHTTP2UpstreamStreams(t *testing.T) {
+	up := newUpstreamServer(t, sseStateless, true)
+	tr := newTransport() // the production tuning, trusting the test certificate
+	tr.TLSClientConfig = up.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	gw := newGateway(t, mcpProxy(up.URL, Settings{Transport: tr}), up.URL, nil)
+
+	resp := post(t, t.Context(), gw.url(), toolsCallBody("slow"), nil)
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	var events []string
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, "data:") {
+			events = append(events, line)
+			if len(events) == 1 {
+				// The first event arrived while the tool is still blocked: streamed over h2.
+				up.unblock()
+			}
+		}
+	}
+	if len(events) != 3 {
+		t.Fatalf("events = %q, want 3", events)
+	}
+	if got := up.last(t).Proto; got != "HTTP/2.0" {
+		t.Errorf("upstream protocol = %s, want HTTP/2.0", got)
+	}
+}
+
+func TestConcurrentStreams(t *testing.T) {
+	// Many clients streaming at once through one engine and one upstream: every stream must
+	// complete (golang/go#40747 cut a few percent of them without full duplex).
+	const clients = 100
+	up := newUpstream(t, sseStateless)
+	gw := newGateway(t, mcpProxy(up.URL, Settings{}), up.URL, nil)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	t.Cleanup(client.CloseIdleConnections)
+
+	errs := make(chan error, clients)
+	for i := range clients {
+		go func() {
+			body := `{"jsonrpc":"2.0","id":` + strconv.Itoa(i+10) + `,"method":"tools/call","params":{"name":"echo","arguments":{"text":"c` + strconv.Itoa(i) + `"}}}`
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, gw.url(), strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			resp, err := client.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			switch {
+			case err != nil:
+				errs <- fmt.Errorf("client %d: reading stream: %w", i, err)
+			case !strings.Contains(string(b), `"text":"c`+strconv.Itoa(i)+`"`):
+				errs <- fmt.Errorf("client %d: incomplete stream %q", i, b)
+			default:
+				errs <- nil
+			}
+		}()
+	}
+	failed := 0
+	for range clients {
+		if err := wait(t, errs, "a client"); err != nil {
+			failed++
+			t.Error(err)
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d streams failed", failed, clients)
 	}
 }
