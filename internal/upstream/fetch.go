@@ -1,0 +1,112 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/safehttp"
+)
+
+// httpDoer is what the engine needs from an HTTP client.
+type httpDoer interface {
+	Do(req *http.Request) (*http.Response, error)
+}
+
+// displayURL strips userinfo, query and fragment.
+func displayURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return safehttp.DisplayURL(u)
+}
+
+// reply is a read response.
+type reply struct {
+	status      int
+	header      http.Header
+	body        []byte
+	contentType string
+}
+
+// do sends req and reads the whole (bounded) body.
+func do(c httpDoer, req *http.Request) (*reply, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	return &reply{status: resp.StatusCode, header: resp.Header, body: body, contentType: ct}, nil
+}
+
+// get fetches a metadata document.
+func get(ctx context.Context, c httpDoer, rawURL string) (*reply, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("building request for %s: %w", displayURL(rawURL), err)
+	}
+	req.Header.Set("Accept", "application/json")
+	return do(c, req)
+}
+
+// transportCode classifies an error from sending a request: a safehttp refusal is ssrf_blocked
+// (the metadata points somewhere it may not), anything else is unreachable.
+func transportCode(err error) (code string, bucket Bucket) {
+	var se *safehttp.Error
+	if errors.As(err, &se) && se.Reason != safehttp.ReasonBodyTooLarge {
+		return CodeSSRFBlocked, BucketOAuthSetup
+	}
+	return CodeMetadataUnreachable, BucketUpstreamResponse
+}
+
+// decodeJSON decodes a metadata document leniently (unknown members are fine) but requires an
+// object.
+func decodeJSON(b []byte, v any) error {
+	trimmed := strings.TrimSpace(string(b))
+	if !strings.HasPrefix(trimmed, "{") {
+		return errors.New("not a JSON object")
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("malformed JSON: %w", err)
+	}
+	return nil
+}
+
+// retryAfter parses a Retry-After header (seconds or HTTP date); 0 when absent or unparsable.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d.Round(time.Second)
+		}
+	}
+	return 0
+}
+
+// upstreamBody keeps a non-2xx body for the error page, bounded.
+func upstreamBody(r *reply) (body, contentType string) {
+	if r == nil || r.status < 300 || len(r.body) == 0 {
+		return "", ""
+	}
+	return bounded(string(r.body), maxUpstreamBody), r.contentType
+}
