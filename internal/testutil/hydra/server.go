@@ -329,7 +329,7 @@ func (s *Server) env(publicPort, adminPort int) []string {
 		// PBKDF2 rounds only cost CPU in tests.
 		"OAUTH2_HASHERS_PBKDF2_ITERATIONS": "1",
 		"LOG_LEVEL":                        o.LogLevel,
-		"LOG_LEAK_SENSITIVE_VALUES":        "true",
+		"LOG_LEAK_SENSITIVE_VALUES":        "false",
 	}
 	if !o.DisableDCR {
 		kv["WEBFINGER_OIDC_DISCOVERY_CLIENT_REGISTRATION_URL"] = s.PublicURL + "/oauth2/register"
