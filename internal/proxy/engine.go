@@ -215,9 +215,9 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 	}
 
 	rc := http.NewResponseController(w)
-	// Without full duplex the server closes the request body once response headers go out,
-	// which tears down upstream streams (golang/go#40747). The body is already buffered, but a
-	// handler that writes while the client is still sending must not race the server either.
+	// Without full duplex an HTTP/1 server closes an unread request body once response headers
+	// go out, which tears down upstream streams (golang/go#40747, DESIGN.md §1). The body is
+	// buffered before forwarding today, so this guards the day a path streams it instead.
 	_ = rc.EnableFullDuplex()
 
 	cl := &call{eng: e, pc: c, in: r, target: target, body: body}
