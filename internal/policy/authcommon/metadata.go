@@ -90,7 +90,10 @@ func tryRegister(register func(string, http.Handler), pattern string, h http.Han
 
 func (m *MetadataServer) handler(rt *policy.RouteInfo) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Browser-based MCP clients fetch metadata cross-origin; the document is public.
+		// Browser-based MCP clients fetch metadata cross-origin; the document is public. The
+		// gateway's response recorder strips Access-Control-* headers from anything but a CORS
+		// route, so write past it.
+		w = unwrap(w)
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", "*")
 		if r.Method == http.MethodOptions {
@@ -120,4 +123,15 @@ func (m *MetadataServer) handler(rt *policy.RouteInfo) http.Handler {
 		h.Set("Cache-Control", "public, max-age=300")
 		_, _ = w.Write(body)
 	})
+}
+
+// unwrap returns the innermost ResponseWriter.
+func unwrap(w http.ResponseWriter) http.ResponseWriter {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
 }
