@@ -598,6 +598,31 @@ func TestResponseHooks(t *testing.T) {
 		}
 	})
 
+	t.Run("outbound policies run before the hooks", func(t *testing.T) {
+		up := newUpstream(t, jsonStateless)
+		var order []string
+		out := outboundFunc(func(_ *policy.Context, _ *http.Request, resp *http.Response) (*http.Response, error) {
+			order = append(order, "outbound")
+			resp.Header.Set("X-Outbound", "1")
+			return resp, nil
+		})
+		// An inbound policy is the pipeline stage that knows the route's outbound policies here.
+		setOutbound := inboundFunc(func(c *policy.Context, _ *http.Request) (*http.Response, error) {
+			c.SetOutbound([]policy.Outbound{out})
+			return nil, nil
+		})
+		hook := func(_ *policy.Context, _ *http.Request, resp *http.Response) (*http.Response, error) {
+			order = append(order, "hook:"+resp.Header.Get("X-Outbound"))
+			return resp, nil
+		}
+		gw := newGateway(t, mcpProxy(up.URL, Settings{}), up.URL, []policy.Inbound{setOutbound}, hook)
+		resp := post(t, t.Context(), gw.url(), initializeBody, nil)
+		resp.Body.Close()
+		if got := strings.Join(order, ","); got != "outbound,hook:1" || resp.Header.Get("X-Outbound") != "1" {
+			t.Errorf("order %s, X-Outbound %q", got, resp.Header.Get("X-Outbound"))
+		}
+	})
+
 	t.Run("an upstream challenge never reaches the MCP client", func(t *testing.T) {
 		up := newUpstream(t, jsonStateless)
 		refuse(up)
@@ -677,13 +702,15 @@ func TestRegistered(t *testing.T) {
 	}
 }
 
-func TestStreamOutlivesServerWriteTimeout(t *testing.T) {
+func TestStreamOutlivesTimeouts(t *testing.T) {
 	// A server-wide WriteTimeout would cut a long SSE stream; the engine replaces it with a
-	// per-write deadline once the response is a stream. The property is about elapsed time, so
-	// the test lets more than the WriteTimeout pass before the upstream sends its second event.
+	// per-write deadline once the response is a stream. The header timeout stops when the
+	// headers arrive. The property is about elapsed time, so the test lets more than both
+	// timeouts pass between the upstream's first and second events.
 	const writeTimeout = 100 * time.Millisecond
 	up := newUpstream(t, sseStateless)
-	gw := newGatewayServer(t, func(s *http.Server) { s.WriteTimeout = writeTimeout }, mcpProxy(up.URL, Settings{}), up.URL, nil)
+	gw := newGatewayServer(t, func(s *http.Server) { s.WriteTimeout = writeTimeout },
+		mcpProxy(up.URL, Settings{HeaderTimeout: writeTimeout}), up.URL, nil)
 
 	resp := post(t, t.Context(), gw.url(), toolsCallBody("slow"), nil)
 	defer resp.Body.Close()
@@ -776,4 +803,16 @@ func TestConcurrentStreams(t *testing.T) {
 	if failed > 0 {
 		t.Errorf("%d of %d streams failed", failed, clients)
 	}
+}
+
+type inboundFunc func(c *policy.Context, r *http.Request) (*http.Response, error)
+
+func (f inboundFunc) HandleRequest(c *policy.Context, r *http.Request) (*http.Response, error) {
+	return f(c, r)
+}
+
+type outboundFunc func(c *policy.Context, r *http.Request, resp *http.Response) (*http.Response, error)
+
+func (f outboundFunc) HandleResponse(c *policy.Context, r *http.Request, resp *http.Response) (*http.Response, error) {
+	return f(c, r, resp)
 }
