@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/vault"
 )
 
@@ -397,3 +398,34 @@ func (e *Engine) clientRejected(ctx context.Context, up Upstream, clientID strin
 	base.Reason = "the authorization server no longer accepts the gateway's registered client (invalid_client); the registration was dropped and the next connect registers again"
 	return base
 }
+
+// StoreRegistrations adapts a store's client registrations to RegistrationCache.
+func StoreRegistrations(s store.ClientRegistrations) RegistrationCache { return storeRegistrations{s} }
+
+type storeRegistrations struct{ s store.ClientRegistrations }
+
+func (a storeRegistrations) GetRegistration(ctx context.Context, k RegistrationKey) (*Registration, error) {
+	r, err := a.s.GetClientRegistration(ctx, store.ClientRegistrationKey(k))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoRegistration
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Registration{RegistrationKey: RegistrationKey(r.ClientRegistrationKey), Method: r.Method, ClientID: r.ClientID,
+		ClientSecret: r.ClientSecret, AuthMethod: r.AuthMethod, RegisteredAt: r.RegisteredAt, ExpiresAt: r.ExpiresAt}, nil
+}
+
+func (a storeRegistrations) PutRegistration(ctx context.Context, r *Registration) error {
+	return a.s.PutClientRegistration(ctx, &store.ClientRegistration{ClientRegistrationKey: store.ClientRegistrationKey(r.RegistrationKey),
+		Method: r.Method, ClientID: r.ClientID, ClientSecret: r.ClientSecret, AuthMethod: r.AuthMethod, RegisteredAt: r.RegisteredAt, ExpiresAt: r.ExpiresAt})
+}
+
+func (a storeRegistrations) DeleteRegistrations(ctx context.Context, upstreamID string) (int, error) {
+	return a.s.DeleteClientRegistrations(ctx, upstreamID)
+}
+
+var (
+	_ RegistrationCache = (*MemoryRegistrations)(nil)
+	_ RegistrationCache = storeRegistrations{}
+)
