@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,8 +13,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/demo"
 	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/store"
 )
 
 // Defaults of serve's flags.
@@ -38,6 +41,7 @@ type serveFlags struct {
 	shutdownTimeout time.Duration
 	demo            bool
 	demoListen      string
+	safeHTTPAllow   string
 }
 
 func init() {
@@ -69,8 +73,10 @@ http://127.0.0.1:9001/mcp (--demo-listen), which examples/quickstart forwards to
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated IPs/CIDRs whose X-Forwarded-Proto/Host are honoured")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long in-flight requests may run after SIGTERM")
+	fl.StringVar(&f.safeHTTPAllow, "safehttp-allow", "", "comma-separated hosts/CIDRs for which outbound OAuth calls may use http and private addresses (development and tests only)")
 	fl.BoolVar(&f.demo, "demo", false, "also start the built-in demo MCP server (see --demo-listen)")
 	fl.StringVar(&f.demoListen, "demo-listen", defaultDemoListen, "address of the demo MCP server started by --demo")
+	addStateFlags(cmd)
 	annotateEnv(cmd)
 	rootCmd.AddCommand(cmd)
 }
@@ -108,6 +114,23 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	st, err := openState(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	log.Info("state opened", "backend", st.Backend, "database", st.Location, "keyId", st.Ring.NewestKeyID())
+	if st.Warning != "" {
+		log.Warn(st.Warning)
+	}
+	settings.Services = &gateway.Services{
+		Store:         st.Store,
+		Ring:          st.Ring,
+		Audit:         &audit.Recorder{Log: log.With("component", "audit"), Store: st.Store},
+		SafeHTTPAllow: splitList(f.safeHTTPAllow),
+		Logger:        log,
+	}
+	go sweep(ctx, st.Store, log)
 	gw, err := gateway.New(ctx, project, settings)
 	if err != nil {
 		return err
@@ -153,4 +176,36 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// sweepInterval is how often expired single-use records are removed (DESIGN.md §8.9).
+const sweepInterval = 5 * time.Minute
+
+// sweep removes expired pending authorizations, ticket uses and leases until ctx ends.
+func sweep(ctx context.Context, s store.Sweeper, log *slog.Logger) {
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.Sweep(ctx); err != nil {
+				log.Warn("sweeping expired records", "error", err)
+			} else if n > 0 {
+				log.Debug("swept expired records", "rows", n)
+			}
+		}
+	}
+}
+
+// splitList splits a comma-separated flag value.
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

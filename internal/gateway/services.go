@@ -3,6 +3,7 @@ package gateway
 import (
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/store"
@@ -23,6 +24,28 @@ type Services struct {
 	// Register adds a gateway endpoint (pattern as http.ServeMux). New fills it.
 	Register func(pattern string, h http.Handler)
 	Logger   *slog.Logger
+
+	mu     sync.Mutex
+	shared map[string]any
+}
+
+// Shared returns the gateway-wide component named name, building it on first use. Modules use it
+// for state that must exist once per gateway however many policies use it (the connection manager).
+func (s *Services) Shared(name string, build func() (any, error)) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.shared[name]; ok {
+		return v, nil
+	}
+	v, err := build()
+	if err != nil {
+		return nil, err
+	}
+	if s.shared == nil {
+		s.shared = map[string]any{}
+	}
+	s.shared[name] = v
+	return v, nil
 }
 
 // ServicesFrom returns the *Services in env.Services, or nil.

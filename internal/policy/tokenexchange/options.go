@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/mcpgate/mcpgate/internal/connect"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/vault"
 )
@@ -90,6 +91,9 @@ type Policy struct {
 	ClientRegistration *ClientRegistration `json:"clientRegistration,omitempty"`
 
 	name string
+	// Runtime, set by Provision (runtime.go).
+	m  *connect.Manager
+	up *connect.Upstream
 }
 
 // ClientRegistration is the clientRegistration option in either of its shapes.

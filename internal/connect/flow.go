@@ -1,0 +1,429 @@
+package connect
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/upstream"
+	"github.com/mcpgate/mcpgate/internal/vault"
+	"github.com/mcpgate/mcpgate/internal/web"
+)
+
+// Browser-binding cookie of the OAuth callback (DESIGN.md §8.5): __Host- prefixed behind https;
+// on plain http (development) a path-scoped cookie without the prefix, which needs Secure.
+const (
+	bindingCookieSecure = "__Host-mcpgate-connect"
+	bindingCookiePlain  = "mcpgate-connect"
+)
+
+// Error codes of the browser flow (docs/errors.md).
+const (
+	codeUnknownUpstream = "unknown_upstream"
+	codeTicketInvalid   = "ticket_invalid"
+	codeTicketUsed      = "ticket_used"
+	codeCSRF            = "csrf_failed"
+	codeStateInvalid    = "state_invalid"
+	codeBrowserMismatch = "browser_mismatch"
+	codeUpstreamDenied  = "upstream_authorization_error"
+	codeStorage         = "storage_unavailable"
+)
+
+// routes registers the browser endpoints under the base path.
+func (m *Manager) routes(register func(string, http.Handler)) {
+	base := m.urls.BasePath
+	register("GET "+base+"/auth/connections/{id}/connect", http.HandlerFunc(m.serveConsent))
+	register("POST "+base+"/auth/connections/{id}/connect", http.HandlerFunc(m.serveDecision))
+	register("GET "+base+"/auth/connections/{id}/callback", http.HandlerFunc(m.serveCallback))
+	register("GET "+base+"/.well-known/oauth-client/{id}", http.HandlerFunc(m.serveClientMetadata))
+}
+
+// pageError renders the browser error page; the cause goes to the log only.
+func (m *Manager) pageError(w http.ResponseWriter, r *http.Request, status int, bucket web.Bucket, code, title, msg string, cause error) {
+	rid := gateway.RequestID(r.Context())
+	log := m.log.With("requestId", rid, "code", code)
+	if status >= 500 {
+		log.Error("browser flow failed", "error", cause)
+	} else {
+		log.Info("browser flow refused", "error", cause)
+	}
+	p := web.ErrorPage{Status: status, Title: title, Message: msg, RequestID: rid, Code: code, Bucket: bucket}
+	if cause != nil {
+		p.Reason = safeText(cause)
+	}
+	var ue *upstream.Error
+	if errors.As(cause, &ue) {
+		p.Code, p.Reason, p.Bucket = ue.Code, ue.Reason, bucketOf(ue.Bucket)
+		p.UpstreamStatus = ue.HTTPStatus
+		if strings.Contains(strings.ToLower(ue.UpstreamContentType), "html") {
+			p.UpstreamHTML = ue.UpstreamBody
+		} else if ue.UpstreamBody != "" {
+			p.UpstreamText = ue.UpstreamBody
+		}
+	}
+	if err := web.RenderError(w, p); err != nil {
+		log.Error("rendering the error page", "error", err)
+	}
+}
+
+func bucketOf(b upstream.Bucket) web.Bucket {
+	switch b {
+	case upstream.BucketGatewayConfig:
+		return web.BucketGatewayConfig
+	case upstream.BucketOAuthSetup:
+		return web.BucketUpstreamOAuth
+	default:
+		return web.BucketUpstreamResponse
+	}
+}
+
+// safeText is an error's text for a page: an upstream.Error's reason, our own sentinel errors'
+// text; anything else is summarised (causes may name internals).
+func safeText(err error) string {
+	var ue *upstream.Error
+	switch {
+	case errors.As(err, &ue):
+		return ue.Reason
+	case errors.Is(err, ErrTicketExpired), errors.Is(err, ErrTicketMalformed), errors.Is(err, ErrTicketSignature),
+		errors.Is(err, ErrTicketMismatch), errors.Is(err, store.ErrAlreadyUsed), errors.Is(err, errBrowser), errors.Is(err, errState):
+		return err.Error()
+	}
+	return "see the gateway log for this request id"
+}
+
+var (
+	errBrowser = errors.New("this browser is not the one that approved the connection; start again from the MCP client's link")
+	errState   = errors.New("the authorization response is unknown, expired or was already used")
+)
+
+// ticketFor verifies the ticket of a connect request against the path's upstream and the
+// operationId the link names.
+func (m *Manager) ticketFor(r *http.Request, raw, operationID string) (*Upstream, Ticket, error) {
+	up, ok := m.Upstream(r.PathValue("id"))
+	if !ok {
+		return nil, Ticket{}, errUnknownUpstream
+	}
+	t, err := m.signer.Verify(raw)
+	if err != nil {
+		return nil, Ticket{}, err
+	}
+	if t.UpstreamID != up.ID || t.OperationID != operationID {
+		return nil, Ticket{}, ErrTicketMismatch
+	}
+	return up, t, nil
+}
+
+var errUnknownUpstream = errors.New("no upstream with this id is configured")
+
+func (m *Manager) ticketError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errUnknownUpstream) {
+		m.pageError(w, r, http.StatusNotFound, web.BucketGatewayConfig, codeUnknownUpstream, "Unknown connection",
+			"This gateway has no upstream with the id in this link.", err)
+		return
+	}
+	msg := "This connect link cannot be used. Go back to your MCP client and try the request again to get a new link."
+	if errors.Is(err, ErrTicketExpired) {
+		msg = "This connect link has expired (links work for 15 minutes). Go back to your MCP client and try the request again to get a new link."
+	}
+	m.pageError(w, r, http.StatusBadRequest, web.BucketGatewayConfig, codeTicketInvalid, "This link no longer works", msg, err)
+}
+
+// serveConsent shows the consent page. Viewing does not consume the ticket.
+func (m *Manager) serveConsent(w http.ResponseWriter, r *http.Request) {
+	raw, op := r.URL.Query().Get("browserTicket"), r.URL.Query().Get("operationId")
+	up, t, err := m.ticketFor(r, raw, op)
+	if err != nil {
+		m.ticketError(w, r, err)
+		return
+	}
+	d, err := m.engine.Discover(r.Context(), up.Upstream, up.Challenge().ResourceMetadata)
+	if err != nil {
+		m.pageError(w, r, http.StatusBadGateway, web.BucketUpstreamOAuth, upstream.CodeOf(err), "Cannot connect "+up.DisplayName,
+			"The gateway could not find how to sign you in to "+up.DisplayName+".", err)
+		return
+	}
+	scopes := t.Scopes
+	if len(up.Scopes) > 0 || len(scopes) == 0 {
+		scopes = upstream.SelectScopes(up.Upstream, t.Scopes, d)
+	}
+	host := ""
+	if u, err := url.Parse(up.URL); err == nil {
+		host = u.Host
+	}
+	subject := t.Subject
+	if t.Mode == string(store.ModeShared) {
+		subject = "the shared connection (every user of " + up.DisplayName + ")"
+	}
+	err = web.RenderConsent(w, web.ConsentPage{
+		DisplayName: up.DisplayName, Summary: up.Summary, Scopes: scopes, AddedScopes: t.Added,
+		Reconnect: t.State == "reconsent_required", Subject: displaySubject(subject), UpstreamHost: host, ExpiresAt: t.ExpiresAt,
+		Action:    m.urls.Gateway(r, "/auth/connections/"+url.PathEscape(up.ID)+"/connect"),
+		Hidden:    []web.Field{{Name: "browserTicket", Value: raw}, {Name: "operationId", Value: op}},
+		CSRFToken: m.csrf.Token(t.ID), RequestID: gateway.RequestID(r.Context()),
+	})
+	if err != nil {
+		m.log.Error("rendering the consent page", "error", err)
+	}
+}
+
+// displaySubject shows the part of a namespaced subject a person recognises.
+func displaySubject(s string) string {
+	if _, sub, ok := strings.Cut(s, "|"); ok {
+		return sub
+	}
+	return s
+}
+
+// serveDecision handles Approve and Cancel.
+func (m *Manager) serveDecision(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	rid := gateway.RequestID(ctx)
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		m.pageError(w, r, http.StatusBadRequest, web.BucketGatewayConfig, codeCSRF, "Bad request", "The form could not be read.", err)
+		return
+	}
+	pub := m.urls.Base(r)
+	if err := web.SameOriginPost(r, pub.Scheme+"://"+pub.Host); err != nil {
+		m.pageError(w, r, http.StatusForbidden, web.BucketGatewayConfig, codeCSRF, "Request refused",
+			"This form was submitted from another site.", err)
+		return
+	}
+	raw, op := r.PostForm.Get("browserTicket"), r.PostForm.Get("operationId")
+	up, t, err := m.ticketFor(r, raw, op)
+	if err != nil {
+		m.ticketError(w, r, err)
+		return
+	}
+	if !m.csrf.Verify(t.ID, r.PostForm.Get("csrf")) {
+		m.pageError(w, r, http.StatusForbidden, web.BucketGatewayConfig, codeCSRF, "Request refused",
+			"The form's security token is missing or wrong. Open the connect link again.", errors.New("csrf token mismatch"))
+		return
+	}
+	// The ticket is used once, on the decision (viewing the page does not use it).
+	if err := m.store.UseTicket(ctx, t.ID, t.ExpiresAt); err != nil {
+		if errors.Is(err, store.ErrAlreadyUsed) {
+			m.pageError(w, r, http.StatusBadRequest, web.BucketGatewayConfig, codeTicketUsed, "This link was already used",
+				"Each connect link works once. Go back to your MCP client and try the request again to get a new link.", err)
+			return
+		}
+		m.pageError(w, r, http.StatusServiceUnavailable, web.BucketGatewayConfig, codeStorage, "Try again shortly",
+			"The gateway could not record your decision.", err)
+		return
+	}
+	ev := audit.Event{SubjectID: t.Subject, UpstreamID: up.ID, OperationID: t.OperationID, AuthProfileID: up.AuthProfileID(), RequestID: rid, Actor: t.Actor}
+	if r.PostForm.Get("decision") != "approve" {
+		ev.Event, ev.Outcome = audit.ConsentDenied, audit.OutcomeDenied
+		m.audit.Record(ctx, ev)
+		_ = web.RenderResult(w, web.ResultPage{Kind: web.ResultCancelled, DisplayName: up.DisplayName, RequestID: rid})
+		return
+	}
+	ev.Event, ev.Outcome = audit.ConsentApproved, audit.OutcomeSuccess
+	m.audit.Record(ctx, ev)
+
+	ep := m.endpoints(pub)
+	d, err := m.engine.Discover(ctx, up.Upstream, up.Challenge().ResourceMetadata)
+	if err != nil {
+		m.connectFailed(w, r, up, t, err)
+		return
+	}
+	scopes := upstream.SelectScopes(up.Upstream, t.Scopes, d)
+	client, err := m.engine.Client(ctx, up.Upstream, d, ep, scopes)
+	if err != nil {
+		m.connectFailed(w, r, up, t, err)
+		return
+	}
+	ar, err := m.engine.AuthorizationRequest(up.Upstream, d, client, scopes)
+	if err != nil {
+		m.connectFailed(w, r, up, t, err)
+		return
+	}
+	nonce := randomToken(32)
+	nh := sha256.Sum256([]byte(nonce))
+	pending := &store.PendingAuthorization{
+		UpstreamID: up.ID, Mode: store.Mode(t.Mode), Subject: t.Subject, Verifier: ar.Verifier, Scopes: ar.Scopes,
+		ElicitationID: t.ElicitationID, BrowserNonceHash: nh[:], RedirectURI: ar.RedirectURI, Resource: ar.Resource,
+		Issuer: ar.Issuer, OperationID: t.OperationID,
+	}
+	if err := m.store.CreatePending(ctx, ar.State.Reveal(), pending); err != nil {
+		m.pageError(w, r, http.StatusServiceUnavailable, web.BucketGatewayConfig, codeStorage, "Try again shortly",
+			"The gateway could not start the connection.", err)
+		return
+	}
+	http.SetCookie(w, m.bindingCookie(r, up.ID, nonce, int(store.PendingTTL/time.Second)))
+	m.audit.Record(ctx, audit.Event{Event: audit.UpstreamConnectStarted, Outcome: audit.OutcomeSuccess, SubjectID: t.Subject, UpstreamID: up.ID,
+		OperationID: t.OperationID, AuthProfileID: up.AuthProfileID(), RequestID: rid, Actor: t.Actor,
+		Details: map[string]any{"scopes": strings.Join(ar.Scopes, " "), "clientMethod": client.Method, "issuer": ar.Issuer}})
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	http.Redirect(w, r, ar.URL, http.StatusFound)
+}
+
+func (m *Manager) connectFailed(w http.ResponseWriter, r *http.Request, up *Upstream, t Ticket, err error) {
+	m.audit.Record(r.Context(), audit.Event{Event: audit.UpstreamConnectionFailed, Outcome: audit.OutcomeFailure, ReasonCode: upstream.CodeOf(err),
+		SubjectID: t.Subject, UpstreamID: up.ID, OperationID: t.OperationID, AuthProfileID: up.AuthProfileID(), RequestID: gateway.RequestID(r.Context())})
+	m.pageError(w, r, http.StatusBadGateway, web.BucketUpstreamOAuth, upstream.CodeOf(err), "Cannot connect "+up.DisplayName,
+		"The gateway could not start signing you in to "+up.DisplayName+".", err)
+}
+
+// bindingCookie ties the callback to the browser that approved. SameSite=Lax: the callback is a
+// cross-site top-level navigation from the authorization server.
+func (m *Manager) bindingCookie(r *http.Request, upstreamID, value string, maxAge int) *http.Cookie {
+	if m.urls.HTTPS(r) {
+		return &http.Cookie{Name: bindingCookieSecure, Value: value, Path: "/", MaxAge: maxAge, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode}
+	}
+	return &http.Cookie{Name: bindingCookiePlain, Value: value, Path: m.urls.BasePath + "/auth/connections/" + upstreamID + "/callback",
+		MaxAge: maxAge, HttpOnly: true, SameSite: http.SameSiteLaxMode}
+}
+
+// serveCallback completes the authorization: the pending authorization is claimed atomically,
+// bound to this browser, state and then iss are checked before error= is looked at, the code is
+// exchanged with the verifier and resource, and the connection stored.
+func (m *Manager) serveCallback(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	rid := gateway.RequestID(ctx)
+	up, ok := m.Upstream(r.PathValue("id"))
+	if !ok {
+		m.ticketError(w, r, errUnknownUpstream)
+		return
+	}
+	q := r.URL.Query()
+	state := q.Get("state")
+	name := bindingCookiePlain
+	if m.urls.HTTPS(r) {
+		name = bindingCookieSecure
+	}
+	cookie, cerr := r.Cookie(name)
+	if state == "" {
+		m.pageError(w, r, http.StatusBadRequest, web.BucketUpstreamResponse, codeStateInvalid, "Connection failed", "The authorization response has no state.", errState)
+		return
+	}
+	p, err := m.store.ConsumePending(ctx, state)
+	if errors.Is(err, store.ErrNotFound) {
+		m.pageError(w, r, http.StatusBadRequest, web.BucketUpstreamResponse, codeStateInvalid, "Connection failed",
+			"This sign-in response is unknown, expired or was already used. Go back to your MCP client and try again.", errState)
+		return
+	}
+	if err != nil {
+		m.pageError(w, r, http.StatusServiceUnavailable, web.BucketGatewayConfig, codeStorage, "Try again shortly", "The gateway could not read the sign-in in progress.", err)
+		return
+	}
+	http.SetCookie(w, m.bindingCookie(r, up.ID, "", -1))
+	if p.UpstreamID != up.ID {
+		m.pageError(w, r, http.StatusBadRequest, web.BucketUpstreamResponse, codeStateInvalid, "Connection failed", "This sign-in response belongs to another upstream.", errState)
+		return
+	}
+	if cerr != nil || subtle.ConstantTimeCompare(sha256Of(cookie.Value), p.BrowserNonceHash) != 1 {
+		m.pageError(w, r, http.StatusForbidden, web.BucketGatewayConfig, codeBrowserMismatch, "Connection refused", errBrowser.Error(), errBrowser)
+		return
+	}
+	d, err := m.engine.Discover(ctx, up.Upstream, up.Challenge().ResourceMetadata)
+	if err != nil {
+		m.pageError(w, r, http.StatusBadGateway, web.BucketUpstreamOAuth, upstream.CodeOf(err), "Connection failed", "The gateway lost track of the upstream's sign-in settings.", err)
+		return
+	}
+	if d.AS.Issuer != p.Issuer {
+		m.pageError(w, r, http.StatusBadGateway, web.BucketUpstreamOAuth, upstream.CodeIssuerMismatch, "Connection failed",
+			"The upstream's authorization server changed during sign-in. Try again.", errors.New("issuer changed between approve and callback"))
+		return
+	}
+	if err := upstream.CheckIssuerParameter(q, p.Issuer, d.AS.IssParameterSupported); err != nil {
+		m.pageError(w, r, http.StatusBadRequest, web.BucketUpstreamOAuth, upstream.CodeOf(err), "Connection failed", "The sign-in response did not come from the expected authorization server.", err)
+		return
+	}
+	ev := audit.Event{SubjectID: p.Subject, UpstreamID: up.ID, OperationID: p.OperationID, AuthProfileID: up.AuthProfileID(), RequestID: rid}
+	if e := q.Get("error"); e != "" {
+		ev.Event, ev.Outcome, ev.ReasonCode = audit.UpstreamConnectionFailed, audit.OutcomeDenied, e
+		m.audit.Record(ctx, ev)
+		if e == "access_denied" {
+			_ = web.RenderResult(w, web.ResultPage{Kind: web.ResultDenied, DisplayName: up.DisplayName, RequestID: rid, Detail: q.Get("error_description")})
+			return
+		}
+		m.pageError(w, r, http.StatusBadGateway, web.BucketUpstreamResponse, codeUpstreamDenied, "Connection failed",
+			up.DisplayName+"'s authorization server answered with an error: "+e+" "+q.Get("error_description"), errors.New("authorization error "+e))
+		return
+	}
+	client, err := m.engine.Client(ctx, up.Upstream, d, m.endpoints(m.urls.Base(r)), p.Scopes)
+	if err != nil {
+		m.exchangeFailed(w, r, up, ev, err)
+		return
+	}
+	client.RedirectURI = p.RedirectURI
+	tok, issued, err := m.engine.Exchange(ctx, up.Upstream, upstream.ExchangeRequest{Code: vault.Secret(q.Get("code")), Verifier: p.Verifier,
+		Client: *client, TokenEndpoint: d.AS.TokenEndpoint, Resource: p.Resource, RequestedScopes: p.Scopes})
+	if err != nil {
+		m.exchangeFailed(w, r, up, ev, err)
+		return
+	}
+	key := store.ConnectionKey{UpstreamID: up.ID, Mode: p.Mode, Subject: p.Subject}
+	if err := m.saveConnection(ctx, key, tok, issued, p.Subject); err != nil {
+		m.pageError(w, r, http.StatusServiceUnavailable, web.BucketGatewayConfig, codeStorage, "Try again shortly", "The gateway could not store the connection.", err)
+		return
+	}
+	m.Invalidate(key)
+	ev.Event, ev.Outcome = audit.UpstreamConnectionEstablished, audit.OutcomeSuccess
+	ev.Details = map[string]any{"scopes": strings.Join(tok.Scopes, " "), "issuer": issued.Issuer}
+	m.audit.Record(ctx, ev)
+	_ = web.RenderResult(w, web.ResultPage{Kind: web.ResultConnected, DisplayName: up.DisplayName, Subject: displaySubject(p.Subject),
+		Scopes: tok.Scopes, RequestID: rid})
+}
+
+func (m *Manager) exchangeFailed(w http.ResponseWriter, r *http.Request, up *Upstream, ev audit.Event, err error) {
+	ev.Event, ev.Outcome, ev.ReasonCode = audit.UpstreamConnectionFailed, audit.OutcomeFailure, upstream.CodeOf(err)
+	m.audit.Record(r.Context(), ev)
+	m.pageError(w, r, http.StatusBadGateway, web.BucketUpstreamResponse, upstream.CodeOf(err), "Connection failed",
+		"The gateway could not finish signing you in to "+up.DisplayName+".", err)
+}
+
+// saveConnection creates or replaces the connection at key (compare-and-swap on its version).
+func (m *Manager) saveConnection(ctx context.Context, key store.ConnectionKey, tok *upstream.Token, issued upstream.IssuedUnder, actor string) error {
+	for attempt := 0; attempt < 5; attempt++ {
+		conn, err := m.store.GetConnection(ctx, key)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			conn = &store.Connection{ConnectionKey: key, ConnectedBy: actor}
+		case err != nil:
+			return err
+		}
+		conn.Status = store.StatusActive
+		conn.AccessToken, conn.RefreshToken = tok.AccessToken, tok.RefreshToken
+		conn.Expiry, conn.Scopes = tok.Expiry, tok.Scopes
+		conn.Issuer, conn.TokenEndpoint, conn.ClientID, conn.AuthMethod, conn.Resource = issued.Issuer, issued.TokenEndpoint, issued.ClientID, issued.AuthMethod, issued.Resource
+		conn.LastError = nil
+		conn.ConnectedBy = actor
+		if err = m.store.PutConnection(ctx, conn); !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+	return errors.New("storing the connection: too many concurrent updates")
+}
+
+func sha256Of(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+// serveClientMetadata serves the gateway's client ID metadata document for an upstream.
+func (m *Manager) serveClientMetadata(w http.ResponseWriter, r *http.Request) {
+	up, ok := m.Upstream(r.PathValue("id"))
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	doc, err := m.engine.ClientMetadataDocument(up.Upstream, m.endpoints(m.urls.Base(r)))
+	if err != nil {
+		http.Error(w, "client metadata unavailable", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(doc)
+}

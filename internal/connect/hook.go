@@ -1,0 +1,218 @@
+package connect
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/mcpwire"
+	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/upstream"
+)
+
+// Step-up limits: at most this many authorizations per (subject, upstream, scope set) per window.
+const (
+	StepUpLimit  = 3
+	StepUpWindow = 10 * time.Minute
+)
+
+// Error codes of the gateway's own JSON-RPC answers.
+const (
+	codeUpstreamSetup = -32002 // upstream OAuth setup failed (no URL: the user cannot fix it)
+	codeStepUpLimited = -32003 // step-up authorization attempts exhausted
+)
+
+// Hook returns the response hook of the token-exchange policy for one request: it turns an
+// upstream's 401 into a refresh-and-replay (when the caller had a token) or a connect-required
+// answer, and a 403 insufficient_scope into a step-up connect-required. An upstream challenge is
+// never handed to the MCP client as is: the client would start OAuth against the wrong server.
+func (m *Manager) Hook(ep upstream.Endpoints, up *Upstream, lk Lookup) policy.ResponseHook {
+	return func(c *policy.Context, r *http.Request, resp *http.Response) (*http.Response, error) {
+		switch {
+		case resp.StatusCode == http.StatusUnauthorized:
+		case resp.StatusCode == http.StatusForbidden && isInsufficientScope(resp.Header):
+		default:
+			return resp, nil
+		}
+		ch, _ := upstream.ParseBearerChallenge(resp.Header)
+		up.RememberChallenge(ch)
+		drain(resp)
+		ctx := r.Context()
+
+		if resp.StatusCode == http.StatusForbidden {
+			if lk.Token == nil {
+				return m.connectRequired(c, r, up, lk.Key, mcpwire.StateAuthenticating, ch.Scopes(), nil)
+			}
+			return m.stepUp(c, r, up, lk, ch)
+		}
+
+		// 401.
+		if lk.Token == nil {
+			state := lk.State
+			if state == "" {
+				state = mcpwire.StateAuthenticating
+			}
+			return m.connectRequired(c, r, up, lk.Key, state, ch.Scopes(), nil)
+		}
+		// Had a token: it may be stale here (another replica refreshed and the upstream revoked the
+		// old access token) or expired without expires_in. Re-read first; refresh only if the row
+		// has not moved on; replay once.
+		nt, err := m.Refresh(ctx, ep, up, lk.Key, lk.Token.Version, c.RequestID)
+		if errors.Is(err, errReconsent) {
+			return m.connectRequired(c, r, up, lk.Key, mcpwire.StateReconsentRequired, ch.Scopes(), nil)
+		}
+		if err != nil {
+			return nil, err
+		}
+		resp2, err := c.Replay(ctx, nt.Authorization.Reveal())
+		if err != nil {
+			return nil, err
+		}
+		if resp2.StatusCode == http.StatusUnauthorized {
+			ch2, _ := upstream.ParseBearerChallenge(resp2.Header)
+			up.RememberChallenge(ch2)
+			drain(resp2)
+			if err := m.MarkReconsent(ctx, up, lk.Key, "upstream_rejected_token", "the upstream refused a freshly refreshed token", c.RequestID); err != nil {
+				return nil, err
+			}
+			return m.connectRequired(c, r, up, lk.Key, mcpwire.StateReconsentRequired, ch2.Scopes(), nil)
+		}
+		return resp2, nil
+	}
+}
+
+func isInsufficientScope(h http.Header) bool {
+	ch, ok := upstream.ParseBearerChallenge(h)
+	return ok && ch.Error == "insufficient_scope"
+}
+
+func drain(resp *http.Response) {
+	if resp.Body != nil {
+		_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+		_ = resp.Body.Close()
+	}
+}
+
+// stepUp asks the user to re-authorize with the union of granted and challenged scopes, at most
+// StepUpLimit times per scope set per window.
+func (m *Manager) stepUp(c *policy.Context, r *http.Request, up *Upstream, lk Lookup, ch upstream.BearerChallenge) (*http.Response, error) {
+	union := unionScopes(lk.Token.Scopes, ch.Scopes())
+	var added []string
+	for _, s := range union {
+		if !slices.Contains(lk.Token.Scopes, s) {
+			added = append(added, s)
+		}
+	}
+	if !m.allowStepUp(lk.Key, union) {
+		env, _ := mcpwire.Peek(c.RequestBody())
+		msg := up.DisplayName + " keeps asking for more permissions (" + strings.Join(added, ", ") +
+			") than were granted; the gateway stopped asking after " + strconv.Itoa(StepUpLimit) + " attempts in 10 minutes. Ask an administrator to check the scopes configured for " + up.DisplayName + "."
+		m.audit.Record(r.Context(), audit.Event{Event: audit.ConnectRequired, Outcome: audit.OutcomeDenied, ReasonCode: "step_up_limited",
+			SubjectID: lk.Key.Subject, UpstreamID: up.ID, OperationID: c.Route.OperationID, AuthProfileID: up.AuthProfileID(), RequestID: c.RequestID})
+		return mcpwire.ErrorResponse(env, r.Header.Get("Accept"), codeStepUpLimited, msg,
+			map[string]any{"upstreamServerId": up.ID, "reasonCode": "step_up_limited", "requestedScopes": union}), nil
+	}
+	return m.connectRequired(c, r, up, lk.Key, mcpwire.StateReconsentRequired, union, added)
+}
+
+func (m *Manager) allowStepUp(key store.ConnectionKey, scopes []string) bool {
+	k := cacheKey(key) + "\x00" + strings.Join(scopes, " ")
+	now := m.now()
+	m.stepMu.Lock()
+	defer m.stepMu.Unlock()
+	var recent []time.Time
+	for _, t := range m.steps[k] {
+		if now.Sub(t) < StepUpWindow {
+			recent = append(recent, t)
+		}
+	}
+	if len(recent) >= StepUpLimit {
+		m.steps[k] = recent
+		return false
+	}
+	m.steps[k] = append(recent, now)
+	return true
+}
+
+func unionScopes(a, b []string) []string {
+	set := map[string]bool{}
+	var out []string
+	for _, s := range append(append([]string{}, a...), b...) {
+		if s != "" && !set[s] {
+			set[s] = true
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// connectRequired answers the request with a connect-required for key: in shared mode with nobody
+// connected, admin_connect_required (no link: an administrator must act). Discovery runs first
+// (cached), so a broken upstream gets a named "upstream OAuth setup" error instead of a link that
+// cannot work (DESIGN.md §8.7).
+func (m *Manager) connectRequired(c *policy.Context, r *http.Request, up *Upstream, key store.ConnectionKey, state string, scopes, added []string) (*http.Response, error) {
+	ctx := r.Context()
+	env, err := mcpwire.Peek(c.RequestBody())
+	if err != nil {
+		env = mcpwire.Envelope{} // not JSON-RPC: answered as a notification (428 problem)
+	}
+	cr := mcpwire.ConnectRequired{
+		State: state, UpstreamServerID: up.ID, AuthProfileID: up.AuthProfileID(), NextAction: "redirect",
+	}
+	if c.Route != nil {
+		cr.OperationID = c.Route.OperationID
+	}
+	auditEvent := audit.Event{Event: audit.ConnectRequired, Outcome: audit.OutcomeConnectRequired, ReasonCode: state,
+		SubjectID: key.Subject, UpstreamID: up.ID, OperationID: cr.OperationID, AuthProfileID: up.AuthProfileID(), RequestID: c.RequestID}
+	if c.User != nil {
+		auditEvent.Actor = c.User.Subject()
+	}
+
+	if up.Mode == store.ModeShared {
+		cr.State = mcpwire.StateAdminConnectRequired
+		cr.NextAction = ""
+		cr.Message = "An administrator must connect " + up.DisplayName + " before this service is available."
+		auditEvent.ReasonCode = cr.State
+		m.audit.Record(ctx, auditEvent)
+		return mcpwire.ConnectRequiredResponse(env, r.Header.Get("Accept"), r.Header.Get(mcpwire.ProtocolVersionHeader), c.RequestID, cr), nil
+	}
+
+	if _, err := m.engine.Discover(ctx, up.Upstream, up.Challenge().ResourceMetadata); err != nil {
+		var ue *upstream.Error
+		reason := "discovery failed"
+		if errors.As(err, &ue) {
+			reason = ue.Reason
+		}
+		m.log.Error("upstream OAuth setup failed", "upstreamServerId", up.ID, "requestId", c.RequestID, "error", err)
+		auditEvent.Outcome, auditEvent.ReasonCode = audit.OutcomeFailure, upstream.CodeOf(err)
+		m.audit.Record(ctx, auditEvent)
+		return mcpwire.ErrorResponse(env, r.Header.Get("Accept"), codeUpstreamSetup,
+			"Upstream OAuth setup for "+up.DisplayName+" failed: "+reason,
+			map[string]any{"bucket": string(upstream.BucketOAuthSetup), "reasonCode": upstream.CodeOf(err), "upstreamServerId": up.ID, "requestId": c.RequestID}), nil
+	}
+
+	t := m.signer.New(Ticket{Subject: key.Subject, Mode: string(key.Mode), UpstreamID: up.ID, OperationID: cr.OperationID,
+		State: state, Scopes: scopes, Added: added})
+	t.ElicitationID = t.ID
+	cr.ElicitationID = t.ID
+	q := url.Values{"browserTicket": {m.signer.Sign(t)}, "operationId": {cr.OperationID}}
+	cr.AuthURL = m.urls.Gateway(r, "/auth/connections/"+url.PathEscape(up.ID)+"/connect") + "?" + q.Encode()
+	if state == mcpwire.StateReconsentRequired {
+		cr.Message = up.DisplayName + " authorization must be renewed."
+	} else {
+		cr.Message = "Connect " + up.DisplayName + " to continue."
+	}
+	cr.Scopes = scopes
+	m.audit.Record(ctx, auditEvent)
+	return mcpwire.ConnectRequiredResponse(env, r.Header.Get("Accept"), r.Header.Get(mcpwire.ProtocolVersionHeader), c.RequestID, cr), nil
+}
+

@@ -1,0 +1,251 @@
+// Package connect owns users' upstream connections at run time: it finds a caller's credential
+// for an upstream (from memory when fresh, else the store), refreshes it once per connection across
+// every caller and replica, builds connect-required answers with signed browser tickets, and serves
+// the browser flow (consent page, approve, OAuth callback) that creates connections.
+package connect
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/safehttp"
+	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/upstream"
+	"github.com/mcpgate/mcpgate/internal/vault"
+	"github.com/mcpgate/mcpgate/internal/web"
+)
+
+// Tunables with named defaults.
+const (
+	// DefaultRefreshSkew refreshes a token this long before it expires.
+	DefaultRefreshSkew = 60 * time.Second
+	// RefreshTimeout bounds one refresh (lease wait included); it runs detached from any one caller.
+	RefreshTimeout = 20 * time.Second
+	// LeaseTTL outlives one token request, so a live holder never loses its lease mid-call, and a
+	// crashed holder's lease frees soon.
+	LeaseTTL = 30 * time.Second
+	// RetryAfterSeconds is what a transient failure tells the client.
+	RetryAfterSeconds = 5
+)
+
+// sharedName is the Services.Shared key of the gateway's Manager.
+const sharedName = "connect.Manager"
+
+// Upstream is one upstream as the token-exchange policy configured it.
+type Upstream struct {
+	upstream.Upstream
+	Summary  string
+	Mode     store.Mode // user or shared
+	AuthMode string     // user-oauth or shared-oauth
+	// OperationIDs are the routes that use this upstream.
+	OperationIDs map[string]bool
+
+	mu        sync.Mutex
+	challenge upstream.BearerChallenge // the upstream's latest challenge (resource_metadata, scope)
+}
+
+// AuthProfileID is "<id>:<authMode>", as Zuplo names it.
+func (u *Upstream) AuthProfileID() string { return u.ID + ":" + u.AuthMode }
+
+// RememberChallenge keeps the upstream's latest challenge for discovery and scope selection.
+func (u *Upstream) RememberChallenge(c upstream.BearerChallenge) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if c.ResourceMetadata != "" {
+		u.challenge.ResourceMetadata = c.ResourceMetadata
+	}
+	if c.Scope != "" {
+		u.challenge.Scope = c.Scope
+	}
+	u.challenge.Error = c.Error
+}
+
+// Challenge returns the latest remembered challenge.
+func (u *Upstream) Challenge() upstream.BearerChallenge {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.challenge
+}
+
+// Manager is the gateway-wide connection manager. Safe for concurrent use.
+type Manager struct {
+	store  store.Store
+	audit  *audit.Recorder
+	urls   *gateway.URLs
+	signer *Signer
+	csrf   *web.CSRF
+	engine *upstream.Engine
+	regs   registrationCache
+	log    *slog.Logger
+	holder string
+	skew   time.Duration
+	now    func() time.Time
+
+	mu        sync.RWMutex
+	upstreams map[string]*Upstream
+
+	cache sync.Map // cacheKey → *Token
+	sf    singleflight.Group
+
+	stepMu sync.Mutex
+	steps  map[string][]time.Time // step-up authorizations per (subject, upstream, scope set)
+}
+
+// FromServices returns the gateway's Manager, creating it (and registering the browser endpoints)
+// on first use.
+func FromServices(svc *gateway.Services) (*Manager, error) {
+	if svc == nil || svc.Store == nil || svc.Ring == nil || svc.URLs == nil {
+		return nil, errors.New("connect: the gateway was started without a store and key ring")
+	}
+	v, err := svc.Shared(sharedName, func() (any, error) {
+		m := newManager(svc)
+		m.routes(svc.Register)
+		return m, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Manager), nil
+}
+
+func newManager(svc *gateway.Services) *Manager {
+	log := svc.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	allow, err := safehttp.ParseAllowList(strings.Join(svc.SafeHTTPAllow, ","))
+	if err != nil {
+		log.Error("MCPGATE_SAFEHTTP_ALLOW is invalid; ignoring it", "error", err)
+	}
+	return &Manager{
+		store:     svc.Store,
+		audit:     svc.Audit,
+		urls:      svc.URLs,
+		signer:    NewSigner(svc.Ring.DeriveKey("browser-ticket")),
+		csrf:      web.NewCSRF(svc.Ring.DeriveKey("csrf")),
+		engine:    upstream.New(upstream.Options{Allow: allow, Registrations: registrationCache{svc.Store}}),
+		regs:      registrationCache{svc.Store},
+		log:       log.With("component", "connect"),
+		holder:    holderID(),
+		skew:      DefaultRefreshSkew,
+		now:       time.Now,
+		upstreams: map[string]*Upstream{},
+		steps:     map[string][]time.Time{},
+	}
+}
+
+// holderID names this process in refresh leases.
+func holderID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// Add registers an upstream. Two policies may not share an id (config validation already refuses it).
+func (m *Manager) Add(u *Upstream) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if prev, ok := m.upstreams[u.ID]; ok && prev != u {
+		return fmt.Errorf("upstream id %q is configured twice", u.ID)
+	}
+	m.upstreams[u.ID] = u
+	return nil
+}
+
+// Upstream returns a registered upstream.
+func (m *Manager) Upstream(id string) (*Upstream, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	u, ok := m.upstreams[id]
+	return u, ok
+}
+
+// Upstreams lists registered upstreams.
+func (m *Manager) Upstreams() []*Upstream {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]*Upstream, 0, len(m.upstreams))
+	for _, u := range m.upstreams {
+		out = append(out, u)
+	}
+	return out
+}
+
+// Engine exposes the upstream OAuth engine (the setup UI's "Check now").
+func (m *Manager) Engine() *upstream.Engine { return m.engine }
+
+// Endpoints are the gateway's public URLs as seen by the request r (the configured public URL, or
+// the request's own host behind trusted proxies).
+func (m *Manager) Endpoints(r *http.Request) upstream.Endpoints { return m.endpoints(m.urls.Base(r)) }
+
+func (m *Manager) endpoints(public *url.URL) upstream.Endpoints {
+	return upstream.Endpoints{PublicURL: public.Scheme + "://" + public.Host + strings.TrimSuffix(public.Path, "/"), BasePath: m.urls.BasePath}
+}
+
+// registrationCache adapts the store to the engine's registration cache.
+type registrationCache struct{ s store.ClientRegistrations }
+
+func (c registrationCache) GetRegistration(ctx context.Context, k upstream.RegistrationKey) (*upstream.Registration, error) {
+	r, err := c.s.GetClientRegistration(ctx, store.ClientRegistrationKey{Issuer: k.Issuer, UpstreamID: k.UpstreamID, RedirectURI: k.RedirectURI})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, upstream.ErrNoRegistration
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &upstream.Registration{RegistrationKey: k, Method: r.Method, ClientID: r.ClientID, ClientSecret: r.ClientSecret,
+		AuthMethod: r.AuthMethod, RegisteredAt: r.RegisteredAt, ExpiresAt: r.ExpiresAt}, nil
+}
+
+func (c registrationCache) PutRegistration(ctx context.Context, r *upstream.Registration) error {
+	return c.s.PutClientRegistration(ctx, &store.ClientRegistration{
+		ClientRegistrationKey: store.ClientRegistrationKey{Issuer: r.Issuer, UpstreamID: r.UpstreamID, RedirectURI: r.RedirectURI},
+		Method:                r.Method, ClientID: r.ClientID, ClientSecret: r.ClientSecret, AuthMethod: r.AuthMethod,
+		RegisteredAt: r.RegisteredAt, ExpiresAt: r.ExpiresAt})
+}
+
+func (c registrationCache) DeleteRegistrations(ctx context.Context, upstreamID string) (int, error) {
+	return c.s.DeleteClientRegistrations(ctx, upstreamID)
+}
+
+// clientSecret finds the secret a connection's client authenticates with: the configured one for
+// a manual client, else the cached registration's (a DCR client the AS gave a secret).
+func (m *Manager) clientSecret(ctx context.Context, up *Upstream, conn *store.Connection, ep upstream.Endpoints) vault.Secret {
+	if conn.AuthMethod == upstream.AuthNone || conn.AuthMethod == "" {
+		return ""
+	}
+	if up.Registration.Mode == upstream.ModeManual && up.Registration.ClientID == conn.ClientID {
+		return up.Registration.ClientSecret
+	}
+	reg, err := m.regs.GetRegistration(ctx, upstream.RegistrationKey{Issuer: conn.Issuer, UpstreamID: up.ID, RedirectURI: ep.RedirectURI(up.ID)})
+	if err == nil && reg.ClientID == conn.ClientID {
+		return reg.ClientSecret
+	}
+	return ""
+}
+
+// grantOf is the refresh request for conn: exactly what it was issued under (DESIGN.md §8.3).
+func (m *Manager) grantOf(ctx context.Context, up *Upstream, conn *store.Connection, ep upstream.Endpoints) upstream.RefreshRequest {
+	return upstream.RefreshRequest{
+		IssuedUnder: upstream.IssuedUnder{Issuer: conn.Issuer, TokenEndpoint: conn.TokenEndpoint, ClientID: conn.ClientID,
+			AuthMethod: conn.AuthMethod, Resource: conn.Resource},
+		ClientSecret: m.clientSecret(ctx, up, conn, ep),
+		RefreshToken: conn.RefreshToken,
+		Scopes:       conn.Scopes,
+	}
+}

@@ -1,0 +1,323 @@
+package connect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/problem"
+	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/upstream"
+	"github.com/mcpgate/mcpgate/internal/vault"
+)
+
+// Token is a usable upstream credential, as cached in memory.
+type Token struct {
+	// Authorization is the header value to send ("Bearer …").
+	Authorization vault.Secret
+	Expiry        time.Time // zero: unknown (refreshed when the upstream answers 401)
+	Version       int64     // the connection row version it came from
+	Scopes        []string
+	HasRefresh    bool
+}
+
+// fresh reports whether t can be used at now without a proactive refresh.
+func (t *Token) fresh(now time.Time, skew time.Duration) bool {
+	return t.Expiry.IsZero() || now.Add(skew).Before(t.Expiry)
+}
+
+// valid reports whether t has not expired yet (it may be within the refresh skew).
+func (t *Token) valid(now time.Time) bool { return t.Expiry.IsZero() || now.Before(t.Expiry) }
+
+// Lookup is the result of finding a caller's connection.
+type Lookup struct {
+	Key   store.ConnectionKey
+	Token *Token // nil when there is no usable credential
+	// State is why there is none: authenticating (never connected) or reconsent_required.
+	State string
+}
+
+// Errors a caller maps to responses.
+var (
+	// errReconsent means the grant is dead: the connection was marked reconsent_required.
+	errReconsent = errors.New("the upstream grant is no longer valid")
+)
+
+// Key returns the connection key for a caller of up: the shared slot in shared mode, else the
+// caller's namespaced subject.
+func Key(up *Upstream, subject string) store.ConnectionKey {
+	if up.Mode == store.ModeShared {
+		return store.ConnectionKey{UpstreamID: up.ID, Mode: store.ModeShared, Subject: store.SharedSubject}
+	}
+	return store.ConnectionKey{UpstreamID: up.ID, Mode: store.ModeUser, Subject: subject}
+}
+
+func cacheKey(k store.ConnectionKey) string { return k.UpstreamID + "\x00" + string(k.Mode) + "\x00" + k.Subject }
+
+// Lookup finds the credential for key: from memory when fresh (no database round trip), else from
+// the store, refreshing first when it is within the skew of expiry. A storage or decrypt failure is
+// an error (a transient 503), never "not connected" (DESIGN.md §8.1).
+func (m *Manager) Lookup(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, requestID string) (Lookup, error) {
+	now := m.now()
+	if v, ok := m.cache.Load(cacheKey(key)); ok {
+		if t := v.(*Token); t.fresh(now, m.skew) {
+			return Lookup{Key: key, Token: t}, nil
+		}
+	}
+	conn, err := m.store.GetConnection(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		m.cache.Delete(cacheKey(key))
+		return Lookup{Key: key, State: "authenticating"}, nil
+	}
+	if err != nil {
+		return Lookup{}, transient("reading the upstream connection", err)
+	}
+	if conn.Status != store.StatusActive || conn.AccessToken.IsZero() {
+		m.cache.Delete(cacheKey(key))
+		return Lookup{Key: key, State: "reconsent_required"}, nil
+	}
+	t := tokenOf(conn)
+	if t.fresh(now, m.skew) {
+		m.cache.Store(cacheKey(key), t)
+		return Lookup{Key: key, Token: t}, nil
+	}
+	// Due: refresh (once per connection across callers and replicas).
+	nt, err := m.Refresh(ctx, ep, up, key, conn.Version, requestID)
+	switch {
+	case err == nil:
+		return Lookup{Key: key, Token: nt}, nil
+	case errors.Is(err, errReconsent):
+		return Lookup{Key: key, State: "reconsent_required"}, nil
+	case t.valid(m.now()):
+		// A failed proactive refresh serves the request with the still-valid token.
+		m.log.Warn("proactive refresh failed; using the current token until it expires",
+			"upstreamServerId", up.ID, "requestId", requestID, "error", err)
+		return Lookup{Key: key, Token: t}, nil
+	default:
+		return Lookup{}, err
+	}
+}
+
+func tokenOf(c *store.Connection) *Token {
+	return &Token{Authorization: vault.Secret("Bearer " + c.AccessToken.Reveal()), Expiry: c.Expiry, Version: c.Version,
+		Scopes: c.Scopes, HasRefresh: !c.RefreshToken.IsZero()}
+}
+
+// Invalidate drops the cached credential for key (after a new connection, a revoke).
+func (m *Manager) Invalidate(key store.ConnectionKey) { m.cache.Delete(cacheKey(key)) }
+
+// Refresh refreshes the connection at key, unless it changed since staleVersion (then the newer
+// token is used). Every caller in the process shares one attempt per connection (singleflight),
+// instances share it through a lease row, and the attempt runs detached from the caller's context
+// with its own timeout, so one caller giving up cannot cancel it for the others.
+func (m *Manager) Refresh(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, staleVersion int64, requestID string) (*Token, error) {
+	ch := m.sf.DoChan(cacheKey(key), func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RefreshTimeout)
+		defer cancel()
+		return m.refresh(rctx, ep, up, key, staleVersion, requestID)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*Token), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, staleVersion int64, requestID string) (*Token, error) {
+	lease := "refresh/" + cacheKey(key)
+	// Take the lease; while another instance holds it, watch the row: when it moves past
+	// staleVersion the other instance has refreshed and its token is used.
+	for wait := 25 * time.Millisecond; ; wait = min(wait*2, 500*time.Millisecond) {
+		err := m.store.TryAcquireLease(ctx, lease, m.holder, LeaseTTL)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrLeaseHeld) {
+			return nil, transient("taking the refresh lease", err)
+		}
+		if t, done, err := m.refreshedElsewhere(ctx, key, staleVersion); err != nil || done {
+			return t, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, transient("waiting for another instance's refresh", ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+	defer func() { _ = m.store.ReleaseLease(context.WithoutCancel(ctx), lease, m.holder) }()
+
+	// Re-read under the lease: another instance may have refreshed between our read and the lease.
+	if t, done, err := m.refreshedElsewhere(ctx, key, staleVersion); err != nil || done {
+		return t, err
+	}
+	conn, err := m.store.GetConnection(ctx, key)
+	if err != nil {
+		return nil, transient("reading the upstream connection", err)
+	}
+	if conn.RefreshToken.IsZero() {
+		return nil, m.markReconsent(ctx, up, conn, "no_refresh_token", "the connection has no refresh token", requestID)
+	}
+	tok, err := m.engine.Refresh(ctx, up.Upstream, m.grantOf(ctx, up, conn, ep))
+	if err != nil {
+		return nil, m.refreshFailed(ctx, up, key, conn, err, requestID)
+	}
+	for attempt := 0; ; attempt++ {
+		conn.AccessToken = tok.AccessToken
+		if !tok.RefreshToken.IsZero() {
+			conn.RefreshToken = tok.RefreshToken
+		}
+		conn.Expiry = tok.Expiry
+		if len(tok.Scopes) > 0 {
+			conn.Scopes = tok.Scopes
+		}
+		conn.LastRefreshAt = m.now()
+		conn.LastError = nil
+		err = m.store.PutConnection(ctx, conn)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrConflict) || attempt == 3 {
+			// The upstream rotated the refresh token; losing this write would lose the grant, so
+			// it is retried above and reported loudly here.
+			m.log.Error("storing a refreshed token failed", "upstreamServerId", up.ID, "requestId", requestID, "error", err)
+			return nil, transient("storing the refreshed token", err)
+		}
+		// Someone else wrote the row (a rekey, an admin revoke): re-read and apply ours on top
+		// unless it was revoked.
+		fresh, gerr := m.store.GetConnection(ctx, key)
+		if gerr != nil {
+			return nil, transient("re-reading the upstream connection", gerr)
+		}
+		if fresh.Status != store.StatusActive {
+			return nil, errReconsent
+		}
+		conn = fresh
+	}
+	t := tokenOf(conn)
+	m.cache.Store(cacheKey(key), t)
+	m.audit.Record(ctx, audit.Event{Event: audit.UpstreamTokenRefreshed, Outcome: audit.OutcomeSuccess, SubjectID: key.Subject,
+		UpstreamID: up.ID, AuthProfileID: up.AuthProfileID(), RequestID: requestID})
+	return t, nil
+}
+
+// refreshedElsewhere re-reads the row: done is true when it changed since staleVersion and holds a
+// usable token (or was revoked meanwhile).
+func (m *Manager) refreshedElsewhere(ctx context.Context, key store.ConnectionKey, staleVersion int64) (*Token, bool, error) {
+	conn, err := m.store.GetConnection(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, true, errReconsent
+	}
+	if err != nil {
+		return nil, true, transient("reading the upstream connection", err)
+	}
+	if conn.Version == staleVersion {
+		return nil, false, nil
+	}
+	if conn.Status != store.StatusActive || conn.AccessToken.IsZero() {
+		return nil, true, errReconsent
+	}
+	t := tokenOf(conn)
+	if !t.valid(m.now()) {
+		return nil, false, nil
+	}
+	m.cache.Store(cacheKey(key), t)
+	return t, true, nil
+}
+
+// refreshFailed classifies a failed refresh (DESIGN.md §8.2).
+func (m *Manager) refreshFailed(ctx context.Context, up *Upstream, key store.ConnectionKey, conn *store.Connection, err error, requestID string) error {
+	code := upstream.CodeOf(err)
+	m.audit.Record(ctx, audit.Event{Event: audit.UpstreamRefreshFailed, Outcome: audit.OutcomeFailure, ReasonCode: code,
+		SubjectID: key.Subject, UpstreamID: up.ID, AuthProfileID: up.AuthProfileID(), RequestID: requestID})
+	switch {
+	case upstream.IsGrantDead(err):
+		// Only a dead grant whose refresh token is still the one we sent means reconsent: if the
+		// row moved on, another refresh won and its token is good.
+		cur, gerr := m.store.GetConnection(ctx, key)
+		if gerr != nil {
+			return transient("re-reading the upstream connection", gerr)
+		}
+		if cur.Version != conn.Version || cur.RefreshToken != conn.RefreshToken {
+			if t := tokenOf(cur); cur.Status == store.StatusActive && t.valid(m.now()) {
+				m.cache.Store(cacheKey(key), t)
+				return nil
+			}
+		}
+		return m.markReconsent(ctx, up, cur, code, "the upstream refused the refresh token", requestID)
+	case upstream.IsClientRejected(err):
+		m.recordError(ctx, conn, code, "the upstream's authorization server rejected the gateway's client")
+		return setupError(up, err)
+	default:
+		m.recordError(ctx, conn, code, "refreshing the token failed; will retry")
+		return transient("refreshing the upstream token", err)
+	}
+}
+
+// recordError stores the last error on the connection, best effort (tokens untouched).
+func (m *Manager) recordError(ctx context.Context, conn *store.Connection, code, msg string) {
+	c := *conn
+	c.LastError = &store.LastError{Code: code, Message: msg, At: m.now()}
+	if err := m.store.PutConnection(ctx, &c); err == nil {
+		*conn = c
+	}
+}
+
+// markReconsent wipes the tokens of a dead grant and keeps the row and its history.
+func (m *Manager) markReconsent(ctx context.Context, up *Upstream, conn *store.Connection, code, msg, requestID string) error {
+	c := *conn
+	c.Status = store.StatusReconsentRequired
+	c.AccessToken, c.RefreshToken = "", ""
+	c.LastError = &store.LastError{Code: code, Message: msg, At: m.now()}
+	if err := m.store.PutConnection(ctx, &c); err != nil && !errors.Is(err, store.ErrConflict) {
+		return transient("marking the connection for reconsent", err)
+	}
+	m.cache.Delete(cacheKey(conn.ConnectionKey))
+	m.audit.Record(ctx, audit.Event{Event: audit.UpstreamReconsentRequired, Outcome: audit.OutcomeFailure, ReasonCode: code,
+		SubjectID: conn.Subject, UpstreamID: up.ID, AuthProfileID: up.AuthProfileID(), RequestID: requestID})
+	return errReconsent
+}
+
+// MarkReconsent marks the connection at key reconsent_required (an upstream that still answers
+// 401 after a refresh).
+func (m *Manager) MarkReconsent(ctx context.Context, up *Upstream, key store.ConnectionKey, code, msg, requestID string) error {
+	conn, err := m.store.GetConnection(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return transient("reading the upstream connection", err)
+	}
+	if err := m.markReconsent(ctx, up, conn, code, msg, requestID); !errors.Is(err, errReconsent) {
+		return err
+	}
+	return nil
+}
+
+// transient is a 503 with Retry-After: the request may succeed later; nothing was lost.
+func transient(doing string, err error) *problem.Error {
+	return problem.New(http.StatusServiceUnavailable, "The gateway could not reach its credential for this upstream right now. Retry shortly.",
+		fmt.Errorf("%s: %w", doing, err)).WithReason("upstream_credential_unavailable").WithHeader("Retry-After", strconv.Itoa(RetryAfterSeconds))
+}
+
+// setupError is an "upstream OAuth setup" failure, named for the operator.
+func setupError(up *Upstream, err error) *problem.Error {
+	return problem.New(http.StatusBadGateway, fmt.Sprintf("Upstream OAuth setup for %s failed: %s", up.DisplayName, safeReason(err)), err).
+		WithReason(upstream.CodeOf(err))
+}
+
+// safeReason is the client-safe text of an upstream error.
+func safeReason(err error) string {
+	var ue *upstream.Error
+	if errors.As(err, &ue) {
+		return ue.Reason
+	}
+	return "see the gateway log"
+}
