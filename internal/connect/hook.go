@@ -215,4 +215,3 @@ func (m *Manager) connectRequired(c *policy.Context, r *http.Request, up *Upstre
 	m.audit.Record(ctx, auditEvent)
 	return mcpwire.ConnectRequiredResponse(env, r.Header.Get("Accept"), r.Header.Get(mcpwire.ProtocolVersionHeader), c.RequestID, cr), nil
 }
-

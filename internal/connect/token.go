@@ -56,7 +56,9 @@ func Key(up *Upstream, subject string) store.ConnectionKey {
 	return store.ConnectionKey{UpstreamID: up.ID, Mode: store.ModeUser, Subject: subject}
 }
 
-func cacheKey(k store.ConnectionKey) string { return k.UpstreamID + "\x00" + string(k.Mode) + "\x00" + k.Subject }
+func cacheKey(k store.ConnectionKey) string {
+	return k.UpstreamID + "\x00" + string(k.Mode) + "\x00" + k.Subject
+}
 
 // Lookup finds the credential for key: from memory when fresh (no database round trip), else from
 // the store, refreshing first when it is within the skew of expiry. A storage or decrypt failure is
