@@ -296,7 +296,7 @@ func (s *Server) start(ctx context.Context) error {
 		Issuer string `json:"issuer"`
 	}
 	if err := s.getJSON(ctx, s.PublicURL+"/.well-known/openid-configuration", &disco); err != nil {
-		_ = s.Close()
+		_ = s.stopHydra()
 		return fmt.Errorf("reading hydra discovery: %w", err)
 	}
 	s.issuer = disco.Issuer
@@ -415,19 +415,27 @@ func (s *Server) ready(ctx context.Context, base string) bool {
 // servers. It is safe to call more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
-		if s.cmd != nil && s.cmd.Process != nil {
-			_ = s.cmd.Process.Signal(os.Interrupt)
-			select {
-			case <-s.exited:
-			case <-time.After(stopTimeout):
-				_ = s.cmd.Process.Kill()
-				<-s.exited
-				s.closeErr = fmt.Errorf("hydra did not stop within %s of SIGINT; killed", stopTimeout)
-			}
-		}
+		s.closeErr = s.stopHydra()
 		s.closeServers()
 	})
 	return s.closeErr
+}
+
+// stopHydra stops the Hydra process, if it runs.
+func (s *Server) stopHydra() error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return nil
+	}
+	defer func() { s.cmd = nil }()
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.exited:
+		return nil
+	case <-time.After(stopTimeout):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+		return fmt.Errorf("hydra did not stop within %s of SIGINT; killed", stopTimeout)
+	}
 }
 
 func (s *Server) closeServers() {
