@@ -350,7 +350,9 @@ func (e *engine) modifyResponse(resp *http.Response) error {
 
 	final, err := cl.pc.ProcessResponse(cl.in, resp)
 	if err != nil {
-		return err
+		// A policy's or hook's failure is the gateway's, not an unreachable upstream: a
+		// *problem.Error keeps its status, anything else is a 500.
+		return problem.From(err)
 	}
 	if final != resp {
 		// ReverseProxy writes the response it handed us; a hook that replaced it owns the old

@@ -598,6 +598,31 @@ func TestResponseHooks(t *testing.T) {
 		}
 	})
 
+	t.Run("a failing hook is the gateway's error, not the upstream's", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			err    error
+			status int
+			reason string
+		}{
+			{"problem", problem.New(http.StatusPreconditionRequired, "Connect Linear to continue.", nil).WithReason("connect_required"), http.StatusPreconditionRequired, "connect_required"},
+			{"plain error", errors.New("store: connection refused"), http.StatusInternalServerError, ""},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				up := newUpstream(t, jsonStateless)
+				fail := func(*policy.Context, *http.Request, *http.Response) (*http.Response, error) { return nil, tc.err }
+				gw := newGateway(t, mcpProxy(up.URL, Settings{}), up.URL, nil, fail)
+				resp := post(t, t.Context(), gw.url(), initializeBody, nil)
+				if resp.StatusCode != tc.status {
+					t.Fatalf("status = %d, want %d", resp.StatusCode, tc.status)
+				}
+				if p := problemOf(t, resp); p.Reason != tc.reason || strings.Contains(p.Detail, "store:") {
+					t.Errorf("problem = %+v", p)
+				}
+			})
+		}
+	})
+
 	t.Run("outbound policies run before the hooks", func(t *testing.T) {
 		up := newUpstream(t, jsonStateless)
 		var order []string
