@@ -59,4 +59,33 @@
 // audience list on refresh), the consent app first adds any missing granted
 // audience to the client's audience list through the admin API, the way an
 // operator would allow that client for that resource.
+//
+// A real browser (internal/testutil/browser) picks the subject by setting
+// the cookie on the login app's origin before it starts the flow:
+//
+//	b.Navigate(h.LoginURL + "/error")
+//	browser.Eval[string](b, `document.cookie = "mcpgate_test_subject=zoe; path=/"`)
+//
+// # Use
+//
+//	h := hydra.Start(t, hydra.Options{JWTAccessTokens: true, AccessTokenTTL: 2 * time.Second})
+//	c := h.CreateClient(t, hydra.ClientSpec{RedirectURIs: []string{cb}})
+//	cfg := h.OAuth2Config(c, cb, "mcp", "offline_access")
+//	back := h.AuthorizeHeadless(t, cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(v)), "bob")
+//	tok, _ := cfg.Exchange(ctx, back.Query().Get("code"), oauth2.VerifierOption(v))
+//	_ = h.TokenCalls("refresh_token")
+//
+// One Hydra starts in 0.1–0.4 s, so each test can have its own. To share one
+// across a package, call New in TestMain and Close after m.Run.
+//
+// # Hydra facts tests rely on
+//
+//   - Only /.well-known/openid-configuration; no RFC 8414 document (404).
+//   - DCR at /oauth2/register answers "jwks": {} (an object), which
+//     go-sdk v1.8.0's oauthex cannot decode.
+//   - state must be at least 8 characters (else error=invalid_state).
+//   - No RFC 9207 iss parameter on the authorization response.
+//   - Refresh tokens rotate; reusing a used one is invalid_grant and revokes
+//     the whole grant (the newer refresh token too).
+//   - PKCE plain and S256; optional unless Options.EnforcePKCE.
 package hydra

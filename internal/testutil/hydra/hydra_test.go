@@ -303,12 +303,41 @@ func TestHydraTokenInterceptor(t *testing.T) {
 	if _, err := cc.Token(t.Context()); !errors.As(err, &re) || re.Response.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("token with interceptor: %v, want a 503", err)
 	}
+	// A connection reset: abort the handler.
+	h.SetTokenInterceptor(func(http.ResponseWriter, *http.Request, string) bool {
+		panic(http.ErrAbortHandler)
+	})
+	if _, err := cc.Token(t.Context()); err == nil || errors.As(err, &re) {
+		t.Fatalf("token with a reset connection: %v, want a transport error", err)
+	}
+	// A hang: the request waits until the test releases it; other
+	// requests are not held up meanwhile.
+	release := make(chan struct{})
+	h.SetTokenInterceptor(func(_ http.ResponseWriter, r *http.Request, _ string) bool {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		return false
+	})
+	done := make(chan error, 1)
+	go func() {
+		_, err := cc.Token(t.Context())
+		done <- err
+	}()
+	if status := getStatus(t, h.DiscoveryURL()); status != http.StatusOK {
+		t.Fatalf("discovery during a hung token request: %d", status)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("released token request: %v", err)
+	}
 	h.SetTokenInterceptor(nil)
 	if _, err := cc.Token(t.Context()); err != nil {
 		t.Fatalf("token without interceptor: %v", err)
 	}
-	if calls, errs := h.TokenCalls("client_credentials"), h.TokenErrors("client_credentials"); calls != 2 || errs != 0 {
-		t.Errorf("calls, errors = %d, %d; want 2, 0", calls, errs)
+	if calls, errs := h.TokenCalls("client_credentials"), h.TokenErrors("client_credentials"); calls != 4 || errs != 0 {
+		t.Errorf("calls, errors = %d, %d; want 4, 0", calls, errs)
 	}
 	h.ResetTokenCalls()
 	if got := h.TokenCalls(""); got != 0 {
