@@ -19,6 +19,7 @@ package browser
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -30,7 +31,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -62,6 +65,7 @@ type Browser struct {
 	mu      sync.Mutex
 	console []string
 	shots   map[string]int
+	view    viewport
 }
 
 // Option configures New.
@@ -160,6 +164,7 @@ func New(t testing.TB, opts ...Option) *Browser {
 		t.Fatalf("starting chromium %s: %v", execPath, err)
 	}
 	t.Cleanup(stop)
+	b.setViewport("setting the viewport", viewport{width: o.width, height: o.height})
 
 	// Collect console messages and browser log entries (CSP violations land here).
 	messages := chromedp.Console(ctx)
@@ -256,6 +261,83 @@ func Eval[T any](b *Browser, expression string) T {
 	return v
 }
 
+// FrameTexts returns the rendered text (body.innerText) of every child frame of the page, read
+// through DevTools in an isolated world: it works for sandboxed and cross-origin frames that the
+// page's own scripts cannot reach, and runs no script of the frame. Frames that Chromium runs in
+// their own process (sandboxed srcdoc frames, cross-site frames) come after the in-process ones.
+func (b *Browser) FrameTexts() []string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
+	defer cancel()
+	texts, err := chromedp.Run(ctx, func(ctx context.Context, t *chromedp.Target) ([]string, error) {
+		tree, err := cdp.Call(ctx, t, page.GetFrameTree, cdp.Empty{})
+		if err != nil {
+			return nil, fmt.Errorf("reading the frame tree: %w", err)
+		}
+		var out []string
+		for _, child := range tree.FrameTree.ChildFrames {
+			text, err := frameText(ctx, t, child.Frame.ID)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, text)
+		}
+		return out, nil
+	})
+	if err != nil {
+		b.fail("reading frame texts", err)
+	}
+
+	infos, err := chromedp.Targets(ctx)
+	if err != nil {
+		b.fail("listing targets", err)
+	}
+	tab := chromedp.FromContext(b.ctx).Target.TargetID
+	for _, info := range infos {
+		if info.Type != "iframe" || info.ParentID != tab {
+			continue
+		}
+		fctx, fcancel := chromedp.NewContext(ctx, chromedp.WithTargetID(info.TargetID), chromedp.WithDetachOnCancel())
+		text, err := chromedp.Run(fctx, func(ctx context.Context, t *chromedp.Target) (string, error) {
+			tree, err := cdp.Call(ctx, t, page.GetFrameTree, cdp.Empty{})
+			if err != nil {
+				return "", fmt.Errorf("reading the frame tree: %w", err)
+			}
+			return frameText(ctx, t, tree.FrameTree.Frame.ID)
+		})
+		fcancel()
+		if err != nil {
+			b.fail("reading out-of-process frame "+info.URL, err)
+		}
+		texts = append(texts, text)
+	}
+	return texts
+}
+
+// frameText evaluates body.innerText in a fresh isolated world of the frame.
+func frameText(ctx context.Context, t *chromedp.Target, id cdp.FrameID) (string, error) {
+	world, err := cdp.Call(ctx, t, page.CreateIsolatedWorld, page.CreateIsolatedWorldParams{FrameID: id, WorldName: "mcpgate-test"})
+	if err != nil {
+		return "", fmt.Errorf("entering frame %s: %w", id, err)
+	}
+	res, err := cdp.Call(ctx, t, runtime.Evaluate, runtime.EvaluateParams{
+		Expression:    "document.body ? document.body.innerText : ''",
+		ContextID:     world.ExecutionContextID,
+		ReturnByValue: new(true),
+	})
+	if err != nil {
+		return "", fmt.Errorf("reading frame %s: %w", id, err)
+	}
+	if res.ExceptionDetails != nil {
+		return "", fmt.Errorf("reading frame %s: %s", id, res.ExceptionDetails.Text)
+	}
+	var text string
+	if err := json.Unmarshal(res.Result.Value, &text); err != nil {
+		return "", fmt.Errorf("reading frame %s: %w", id, err)
+	}
+	return text, nil
+}
+
 // CurrentURL returns the URL of the page the tab shows.
 func (b *Browser) CurrentURL() string {
 	b.t.Helper()
@@ -279,17 +361,38 @@ func (b *Browser) location() string {
 	return u
 }
 
+// viewport is the emulated viewport; zero width means the window as started.
+type viewport struct {
+	width, height int
+	phone         bool
+}
+
+func (v viewport) action(height int) chromedp.Action[chromedp.Void] {
+	if v.phone {
+		return chromedp.EmulateViewport(int64(v.width), int64(height),
+			chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait)
+	}
+	return chromedp.EmulateViewport(int64(v.width), int64(height))
+}
+
+func (b *Browser) setViewport(what string, v viewport) {
+	b.t.Helper()
+	b.run(what, v.action(v.height))
+	b.mu.Lock()
+	b.view = v
+	b.mu.Unlock()
+}
+
 // Desktop sets a 1280×800 desktop viewport.
 func (b *Browser) Desktop() {
 	b.t.Helper()
-	b.run("setting the desktop viewport", chromedp.EmulateViewport(DesktopWidth, DesktopHeight))
+	b.setViewport("setting the desktop viewport", viewport{width: DesktopWidth, height: DesktopHeight})
 }
 
 // Phone sets a 390×844 mobile viewport at device scale 2 with touch, like a current phone.
 func (b *Browser) Phone() {
 	b.t.Helper()
-	b.run("setting the phone viewport", chromedp.EmulateViewport(PhoneWidth, PhoneHeight,
-		chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait))
+	b.setViewport("setting the phone viewport", viewport{width: PhoneWidth, height: PhoneHeight, phone: true})
 }
 
 // Screenshot saves a full-page PNG of the current page as <artifacts>/<test name>-<name>.png
@@ -299,11 +402,32 @@ func (b *Browser) Screenshot(name string) string {
 	return b.save(name, false)
 }
 
+// save captures the whole page. Chromium does not paint out-of-process frames (sandboxed srcdoc
+// frames among them) that lie beyond the viewport, so a tall page is captured by growing the
+// viewport to the page's height for the shot and restoring it after.
 func (b *Browser) save(name string, quiet bool) string {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	b.mu.Lock()
+	v := b.view
+	b.mu.Unlock()
+	png, err := chromedp.Run(ctx, func(ctx context.Context, t *chromedp.Target) ([]byte, error) {
+		if v.width == 0 {
+			return chromedp.FullScreenshot(100)(ctx, t)
+		}
+		h, err := chromedp.Evaluate[int](`Math.ceil(document.documentElement.scrollHeight)`)(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		if h > v.height {
+			if _, err := v.action(h)(ctx, t); err != nil {
+				return nil, err
+			}
+			defer func() { _, _ = v.action(v.height)(ctx, t) }()
+		}
+		return chromedp.CaptureScreenshot()(ctx, t)
+	})
 	if err == nil {
 		err = os.MkdirAll(b.dir, 0o755)
 	}
