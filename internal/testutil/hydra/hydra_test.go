@@ -16,6 +16,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
@@ -546,4 +547,18 @@ func concurrentLogins(t *testing.T, h *hydra.Server, cfg *oauth2.Config, n int) 
 		t.FailNow()
 	}
 	return out
+}
+
+// TestHydraGoSDKRegistrationQuirk pins the interop bug the gateway works
+// around: go-sdk v1.8.0's oauthex decodes jwks as a string, and Hydra's DCR
+// reply has "jwks": {}. When this test fails, go-sdk has been fixed and the
+// workaround can go.
+func TestHydraGoSDKRegistrationQuirk(t *testing.T) {
+	t.Parallel()
+	h := hydra.Start(t, hydra.Options{})
+	meta := &oauthex.ClientRegistrationMetadata{RedirectURIs: []string{redirectURI}, TokenEndpointAuthMethod: "none"}
+	_, err := oauthex.RegisterClient(t.Context(), h.RegisterURL(), meta, nil)
+	if err == nil || !strings.Contains(err.Error(), "jwks") {
+		t.Fatalf("oauthex.RegisterClient against Hydra: %v; want the jwks decoding error", err)
+	}
 }
