@@ -576,6 +576,9 @@ func TestResponseHooks(t *testing.T) {
 			if resp.StatusCode != http.StatusUnauthorized {
 				return resp, nil
 			}
+			if got := string(c.RequestBody()); got != initializeBody {
+				t.Errorf("RequestBody() = %q, want the forwarded body", got)
+			}
 			_ = resp.Body.Close()
 			return c.Replay(r.Context(), "Bearer fresh")
 		}
