@@ -8,13 +8,16 @@ package postgres
 
 import (
 	"context"
+	"database/sql/driver"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -49,12 +52,30 @@ func Open(ctx context.Context, url string, o sqlstore.Options) (*sqlstore.DB, er
 		Rebind:        rebind,
 		Migrations:    sub,
 		MigrationLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockID),
+		Retryable:     retryable,
 	}, o, func() error { pool.Close(); return nil })
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// retryable reports errors that prove the statement was not executed: pgx's "nothing was sent" errors,
+// and the server's shutdown notices (57P01 admin_shutdown, 57P02 crash_shutdown, 57P03
+// cannot_connect_now) that a pooled connection reads on first use after a restart.
+func retryable(err error) bool {
+	if errors.Is(err, driver.ErrBadConn) || pgconn.SafeToRetry(err) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "57P01", "57P02", "57P03":
+			return true
+		}
+	}
+	return false
 }
 
 // rebind turns ? placeholders into $1, $2, …. The shared queries contain no ? inside literals.

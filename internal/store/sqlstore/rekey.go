@@ -51,7 +51,7 @@ func (db *DB) Rekey(ctx context.Context, o store.RekeyOptions) (store.RekeyProgr
 			// The prefix length is an int we control; the prefix itself is bound.
 			q := fmt.Sprintf(`SELECT id, %s, %s FROM %s WHERE id > ? AND %s <> '' AND substr(%s, 1, %d) <> ? ORDER BY id LIMIT %d`,
 				strings.Join(sc.keys, ", "), sc.column, sc.table, sc.column, sc.column, len(prefix), o.BatchSize)
-			rows, err := db.read.QueryContext(ctx, db.q(q), after, prefix)
+			rows, err := db.query(ctx, q, after, prefix)
 			if err != nil {
 				return p, fmt.Errorf("rekeying %s: %w", p.Table, err)
 			}

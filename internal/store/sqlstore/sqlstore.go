@@ -32,7 +32,13 @@ type Dialect struct {
 	// MigrationLock, when set, runs first in every migration transaction (PostgreSQL: an advisory lock
 	// so replicas starting together do not race).
 	MigrationLock string
+	// Retryable, when set, reports errors that prove the statement never ran (a pooled connection
+	// found dead after a server restart); such statements are retried on another connection.
+	Retryable func(error) bool
 }
+
+// maxRetries bounds retries of statements that failed with a Retryable error.
+const maxRetries = 3
 
 // Options configure a DB.
 type Options struct {
@@ -95,12 +101,43 @@ func (db *DB) Writer() *sql.DB { return db.write }
 
 func (db *DB) q(s string) string { return db.d.Rebind(s) }
 
-func (db *DB) exec(ctx context.Context, query string, args ...any) (int64, error) {
-	res, err := db.write.ExecContext(ctx, db.q(query), args...)
-	if err != nil {
-		return 0, err
+// retry runs fn, and again (up to maxRetries times) while it fails with an error the dialect says
+// guarantees the statement did not run.
+func (db *DB) retry(ctx context.Context, fn func() error) error {
+	err := fn()
+	for i := 0; i < maxRetries && err != nil && db.d.Retryable != nil && db.d.Retryable(err) && ctx.Err() == nil; i++ {
+		err = fn()
 	}
-	return res.RowsAffected()
+	return err
+}
+
+func (db *DB) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	var n int64
+	err := db.retry(ctx, func() error {
+		res, err := db.write.ExecContext(ctx, db.q(query), args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
+// queryRow runs a single-row query on pool and scans it, with retries.
+func (db *DB) queryRow(ctx context.Context, pool *sql.DB, query string, args []any, scan func(*sql.Row) error) error {
+	return db.retry(ctx, func() error { return scan(pool.QueryRowContext(ctx, db.q(query), args...)) })
+}
+
+// query runs a multi-row query on the read pool, retrying the start of it.
+func (db *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	var rows *sql.Rows
+	err := db.retry(ctx, func() error {
+		var err error
+		rows, err = db.read.QueryContext(ctx, db.q(query), args...)
+		return err
+	})
+	return rows, err
 }
 
 func ms(t time.Time) int64 {
@@ -191,9 +228,13 @@ func scanConn(r scanner) (*store.Connection, string, string, error) {
 
 // GetConnection implements store.Connections.
 func (db *DB) GetConnection(ctx context.Context, k store.ConnectionKey) (*store.Connection, error) {
-	row := db.read.QueryRowContext(ctx, db.q(`SELECT `+connCols+` FROM connections WHERE upstream_id = ? AND mode = ? AND subject = ?`),
-		k.UpstreamID, string(k.Mode), k.Subject)
-	c, at, rt, err := scanConn(row)
+	var c *store.Connection
+	var at, rt string
+	err := db.queryRow(ctx, db.read, `SELECT `+connCols+` FROM connections WHERE upstream_id = ? AND mode = ? AND subject = ?`,
+		[]any{k.UpstreamID, string(k.Mode), k.Subject}, func(r *sql.Row) (err error) {
+			c, at, rt, err = scanConn(r)
+			return err
+		})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("getting connection %s/%s: %w", k.UpstreamID, k.Mode, store.ErrNotFound)
 	}
@@ -273,8 +314,8 @@ func (db *DB) PutConnection(ctx context.Context, c *store.Connection) error {
 
 func (db *DB) connMissOrConflict(ctx context.Context, k store.ConnectionKey, verb string) error {
 	var one int
-	err := db.write.QueryRowContext(ctx, db.q(`SELECT 1 FROM connections WHERE upstream_id = ? AND mode = ? AND subject = ?`),
-		k.UpstreamID, string(k.Mode), k.Subject).Scan(&one)
+	err := db.queryRow(ctx, db.write, `SELECT 1 FROM connections WHERE upstream_id = ? AND mode = ? AND subject = ?`,
+		[]any{k.UpstreamID, string(k.Mode), k.Subject}, func(r *sql.Row) error { return r.Scan(&one) })
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("%s connection %s/%s: %w", verb, k.UpstreamID, k.Mode, store.ErrNotFound)
@@ -319,7 +360,7 @@ func (db *DB) ListConnections(ctx context.Context, f store.ConnectionFilter) ([]
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	rows, err := db.read.QueryContext(ctx, db.q(q), args...)
+	rows, err := db.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing connections: %w", err)
 	}
@@ -345,9 +386,11 @@ func (db *DB) GetClientRegistration(ctx context.Context, k store.ClientRegistrat
 	r := store.ClientRegistration{ClientRegistrationKey: k}
 	var secret string
 	var reg, exp int64
-	err := db.read.QueryRowContext(ctx, db.q(`SELECT method, client_id, client_secret, auth_method, registered_at, expires_at
-		FROM client_registrations WHERE issuer = ? AND upstream_id = ? AND redirect_uri = ? AND (expires_at = 0 OR expires_at > ?)`),
-		k.Issuer, k.UpstreamID, k.RedirectURI, db.nowMS()).Scan(&r.Method, &r.ClientID, &secret, &r.AuthMethod, &reg, &exp)
+	err := db.queryRow(ctx, db.read, `SELECT method, client_id, client_secret, auth_method, registered_at, expires_at
+		FROM client_registrations WHERE issuer = ? AND upstream_id = ? AND redirect_uri = ? AND (expires_at = 0 OR expires_at > ?)`,
+		[]any{k.Issuer, k.UpstreamID, k.RedirectURI, db.nowMS()}, func(row *sql.Row) error {
+			return row.Scan(&r.Method, &r.ClientID, &secret, &r.AuthMethod, &reg, &exp)
+		})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("getting client registration for %s: %w", k.UpstreamID, store.ErrNotFound)
 	}
@@ -439,11 +482,12 @@ func (db *DB) ConsumePending(ctx context.Context, state string) (*store.PendingA
 	var p store.PendingAuthorization
 	var verifier, scopes string
 	var created, expires int64
-	err := db.write.QueryRowContext(ctx, db.q(`DELETE FROM pending_authorizations WHERE state_hash = ? AND expires_at > ?
+	err := db.queryRow(ctx, db.write, `DELETE FROM pending_authorizations WHERE state_hash = ? AND expires_at > ?
 		RETURNING upstream_id, mode, subject, verifier, scopes, elicitation_id, browser_nonce_hash, redirect_uri,
-		resource, issuer, operation_id, created_at, expires_at`), h, db.nowMS()).Scan(
-		&p.UpstreamID, &p.Mode, &p.Subject, &verifier, &scopes, &p.ElicitationID, &p.BrowserNonceHash, &p.RedirectURI,
-		&p.Resource, &p.Issuer, &p.OperationID, &created, &expires)
+		resource, issuer, operation_id, created_at, expires_at`, []any{h, db.nowMS()}, func(r *sql.Row) error {
+		return r.Scan(&p.UpstreamID, &p.Mode, &p.Subject, &verifier, &scopes, &p.ElicitationID, &p.BrowserNonceHash,
+			&p.RedirectURI, &p.Resource, &p.Issuer, &p.OperationID, &created, &expires)
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("consuming pending authorization: %w", store.ErrNotFound)
 	}
@@ -485,10 +529,10 @@ func (db *DB) AppendAudit(ctx context.Context, e *store.AuditEvent) error {
 	if e.Time.IsZero() {
 		e.Time = db.now()
 	}
-	err := db.write.QueryRowContext(ctx, db.q(`INSERT INTO audit_events (occurred_at, event, outcome, reason_code, upstream_id,
-		operation_id, subject, actor, request_id, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-		ms(e.Time), e.Event, e.Outcome, e.ReasonCode, e.UpstreamID, e.OperationID, e.Subject, e.Actor, e.RequestID,
-		rawJSON(e.Details)).Scan(&e.ID)
+	err := db.queryRow(ctx, db.write, `INSERT INTO audit_events (occurred_at, event, outcome, reason_code, upstream_id,
+		operation_id, subject, actor, request_id, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		[]any{ms(e.Time), e.Event, e.Outcome, e.ReasonCode, e.UpstreamID, e.OperationID, e.Subject, e.Actor, e.RequestID,
+			rawJSON(e.Details)}, func(r *sql.Row) error { return r.Scan(&e.ID) })
 	if err != nil {
 		return fmt.Errorf("appending audit event: %w", err)
 	}
@@ -526,7 +570,7 @@ func (db *DB) QueryAudit(ctx context.Context, q store.AuditQuery) ([]store.Audit
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
 	query += fmt.Sprintf(" ORDER BY id DESC LIMIT %d", limit)
-	rows, err := db.read.QueryContext(ctx, db.q(query), args...)
+	rows, err := db.query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("querying audit events: %w", err)
 	}
@@ -601,7 +645,9 @@ func scanAPIKey(r scanner) (*store.APIKey, error) {
 
 // LookupAPIKey implements store.APIKeys.
 func (db *DB) LookupAPIKey(ctx context.Context, hash []byte) (*store.APIKey, error) {
-	k, err := scanAPIKey(db.read.QueryRowContext(ctx, db.q(`SELECT `+apiKeyCols+` FROM api_keys WHERE hash = ?`), hash))
+	var k *store.APIKey
+	err := db.queryRow(ctx, db.read, `SELECT `+apiKeyCols+` FROM api_keys WHERE hash = ?`, []any{hash},
+		func(r *sql.Row) (err error) { k, err = scanAPIKey(r); return err })
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("looking up api key: %w", store.ErrNotFound)
 	}
@@ -613,7 +659,7 @@ func (db *DB) LookupAPIKey(ctx context.Context, hash []byte) (*store.APIKey, err
 
 // ListAPIKeys implements store.APIKeys.
 func (db *DB) ListAPIKeys(ctx context.Context) ([]store.APIKey, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+apiKeyCols+` FROM api_keys ORDER BY created_at, id`)
+	rows, err := db.query(ctx, `SELECT `+apiKeyCols+` FROM api_keys ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("listing api keys: %w", err)
 	}
@@ -642,7 +688,7 @@ func (db *DB) RevokeAPIKey(ctx context.Context, id string) error {
 		return nil
 	}
 	var one int
-	err = db.write.QueryRowContext(ctx, db.q(`SELECT 1 FROM api_keys WHERE id = ?`), id).Scan(&one)
+	err = db.queryRow(ctx, db.write, `SELECT 1 FROM api_keys WHERE id = ?`, []any{id}, func(r *sql.Row) error { return r.Scan(&one) })
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("revoking api key %s: %w", id, store.ErrNotFound)
 	}
