@@ -234,7 +234,7 @@ func TestRenderResult(t *testing.T) {
 			want: []string{
 				`<h1>Linear is connected</h1>`,
 				`Linear is connected — return to your MCP client`,
-				`<a class="button" href="/auth/connections/linear/disconnect">Disconnect</a>`,
+				`Connected by mistake? <a href="/auth/connections/linear/disconnect">Disconnect</a> Linear from this gateway.`,
 				`<dd>apikey|alice</dd>`,
 			},
 		},
