@@ -256,8 +256,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve dispatches the request and returns the route it matched, if any.
 func (s *Server) serve(w *recorder, r *http.Request, rid string, log *slog.Logger) *route {
-	if h, pattern := s.own.Handler(r); pattern != "" {
-		h.ServeHTTP(w, r)
+	if _, pattern := s.own.Handler(r); pattern != "" {
+		// ServeHTTP (not the handler Handler returned) so path wildcards reach r.PathValue.
+		s.own.ServeHTTP(w, r)
 		return nil
 	}
 	if !standardMethods[r.Method] {

@@ -1,0 +1,316 @@
+package connect_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/mcpgate/mcpgate/internal/audit"
+	_ "github.com/mcpgate/mcpgate/internal/builtin"
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/store/sqlite"
+	"github.com/mcpgate/mcpgate/internal/store/sqlstore"
+	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
+	"github.com/mcpgate/mcpgate/internal/testutil/mcpupstream"
+	"github.com/mcpgate/mcpgate/internal/vault"
+)
+
+// testUser authenticates the caller from the X-Test-User header: a stand-in for gateway auth,
+// which has its own tests.
+type testUser struct{}
+
+func (*testUser) HandleRequest(c *policy.Context, r *http.Request) (*http.Response, error) {
+	if u := r.Header.Get("X-Test-User"); u != "" {
+		c.User = &policy.User{Sub: u, Namespace: "test"}
+		r.Header.Del("X-Test-User")
+	}
+	return nil, nil
+}
+
+func init() {
+	policy.Register(policy.Module{Export: "TestUserInboundPolicy", PolicyType: "test-user-inbound", Kind: policy.KindInbound, New: func() any { return &testUser{} }})
+}
+
+type env struct {
+	t        *testing.T
+	hydra    *hydra.Server
+	upstream *mcpupstream.Server
+	gw       *httptest.Server
+	store    store.Store
+	logs     *strings.Builder
+}
+
+func writeProject(t *testing.T, upstreamURL string) string {
+	dir := t.TempDir()
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(dir, "config"), 0o755))
+	must(os.WriteFile(filepath.Join(dir, "zuplo.jsonc"), []byte(`{"version":1,"compatibilityDate":"2026-03-01"}`), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "config", "policies.json"), []byte(`{"policies":[
+	 {"name":"test-user","policyType":"test-user-inbound","handler":{"module":"$import(@zuplo/runtime)","export":"TestUserInboundPolicy","options":{}}},
+	 {"name":"mcp-token-exchange-hydra-up","policyType":"mcp-token-exchange-inbound","handler":{"module":"$import(@zuplo/runtime/mcp-gateway)","export":"McpTokenExchangeInboundPolicy",
+	   "options":{"displayName":"Hydra Upstream","summary":"A Go SDK server behind Ory Hydra.","authMode":"user-oauth","scopes":["mcp","offline_access"]}}}]}`), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "config", "routes.oas.json"), []byte(`{"openapi":"3.1.0","info":{"title":"t","version":"1"},"paths":{
+	 "/mcp/up":{"get,post":{"operationId":"up-mcp","x-zuplo-route":{"corsPolicy":"none",
+	   "handler":{"module":"$import(@zuplo/runtime/mcp-gateway)","export":"McpProxyHandler","options":{"rewritePattern":"`+upstreamURL+`"}},
+	   "policies":{"inbound":["test-user","mcp-token-exchange-hydra-up"]}}}}}}`), 0o644))
+	return dir
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	h := hydra.Start(t, hydra.Options{Scopes: []string{"mcp"}})
+	up := mcpupstream.Start(t, mcpupstream.Options{Issuer: h.PublicURL, IntrospectURL: h.AdminURL + "/admin/oauth2/introspect"})
+	p, err := config.Load(writeProject(t, up.URL), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := vault.GenerateKey("k1", func() string { return "" })
+	ring, err := vault.ParseRing(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db.sqlite"), sqlstore.Options{Ring: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	logs := &strings.Builder{}
+	log := slog.New(slog.NewTextHandler(&syncWriter{b: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	svc := &gateway.Services{Store: st, Ring: ring, Audit: &audit.Recorder{Log: log, Store: st}, SafeHTTPAllow: []string{"127.0.0.1"}, Logger: log}
+	gw, err := gateway.New(context.Background(), p, gateway.Settings{Logger: log, Services: svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	return &env{t: t, hydra: h, upstream: up, gw: srv, store: st, logs: logs}
+}
+
+// call posts a tools/call as user and returns the decoded JSON-RPC answer.
+func (e *env) call(user, tool string) map[string]any {
+	e.t.Helper()
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + tool + `","arguments":{}}}`
+	req, _ := http.NewRequest("POST", e.gw.URL+"/mcp/up", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("MCP-Protocol-Version", "2025-11-25")
+	req.Header.Set("X-Test-User", user)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		e.t.Fatalf("tools/call as %s: HTTP %d %s", user, resp.StatusCode, b)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		e.t.Fatalf("decoding %s: %v", b, err)
+	}
+	return m
+}
+
+func authURLOf(t *testing.T, m map[string]any) string {
+	t.Helper()
+	e, ok := m["error"].(map[string]any)
+	if !ok || e["code"] != float64(-32042) {
+		t.Fatalf("want connect-required -32042, got %v", m)
+	}
+	return e["data"].(map[string]any)["authUrl"].(string)
+}
+
+var (
+	csrfRe    = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	hiddenRe  = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)"`)
+	noRedirel = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+)
+
+type browser struct {
+	t *testing.T
+	c *http.Client
+}
+
+func newBrowser(t *testing.T) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: noRedirel}}
+}
+
+func (b *browser) get(u string) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.c.Get(u)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+// approve opens the connect link, submits the consent form with decision and returns the response.
+func (b *browser) decide(authURL, decision string) (*http.Response, string) {
+	b.t.Helper()
+	resp, page := b.get(authURL)
+	if resp.StatusCode != 200 {
+		b.t.Fatalf("consent page: %d %s", resp.StatusCode, page)
+	}
+	form := url.Values{"decision": {decision}}
+	for _, m := range hiddenRe.FindAllStringSubmatch(page, -1) {
+		form.Set(m[1], htmlUnescape(m[2]))
+	}
+	if m := csrfRe.FindStringSubmatch(page); m != nil {
+		form.Set("csrf", htmlUnescape(m[1]))
+	}
+	action := strings.SplitN(authURL, "?", 2)[0]
+	r, err := b.c.PostForm(action, form)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer r.Body.Close()
+	body, _ := io.ReadAll(r.Body)
+	return r, string(body)
+}
+
+func htmlUnescape(s string) string {
+	return strings.NewReplacer("&amp;", "&", "&#43;", "+", "&#39;", "'", "&quot;", `"`, "&lt;", "<", "&gt;", ">").Replace(s)
+}
+
+func TestConnectFlowWithRealHydra(t *testing.T) {
+	e := setup(t)
+
+	// Not connected: the upstream's 401 becomes connect-required, never the raw challenge.
+	first := e.call("alice", "whoami")
+	authURL := authURLOf(t, first)
+	data := first["error"].(map[string]any)["data"].(map[string]any)
+	if data["state"] != "authenticating" || data["upstreamServerId"] != "hydra-up" || data["operationId"] != "up-mcp" {
+		t.Fatalf("connect-required data %v", data)
+	}
+
+	// The person approves in a fresh browser, signs in at Hydra, lands on the callback.
+	b := newBrowser(t)
+	resp, _ := b.decide(authURL, "approve")
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("approve: %d", resp.StatusCode)
+	}
+	authorize, _ := url.Parse(resp.Header.Get("Location"))
+	q := authorize.Query()
+	for _, p := range []string{"client_id", "redirect_uri", "scope", "state", "code_challenge", "resource"} {
+		if q.Get(p) == "" {
+			t.Errorf("authorize request lacks %s: %s", p, authorize)
+		}
+	}
+	if q.Get("code_challenge_method") != "S256" || q.Get("resource") != e.upstream.URL {
+		t.Errorf("authorize request %s", authorize)
+	}
+	callback := e.hydra.AuthorizeHeadless(t, resp.Header.Get("Location"), "alice")
+	resp, page := b.get(callback.String())
+	if resp.StatusCode != 200 || !strings.Contains(page, "connected") {
+		t.Fatalf("callback: %d %s", resp.StatusCode, page)
+	}
+
+	// Now alice's calls carry alice's own upstream token.
+	res := e.call("alice", "whoami")
+	if text := res["result"].(map[string]any)["content"].([]any)[0].(map[string]any)["text"]; text != "subject=alice" {
+		t.Fatalf("whoami: %v", res)
+	}
+	seen := e.upstream.Seen()
+	if len(seen) == 0 || seen[len(seen)-1].Subject != "alice" {
+		t.Fatalf("upstream saw %v", seen)
+	}
+	// bob is not connected: his call is not served with alice's token.
+	authURLOf(t, e.call("bob", "whoami"))
+
+	// Replays: the same callback again, and the same ticket again.
+	if resp, _ := b.get(callback.String()); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("replayed callback: %d", resp.StatusCode)
+	}
+	if resp, page := b.decide(authURL, "approve"); resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "ticket_used") {
+		t.Errorf("replayed ticket: %d", resp.StatusCode)
+	}
+
+	// No token, code or state in the logs.
+	for _, s := range seen {
+		if strings.Contains(e.logs.String(), s.Token) {
+			t.Error("an upstream access token reached the log")
+		}
+	}
+	if strings.Contains(e.logs.String(), q.Get("state")) || strings.Contains(e.logs.String(), callback.Query().Get("code")) {
+		t.Error("state or code reached the log")
+	}
+}
+
+func TestCallbackBoundToApprovingBrowser(t *testing.T) {
+	e := setup(t)
+	authURL := authURLOf(t, e.call("alice", "whoami"))
+	victim := newBrowser(t)
+	resp, _ := victim.decide(authURL, "approve")
+	callback := e.hydra.AuthorizeHeadless(t, resp.Header.Get("Location"), "alice")
+	// Another browser (no binding cookie) cannot complete it.
+	attacker := newBrowser(t)
+	if resp, page := attacker.get(callback.String()); resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "browser_mismatch") {
+		t.Fatalf("foreign browser callback: %d", resp.StatusCode)
+	}
+	// The state was consumed by that attempt: the real browser must start over.
+	if resp, _ := victim.get(callback.String()); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("after a refused callback: %d", resp.StatusCode)
+	}
+	authURLOf(t, e.call("alice", "whoami"))
+}
+
+func TestApproveWithoutCSRFTokenIsRefused(t *testing.T) {
+	e := setup(t)
+	authURL := authURLOf(t, e.call("alice", "whoami"))
+	u, _ := url.Parse(authURL)
+	form := url.Values{"decision": {"approve"}, "browserTicket": {u.Query().Get("browserTicket")}, "operationId": {"up-mcp"}}
+	resp, err := http.PostForm(strings.SplitN(authURL, "?", 2)[0], form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("approve without CSRF token: %d", resp.StatusCode)
+	}
+	// The ticket was not consumed by the refused post.
+	if resp, _ := newBrowser(t).decide(authURL, "approve"); resp.StatusCode != http.StatusFound {
+		t.Fatalf("approve after refused post: %d", resp.StatusCode)
+	}
+}
+
+func TestCancelRendersPageAndConnectsNothing(t *testing.T) {
+	e := setup(t)
+	authURL := authURLOf(t, e.call("alice", "whoami"))
+	resp, page := newBrowser(t).decide(authURL, "cancel")
+	if resp.StatusCode != 200 || !strings.Contains(strings.ToLower(page), "cancel") {
+		t.Fatalf("cancel: %d %s", resp.StatusCode, page)
+	}
+	authURLOf(t, e.call("alice", "whoami"))
+}
+
+type syncWriter struct {
+	b  *strings.Builder
+	mu chan struct{}
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	return w.b.Write(p)
+}
