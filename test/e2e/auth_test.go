@@ -273,18 +273,27 @@ func TestAuthAPIKey(t *testing.T) {
 
 	addr := freeLoopbackAddr(t)
 	gw := startAuthGateway(t, addr, up.URL,
-		[]authRoute{{Path: "/mcp/echo", OperationID: "echo", Summary: "Echo", Inbound: []string{"api-key"}}},
+		[]authRoute{
+			{Path: "/mcp/echo", OperationID: "echo", Summary: "Echo", Inbound: []string{"api-key"}},
+			{Path: "/mcp/echo-header", OperationID: "echo-header", Summary: "Echo", Inbound: []string{"api-key-header"}},
+		},
 		[]map[string]any{{
 			"name": "api-key", "policyType": "api-key-inbound",
 			"handler": map[string]any{"module": "$import(@zuplo/runtime)", "export": "ApiKeyInboundPolicy",
 				// No cache, so the revocation below is seen at once.
 				"options": map[string]any{"cacheTtlSeconds": 0}},
+		}, {
+			// The key in a header the proxy does not know: only the policy can keep it from the upstream.
+			"name": "api-key-header", "policyType": "api-key-inbound",
+			"handler": map[string]any{"module": "$import(@zuplo/runtime)", "export": "ApiKeyInboundPolicy",
+				"options": map[string]any{"authHeader": "x-api-key", "authScheme": ""}},
 		}}, dataDir)
 	url := gw.URL("/mcp/echo")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	callEcho(t, ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: &http.Client{Transport: headerTransport{"Authorization", "Bearer " + key}}}, "hello "+rand.Text())
+	callEcho(t, ctx, &mcp.StreamableClientTransport{Endpoint: gw.URL("/mcp/echo-header"), HTTPClient: &http.Client{Transport: headerTransport{"X-Api-Key", key}}}, "hello "+rand.Text())
 	up.checkNoLeaks(t)
 
 	status, challenge, doc := rawPost(t, url)
