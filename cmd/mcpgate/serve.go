@@ -16,6 +16,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/demo"
 	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/proxy"
 	"github.com/mcpgate/mcpgate/internal/store"
 )
 
@@ -42,6 +43,8 @@ type serveFlags struct {
 	demo            bool
 	demoListen      string
 	safeHTTPAllow   string
+	upstreamTimeout time.Duration
+	maxRequestBody  int64
 }
 
 func init() {
@@ -74,6 +77,8 @@ http://127.0.0.1:9001/mcp (--demo-listen), which examples/quickstart forwards to
 	fl.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated IPs/CIDRs whose X-Forwarded-Proto/Host are honoured")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long in-flight requests may run after SIGTERM")
 	fl.StringVar(&f.safeHTTPAllow, "safehttp-allow", "", "comma-separated hosts/CIDRs for which outbound OAuth calls may use http and private addresses (development and tests only)")
+	fl.DurationVar(&f.upstreamTimeout, "upstream-timeout", proxy.DefaultHeaderTimeout, "how long to wait for an upstream's response headers before answering 504 (streams themselves have no total timeout)")
+	fl.Int64Var(&f.maxRequestBody, "max-request-body", proxy.DefaultMaxRequestBody, "largest request body in bytes the gateway forwards (larger → 413)")
 	fl.BoolVar(&f.demo, "demo", false, "also start the built-in demo MCP server (see --demo-listen)")
 	fl.StringVar(&f.demoListen, "demo-listen", defaultDemoListen, "address of the demo MCP server started by --demo")
 	addStateFlags(cmd)
@@ -129,6 +134,7 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		Audit:         &audit.Recorder{Log: log.With("component", "audit"), Store: st.Store},
 		SafeHTTPAllow: splitList(f.safeHTTPAllow),
 		Logger:        log,
+		Proxy:         proxy.Settings{HeaderTimeout: f.upstreamTimeout, MaxRequestBody: f.maxRequestBody},
 	}
 	go sweep(ctx, st.Store, log)
 	gw, err := gateway.New(ctx, project, settings)

@@ -243,8 +243,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, rid))
 	log := s.log.With("requestId", rid)
 	rec := &recorder{ResponseWriter: w}
+	var rt *route
+	defer func() {
+		// A stream the client broke mid-copy ends the handler with http.ErrAbortHandler: log the
+		// request, then let the panic reach net/http, which closes the connection quietly.
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				log.Error("handler panicked", "panic", p, "path", r.URL.Path)
+			}
+			log.Info("request aborted", "method", r.Method, "path", r.URL.Path, "status", rec.statusOrOK(), "bytes", rec.bytes)
+			panic(p)
+		}
+	}()
 
-	rt := s.serve(rec, r, rid, log)
+	rt = s.serve(rec, r, rid, log)
 
 	attrs := []any{"method", r.Method, "path", r.URL.Path, "status", rec.statusOrOK(), "bytes", rec.bytes,
 		"durationMs", float64(s.now().Sub(start).Microseconds()) / 1000}

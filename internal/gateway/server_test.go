@@ -36,9 +36,6 @@ func (fakeMCP) Handle(c *policy.Context, w http.ResponseWriter, r *http.Request)
 	return nil
 }
 
-func init() {
-	policy.Register(policy.Module{Export: "McpProxyHandler", Kind: policy.KindHandler, New: func() any { return &fakeMCP{} }})
-}
 
 // tracer appends its name to X-Trace, and may stop or add a hook.
 type tracer struct {

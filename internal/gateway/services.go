@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/proxy"
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/vault"
 )
@@ -24,6 +25,9 @@ type Services struct {
 	// Register adds a gateway endpoint (pattern as http.ServeMux). New fills it.
 	Register func(pattern string, h http.Handler)
 	Logger   *slog.Logger
+	// Proxy holds the MCP proxy's gateway-level settings (header timeout, body limit); zero
+	// fields take the proxy's defaults.
+	Proxy proxy.Settings
 
 	mu     sync.Mutex
 	shared map[string]any
@@ -47,6 +51,9 @@ func (s *Services) Shared(name string, build func() (any, error)) (any, error) {
 	s.shared[name] = v
 	return v, nil
 }
+
+// ProxySettings implements proxy.SettingsProvider.
+func (s *Services) ProxySettings() proxy.Settings { return s.Proxy }
 
 // ServicesFrom returns the *Services in env.Services, or nil.
 func ServicesFrom(v any) *Services {
