@@ -67,9 +67,20 @@ func (p *Policy) Provision(_ context.Context, env *policy.Env) error {
 		st.urls = &gateway.URLs{}
 	}
 	if p.JwkURL != "" {
-		rk := newRemoteKeys(p.JwkURL)
-		rk.now = func() time.Time { return st.now() }
-		st.keys = rk
+		build := func() (any, error) {
+			rk := newRemoteKeys(p.JwkURL)
+			rk.now = func() time.Time { return st.now() }
+			return rk, nil
+		}
+		var v any
+		if svc != nil {
+			// One cache per JWKS URL for the whole gateway: policies of one issuer (one per route,
+			// each with its audience) share fetches and the refetch rate limit.
+			v, _ = svc.Shared("jwtauth.jwks "+p.JwkURL, build)
+		} else {
+			v, _ = build()
+		}
+		st.keys = v.(*remoteKeys)
 	} else {
 		st.keys = secretKeys{secret: []byte(p.Secret.Reveal())}
 		if len(p.Secret.Reveal()) < 32 {
