@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -393,6 +394,26 @@ func (b *Browser) Desktop() {
 func (b *Browser) Phone() {
 	b.t.Helper()
 	b.setViewport("setting the phone viewport", viewport{width: PhoneWidth, height: PhoneHeight, phone: true})
+}
+
+// ColorScheme emulates prefers-color-scheme: "dark", "light", or "" for the browser's default.
+func (b *Browser) ColorScheme(scheme string) {
+	b.t.Helper()
+	var features []*emulation.MediaFeature
+	if scheme != "" {
+		features = []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}
+	}
+	b.run("emulating prefers-color-scheme "+scheme, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: features})
+		return err
+	}))
+}
+
+// Press sends keys to the focused element, as a keyboard would ("\t" moves the focus, "\r"
+// presses Enter). See chromedp's kb package for special keys.
+func (b *Browser) Press(keys string) {
+	b.t.Helper()
+	b.run("pressing keys", chromedp.KeyEvent(keys))
 }
 
 // Screenshot saves a full-page PNG of the current page as <artifacts>/<test name>-<name>.png
