@@ -106,7 +106,7 @@ func (e *Engine) Discover(ctx context.Context, up Upstream, resourceMetadata str
 		return ent.d, ent.err
 	}
 	e.mu.Unlock()
-	v, err, _ := e.sf.Do("discover\x00"+key, func() (any, error) {
+	v, err := e.shared(ctx, "discover\x00"+key, func() (any, error) {
 		// Detached: one caller's cancellation must not fail the others sharing this discovery.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()

@@ -411,3 +411,47 @@ func TestDiscovery_FakeAS_Unreachable(t *testing.T) {
 		t.Errorf("error %v trace %+v", ue, ue.Trace)
 	}
 }
+
+func TestDiscovery_FakeAS_CallerCancelDoesNotCancelOthers(t *testing.T) {
+	f := newFakeEnv(t)
+	f.standard()
+	release := make(chan struct{})
+	inner := f.mux
+	f.mux = http.NewServeMux()
+	f.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		inner.ServeHTTP(w, r)
+	})
+	e := f.engine()
+	up := f.upstream()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() { _, err := e.Discover(ctx, up, ""); first <- err }()
+	second := make(chan error, 1)
+	go func() {
+		// Wait until the first caller's request is in flight, then join it.
+		deadline := time.Now().Add(5 * time.Second)
+		for f.hit("/.well-known/oauth-protected-resource/mcp") == 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		_, err := e.Discover(context.Background(), up, "")
+		second <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); f.hit("/.well-known/oauth-protected-resource/mcp") == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("discovery never reached the server")
+		}
+	}
+	cancel()
+	if err := <-first; !IsTransient(err) {
+		t.Fatalf("cancelled caller: %v", err)
+	}
+	close(release)
+	if err := <-second; err != nil {
+		t.Fatalf("the other caller failed with the first one's cancellation: %v", err)
+	}
+	if n := f.hit("/.well-known/oauth-protected-resource/mcp"); n != 1 {
+		t.Errorf("PRM fetched %d times, want 1 (shared)", n)
+	}
+}

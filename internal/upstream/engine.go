@@ -11,6 +11,7 @@
 package upstream
 
 import (
+	"context"
 	"crypto/tls"
 	"net/url"
 	"strings"
@@ -195,4 +196,16 @@ func (e *Engine) httpClient(up Upstream) httpDoer {
 	c := safehttp.New(safehttp.Options{Allow: e.opts.Allow, TrustedHosts: trusted, TLSConfig: e.opts.TLSConfig, Timeout: e.opts.HTTPTimeout})
 	e.clients[key] = clientEntry{c: c}
 	return c
+}
+
+// shared runs fn once for all concurrent callers with the same key (fn must detach from the
+// caller's context itself). A caller whose ctx ends stops waiting; the work goes on for the others.
+func (e *Engine) shared(ctx context.Context, key string, fn func() (any, error)) (any, error) {
+	ch := e.sf.DoChan(key, fn)
+	select {
+	case r := <-ch:
+		return r.Val, r.Err
+	case <-ctx.Done():
+		return nil, &Error{Bucket: BucketUpstreamResponse, Code: CodeMetadataUnreachable, Reason: "gave up waiting for the upstream's authorization server", Err: ctx.Err()}
+	}
 }

@@ -38,16 +38,17 @@ type reply struct {
 	contentType string
 }
 
-// do sends req and reads the whole (bounded) body.
+// do sends req and reads the whole (bounded) body. Transport errors name the URL without its
+// query (net/http's *url.Error would print it whole).
 func do(c httpDoer, req *http.Request) (*reply, error) {
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, requestError(req, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, err
+		return nil, requestError(req, err)
 	}
 	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	return &reply{status: resp.StatusCode, header: resp.Header, body: body, contentType: ct}, nil
@@ -109,4 +110,16 @@ func upstreamBody(r *reply) (body, contentType string) {
 		return "", ""
 	}
 	return bounded(string(r.body), maxUpstreamBody), r.contentType
+}
+
+func requestError(req *http.Request, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var se *safehttp.Error
+	if errors.As(err, &se) {
+		return se // already names the URL
+	}
+	return fmt.Errorf("%s %s: %w", req.Method, safehttp.DisplayURL(req.URL), err)
 }

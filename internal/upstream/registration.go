@@ -234,7 +234,7 @@ func (e *Engine) dcrClient(ctx context.Context, up Upstream, d *Discovery, redir
 		return nil, &Error{Bucket: BucketGatewayConfig, Code: CodeRegistrationMissing,
 			Reason: fmt.Sprintf("clientRegistration mode dcr, but the authorization server %q has no registration_endpoint; configure clientRegistration mode manual", d.AS.Issuer)}
 	}
-	v, err, _ := e.sf.Do("dcr\x00"+key.Issuer+"\x00"+key.UpstreamID+"\x00"+key.RedirectURI, func() (any, error) {
+	v, err := e.shared(ctx, "dcr\x00"+key.Issuer+"\x00"+key.UpstreamID+"\x00"+key.RedirectURI, func() (any, error) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		if r, err := e.regs.GetRegistration(rctx, key); err == nil {
