@@ -128,12 +128,15 @@ func (f *flow) nextPost(t *testing.T) post {
 	}
 }
 
-// shoot saves the page at desktop and phone widths, then returns to desktop.
+// shoot saves the page at desktop and phone widths and in dark mode, then returns to desktop.
 func shoot(b *browser.Browser, name string) {
 	b.Screenshot(name + "-desktop")
 	b.Phone()
 	b.Screenshot(name + "-phone")
 	b.Desktop()
+	b.ColorScheme("dark")
+	b.Screenshot(name + "-dark")
+	b.ColorScheme("")
 }
 
 // checkStyled asserts the inline stylesheet applied (its CSP hash matched) and nothing was refused.
@@ -213,6 +216,37 @@ func TestBrowserConsentApprove(t *testing.T) {
 	}
 }
 
+func TestBrowserConsentKeyboard(t *testing.T) {
+	f := newFlow(t, nil)
+	b := browser.New(t)
+	b.Navigate(f.connectURL())
+	b.Press("\t")
+	if got := browser.Eval[string](b, `document.activeElement.textContent`); got != "Skip to content" {
+		t.Errorf("first tab stop = %q, want the skip link", got)
+	}
+	if got := browser.Eval[string](b, `getComputedStyle(document.activeElement).left`); strings.HasPrefix(got, "-") {
+		t.Errorf("focused skip link is off screen (left %s)", got)
+	}
+	b.Press("\t")
+	if got := browser.Eval[string](b, `document.activeElement.value`); got != "approve" {
+		t.Fatalf("second tab stop = %q, want the approve button", got)
+	}
+	ring := browser.Eval[string](b, `(s => s.outlineStyle + " " + s.outlineWidth)(getComputedStyle(document.activeElement))`)
+	if ring != "solid 3px" {
+		t.Errorf("focus ring = %q, want solid 3px", ring)
+	}
+	b.Screenshot("approve-focused")
+	b.Press("\t")
+	if got := browser.Eval[string](b, `document.activeElement.value`); got != "cancel" {
+		t.Fatalf("third tab stop = %q, want the cancel button", got)
+	}
+	b.Press("\r")
+	p := f.nextPost(t)
+	if p.form.Get("decision") != "cancel" {
+		t.Errorf("Enter on Cancel posted decision %q", p.form.Get("decision"))
+	}
+}
+
 func TestBrowserConsentCancel(t *testing.T) {
 	f := newFlow(t, nil)
 	b := browser.New(t)
@@ -243,28 +277,22 @@ func TestBrowserResultDenied(t *testing.T) {
 	shoot(b, "denied")
 }
 
-// accessDenied is the kind of page a CDN firewall answers with, plus things that must not run or
-// load: BEACON is replaced by a server that counts requests.
-const accessDenied = `<!DOCTYPE html><html><head><title>Access Denied</title>
-<meta http-equiv="refresh" content="0; url=BEACON/refresh">
-<link rel="stylesheet" href="BEACON/css">
-<style>body{font-family:Arial}</style></head><body>
-<img src="BEACON/img" alt="">
-<iframe src="BEACON/frame"></iframe>
-<h1>Access Denied</h1>
-<p>You don't have permission to access "http://mcp.example.com/token" on this server.</p>
-<p>Reference #18.6f2d3e17.1732588800.1a2b3c4d</p>
-<script>parent.document.title = "pwned"; top.location = "https://evil.example/";</script>
-<img src="x" onerror="parent.document.title='pwned'">
-<form action="https://evil.example/"><input name="q"><button>Search</button></form>
-</body></html>`
+// akamaiDenied is what a CDN firewall in front of an upstream answers, byte for byte in style.
+const akamaiDenied = `<HTML><HEAD>
+<TITLE>Access Denied</TITLE>
+</HEAD><BODY>
+<H1>Access Denied</H1>
 
-func TestBrowserErrorPageShowsUpstreamHTMLSandboxed(t *testing.T) {
-	beaconHits := make(chan string, 16)
-	beacon := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		beaconHits <- r.URL.Path
-	}))
-	t.Cleanup(beacon.Close)
+You don't have permission to access "http&#58;&#47;&#47;mcp&#46;example&#46;com&#47;token" on this server.<P>
+Reference&#32;&#35;18&#46;6f2d3e17&#46;1732588800&#46;1a2b3c4d
+<P>https&#58;&#47;&#47;errors&#46;edgesuite&#46;net&#47;18&#46;6f2d3e17&#46;1732588800&#46;1a2b3c4d</P>
+</BODY>
+</HTML>
+`
+
+// errorServer serves the error page a failed token exchange shows, with upstreamHTML.
+func errorServer(t *testing.T, upstreamHTML string) *httptest.Server {
+	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = RenderError(w, ErrorPage{
 			Status:         http.StatusBadGateway,
@@ -275,10 +303,15 @@ func TestBrowserErrorPageShowsUpstreamHTMLSandboxed(t *testing.T) {
 			Reason:         "token endpoint https://mcp.example.com/token answered 403 with an HTML page",
 			Bucket:         BucketUpstreamResponse,
 			UpstreamStatus: http.StatusForbidden,
-			UpstreamHTML:   strings.ReplaceAll(accessDenied, "BEACON", beacon.URL),
+			UpstreamHTML:   upstreamHTML,
 		})
 	}))
 	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestBrowserErrorPageShowsUpstreamHTML(t *testing.T) {
+	srv := errorServer(t, akamaiDenied)
 	b := browser.New(t)
 	b.Navigate(srv.URL + "/auth/connections/linear/callback")
 
@@ -286,7 +319,7 @@ func TestBrowserErrorPageShowsUpstreamHTMLSandboxed(t *testing.T) {
 		t.Fatalf("h1 = %q", got)
 	}
 	details := b.Text("dl.details")
-	for _, label := range []string{"Request ID", "Error code", "Reason", "Category", "Upstream service response", "upstream_token_forbidden"} {
+	for _, label := range []string{"Request ID", "Error code", "Reason", "Category", "Upstream service response", "upstream_token_forbidden", "01JDZ6N2W8Y4T6R3Q5V7X9KM2B"} {
 		if !strings.Contains(details, label) {
 			t.Errorf("details lack %q: %q", label, details)
 		}
@@ -294,8 +327,47 @@ func TestBrowserErrorPageShowsUpstreamHTMLSandboxed(t *testing.T) {
 	if got := b.Text("#upstream-heading"); got != "What the upstream answered" {
 		t.Errorf("upstream heading = %q", got)
 	}
-	// The frame rendered the upstream's page, as an opaque origin: the parent cannot reach in,
-	// and nothing in it ran or navigated anywhere.
+	if got := b.Text("#upstream-heading + p"); !strings.HasPrefix(got, "HTTP 403 Forbidden") {
+		t.Errorf("upstream status line = %q", got)
+	}
+	frames := b.FrameTexts()
+	if len(frames) != 1 {
+		t.Fatalf("%d frames, want 1", len(frames))
+	}
+	if !strings.Contains(frames[0], "Access Denied") || !strings.Contains(frames[0], "Reference #18.6f2d3e17") {
+		t.Errorf("iframe text = %q", frames[0])
+	}
+	checkStyled(t, b)
+	shoot(b, "error")
+}
+
+// hostileUpstream is an upstream error page that tries everything a sandboxed frame must stop:
+// scripts, navigation of the gateway's page, and requests to a server that counts them (BEACON).
+const hostileUpstream = `<!DOCTYPE html><html><head><title>Access Denied</title>
+<meta http-equiv="refresh" content="0; url=BEACON/refresh">
+<link rel="stylesheet" href="BEACON/css">
+<base href="BEACON/base/">
+</head><body>
+<h1>Access Denied</h1>
+<img src="BEACON/img" alt="">
+<iframe src="BEACON/frame"></iframe>
+<script>parent.document.title = "pwned"; top.location = "https://evil.example/";</script>
+<img src="x" onerror="parent.document.title='pwned'">
+<form action="BEACON/form"><input name="q" value="v"><button>Search</button></form>
+<script>document.forms[0].submit()</script>
+</body></html>`
+
+func TestBrowserErrorPageContainsHostileUpstreamHTML(t *testing.T) {
+	beaconHits := make(chan string, 16)
+	beacon := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		beaconHits <- r.URL.Path
+	}))
+	t.Cleanup(beacon.Close)
+	srv := errorServer(t, strings.ReplaceAll(hostileUpstream, "BEACON", beacon.URL))
+	b := browser.New(t)
+	b.Navigate(srv.URL + "/auth/connections/linear/callback")
+
+	// The frame is an opaque origin: the page cannot reach in, and the frame cannot reach out.
 	if got := browser.Eval[bool](b, `document.querySelector("iframe").contentDocument === null`); !got {
 		t.Error("iframe content is reachable from the page: sandbox lacks an opaque origin")
 	}
@@ -305,23 +377,18 @@ func TestBrowserErrorPageShowsUpstreamHTMLSandboxed(t *testing.T) {
 	if got := browser.Eval[string](b, `document.title`); got != "Linear could not be connected · mcpgate" {
 		t.Errorf("title = %q: upstream script ran", got)
 	}
+	frames := b.FrameTexts()
+	if len(frames) != 1 || !strings.Contains(frames[0], "Access Denied") {
+		t.Fatalf("frames = %q, want the upstream page still shown", frames)
+	}
 	if got := b.CurrentURL(); !strings.HasPrefix(got, srv.URL) {
 		t.Errorf("navigated away to %s", got)
 	}
-	shoot(b, "error")
-	// Everything above ran after the page and its frame loaded (Navigate waits for the load event,
-	// which waits for the frame's subresources), so any request the frame made has arrived.
+	// Navigate returned after the load event, which waits for the frame and its subresources, and
+	// FrameTexts then saw the frame still on its srcdoc page: any request it made has arrived.
 	select {
 	case path := <-beaconHits:
-		t.Errorf("the upstream page loaded %s: the frame's CSP is not the page's", path)
+		t.Errorf("the upstream page made a request to %s: the frame's CSP is not the page's", path)
 	default:
-	}
-	frames := b.FrameTexts()
-	if len(frames) != 1 {
-		t.Fatalf("%d frames, want 1", len(frames))
-	}
-	frameText := frames[0]
-	if !strings.Contains(frameText, "Access Denied") || !strings.Contains(frameText, "Reference #18.6f2d3e17") {
-		t.Errorf("iframe text = %q", frameText)
 	}
 }
