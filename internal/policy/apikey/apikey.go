@@ -160,9 +160,9 @@ func metadata(raw json.RawMessage) map[string]any {
 
 func (p *Policy) form() string {
 	if p.Scheme() == "" {
-		return "<key>"
+		return "YOUR_KEY"
 	}
-	return p.Scheme() + " <key>"
+	return p.Scheme() + " YOUR_KEY"
 }
 
 func (p *Policy) missingDetail() string {

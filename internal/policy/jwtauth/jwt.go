@@ -173,7 +173,7 @@ func refuse(reason, detail string, cause error) *authcommon.Refusal {
 func (p *Policy) authenticate(ctx context.Context, tok string, present, wellFormed bool) (*policy.User, *authcommon.Refusal, error) {
 	switch {
 	case !present:
-		return nil, refuse(authcommon.ReasonMissingToken, "No access token was sent. Send it in the "+p.Header()+" header as \"Bearer <token>\".", nil), nil
+		return nil, refuse(authcommon.ReasonMissingToken, "No access token was sent. Send it in the "+p.Header()+" header as \"Bearer YOUR_TOKEN\".", nil), nil
 	case !wellFormed:
 		return nil, refuse(authcommon.ReasonInvalidToken, "The "+p.Header()+" header does not carry a Bearer token.", nil), nil
 	case len(tok) > maxTokenBytes || strings.Count(tok, ".") != 2:
