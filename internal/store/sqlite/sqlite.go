@@ -49,6 +49,9 @@ func Open(ctx context.Context, path string, o sqlstore.Options) (*sqlstore.DB, e
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", BusyTimeoutMS))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(1)")
+	// NORMAL in WAL mode: never corrupts, survives a process crash; only a power loss or OS crash can
+	// drop the last commits (at worst a just-rotated refresh token: that user reconnects once). FULL
+	// measured 2–4 ms per write here (an fsync each) against ~0.1–0.2 ms, and audit events are writes too.
 	q.Add("_pragma", "synchronous(NORMAL)")
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 

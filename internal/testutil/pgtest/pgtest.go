@@ -138,7 +138,17 @@ func get(t testing.TB) *cluster {
 	return started
 }
 
+// BinEnv names a directory holding initdb, pg_ctl and pg_dump, for systems that keep them elsewhere
+// than /usr/lib/postgresql/*/bin.
+const BinEnv = "MCPGATE_PGTEST_BIN"
+
 func binDir() (string, error) {
+	if dir := os.Getenv(BinEnv); dir != "" {
+		if _, err := os.Stat(filepath.Join(dir, "initdb")); err != nil {
+			return "", fmt.Errorf("%s=%s: no initdb there", BinEnv, dir)
+		}
+		return dir, nil
+	}
 	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	if len(matches) == 0 {
 		if p, err := exec.LookPath("initdb"); err == nil {
