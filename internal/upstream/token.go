@@ -34,6 +34,13 @@ type IssuedUnder struct {
 	Resource      string
 }
 
+// Matches reports whether a grant issued under g may still be refreshed given what discovery says
+// now: same issuer and same resource. When not, the connection must be re-consented rather than send
+// its refresh token somewhere new (DESIGN.md §8.3).
+func (g IssuedUnder) Matches(d *Discovery) bool {
+	return d != nil && g.Issuer == d.AS.Issuer && g.Resource == d.Resource
+}
+
 // ExchangeRequest is an authorization code exchange.
 type ExchangeRequest struct {
 	Code     vault.Secret
@@ -255,6 +262,11 @@ func parseTokenReply(rep *reply, now time.Time, requested []string) (*Token, *Er
 	}
 	if tr.AccessToken == "" {
 		return nil, bad("no access_token")
+	}
+	if tr.TokenType != "" && !strings.EqualFold(tr.TokenType, "bearer") {
+		// A sender-constrained token (DPoP, say) sent as a bearer token would be refused upstream,
+		// and every refusal would look like a dead grant.
+		return nil, bad(fmt.Sprintf("token_type %q is not Bearer", bounded(tr.TokenType, 40)))
 	}
 	tok := &Token{AccessToken: vault.Secret(tr.AccessToken), RefreshToken: vault.Secret(tr.RefreshToken), TokenType: tr.TokenType}
 	if s := flexString(tr.ExpiresIn); s != "" {

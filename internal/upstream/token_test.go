@@ -128,6 +128,8 @@ func TestRefresh_FakeAS_Classification(t *testing.T) {
 		{name: "404 token endpoint gone", status: 404, code: CodeTokenEndpointNotFound, bucket: BucketOAuthSetup},
 		{name: "200 without access_token", status: 200, body: `{"refresh_token":"RT-NEW"}`, code: CodeTokenResponseInvalid, bucket: BucketUpstreamResponse},
 		{name: "200 not JSON", status: 200, body: `access_token=AT-NEW`, code: CodeTokenResponseInvalid, bucket: BucketUpstreamResponse},
+		{name: "200 DPoP token", status: 200, body: `{"access_token":"AT-NEW","token_type":"DPoP"}`, code: CodeTokenResponseInvalid, bucket: BucketUpstreamResponse},
+		{name: "200 negative expires_in", status: 200, body: `{"access_token":"AT-NEW","expires_in":-5}`, code: CodeTokenResponseInvalid, bucket: BucketUpstreamResponse},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, e, _, req := refreshEnv(t, tc.status, tc.body, tc.header)
@@ -271,4 +273,16 @@ func TestRevoke_FakeAS(t *testing.T) {
 		t.Errorf("err %v", err)
 	}
 	noSecrets(t, err)
+}
+
+func TestIssuedUnderMatches(t *testing.T) {
+	g := IssuedUnder{Issuer: "https://as", Resource: "https://h/mcp"}
+	if !g.Matches(&Discovery{Resource: "https://h/mcp", AS: AuthServer{Issuer: "https://as"}}) {
+		t.Error("same issuer and resource should match")
+	}
+	for _, d := range []*Discovery{nil, {Resource: "https://h/other", AS: AuthServer{Issuer: "https://as"}}, {Resource: "https://h/mcp", AS: AuthServer{Issuer: "https://as2"}}} {
+		if g.Matches(d) {
+			t.Errorf("%+v should not match", d)
+		}
+	}
 }
