@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"io"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -107,12 +109,16 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		return fmt.Errorf("--base-path: must start with /, got %q", f.basePath)
 	}
 
+	var demoBase string
 	if f.demo {
-		u, err := demo.Start(ctx, f.demoListen, log.With("component", "demo-upstream"))
-		if err != nil {
+		if demoBase, err = demo.Start(ctx, f.demoListen, log.With("component", "demo-upstream")); err != nil {
 			return err
 		}
-		log.Info("demo upstream MCP server started", "url", u)
+		log.Info("demo upstream MCP servers started", "public", demoBase+"/mcp", "oauth", demoBase+"/mcp-oauth")
+		// The demo's authorization server is plain http on loopback.
+		if host, _, err := net.SplitHostPort(f.demoListen); err == nil {
+			f.safeHTTPAllow = strings.Trim(f.safeHTTPAllow+","+host, ",")
+		}
 	}
 
 	project, err := loadConfig(cmd, f.configDir)
@@ -125,9 +131,6 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	defer st.Close()
 	log.Info("state opened", "backend", st.Backend, "database", st.Location, "keyId", st.Ring.NewestKeyID())
-	if st.Warning != "" {
-		log.Warn(st.Warning)
-	}
 	settings.Services = &gateway.Services{
 		Store:         st.Store,
 		Ring:          st.Ring,
@@ -137,6 +140,12 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		Proxy:         proxy.Settings{HeaderTimeout: f.upstreamTimeout, MaxRequestBody: f.maxRequestBody},
 	}
 	go sweep(ctx, st.Store, log)
+	var demoKey string
+	if f.demo {
+		if demoKey, err = demoAPIKey(ctx, st); err != nil {
+			return err
+		}
+	}
 	gw, err := gateway.New(ctx, project, settings)
 	if err != nil {
 		return err
@@ -162,6 +171,10 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	log.Info("mcpgate listening", "address", ln.Addr().String(), "routes", len(project.Routes), "version", version)
 	for _, r := range project.Routes {
 		log.Info("route", "methods", strings.Join(r.Methods, ","), "url", base+r.Path, "operationId", r.OperationID)
+	}
+
+	if f.demo {
+		printDemoHelp(cmd.ErrOrStderr(), ln.Addr().String(), demoKey)
 	}
 
 	select {
@@ -214,4 +227,44 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// demoConsumer owns the demo API key.
+const demoConsumer = "demo-user"
+
+// demoAPIKey returns the demo's API key, creating its record on first use. The key is derived from
+// the data dir's encryption key, so it is the same on every start of the same demo and is never
+// stored in clear. It exists only with --demo.
+func demoAPIKey(ctx context.Context, st *state) (string, error) {
+	key := "mcpgate_demo_" + base64.RawURLEncoding.EncodeToString(st.Ring.DeriveKey("demo api key")[:24])
+	hash := store.HashAPIKey(key)
+	if _, err := st.Store.LookupAPIKey(ctx, hash); err == nil {
+		return key, nil
+	}
+	err := st.Store.CreateAPIKey(ctx, &store.APIKey{ID: "demo", Consumer: demoConsumer, Hash: hash,
+		Metadata: []byte(`{"demo":true}`), CreatedAt: time.Now()})
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		return "", fmt.Errorf("creating the demo API key: %w", err)
+	}
+	return key, nil
+}
+
+// printDemoHelp tells a person following the quickstart what to do next. It goes to stderr, not
+// the log: the demo key is a local demo credential, printed so the walkthrough needs no extra step.
+func printDemoHelp(w io.Writer, listen, key string) {
+	fmt.Fprintf(w, `
+mcpgate demo is running.
+
+  Public demo route (no credentials):   http://%[1]s/mcp/demo
+  OAuth demo route (your own upstream token, connected in the browser):
+                                        http://%[1]s/mcp/demo-oauth
+  Demo API key for user %[3]q:     %[2]s
+
+Try the OAuth route; the first call answers "Connect Demo upstream to continue: <link>":
+  curl -s http://%[1]s/mcp/demo-oauth -H 'Authorization: Bearer %[2]s' \
+    -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+    -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
+Open the link, approve, sign in at the demo upstream, then run the same command again.
+
+`, listen, key, demoConsumer)
 }

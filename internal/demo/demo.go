@@ -75,6 +75,21 @@ func NewServer() *mcp.Server {
 	return s
 }
 
+// NewOAuthServer is the demo server with one more tool, whoami, which names the user the caller's
+// upstream token belongs to.
+func NewOAuthServer() *mcp.Server {
+	s := NewServer()
+	mcp.AddTool(s, &mcp.Tool{Name: "whoami", Description: "Say which demo user this call's upstream token belongs to."},
+		func(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			user := "unknown"
+			if ti := req.Extra.TokenInfo; ti != nil {
+				user = ti.UserID
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "You are " + user + " at the demo upstream."}}}, nil, nil
+		})
+	return s
+}
+
 // Handler serves the demo server over stateless Streamable HTTP.
 func Handler(logger *slog.Logger) http.Handler {
 	s := NewServer()
@@ -82,15 +97,20 @@ func Handler(logger *slog.Logger) http.Handler {
 		&mcp.StreamableHTTPOptions{Stateless: true, Logger: logger})
 }
 
-// Start serves the demo upstream on addr (host:port; port 0 picks a free one) at path /mcp and
-// returns its URL. It stops when ctx is done.
+// Start serves the demo upstream on addr (host:port; port 0 picks a free one) and returns its base
+// URL: a public MCP server at /mcp, and at /mcp-oauth the same server (plus whoami) protected by
+// the demo's own OAuth authorization server at the base URL. It stops when ctx is done.
 func Start(ctx context.Context, addr string, logger *slog.Logger) (string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("starting demo upstream: %w", err)
 	}
+	base := "http://" + ln.Addr().String()
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", Handler(logger))
+	as := newAuthServer(base, base+"/mcp-oauth")
+	as.routes(mux)
+	as.protectedHandler(NewOAuthServer(), mux, "/mcp-oauth")
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	go func() {
@@ -99,5 +119,5 @@ func Start(ctx context.Context, addr string, logger *slog.Logger) (string, error
 		defer cancel()
 		_ = srv.Shutdown(shutdownCtx)
 	}()
-	return "http://" + ln.Addr().String() + "/mcp", nil
+	return base, nil
 }
