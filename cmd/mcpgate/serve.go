@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"io"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"

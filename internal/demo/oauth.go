@@ -35,7 +35,7 @@ const (
 
 type demoCode struct {
 	clientID, redirectURI, challenge, resource, scope, user string
-	expires                                                time.Time
+	expires                                                 time.Time
 }
 
 type demoGrant struct {
