@@ -53,19 +53,31 @@ func Load(o LoadOptions) (ring *Ring, warning string, err error) {
 		if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 			return nil, "", fmt.Errorf("creating data dir: %w", err)
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, fs.ErrExist) {
-			// Another process created it first: use theirs.
-			return Load(o)
-		}
+		// Write a temp file and hard-link it into place: the key file appears complete or not at all,
+		// and of two processes starting together exactly one key wins.
+		tmp, err := os.CreateTemp(o.DataDir, ".encryption-keys-*")
 		if err != nil {
 			return nil, "", fmt.Errorf("writing development key: %w", err)
 		}
-		if _, err := f.WriteString(line + "\n"); err != nil {
-			_ = f.Close()
+		defer os.Remove(tmp.Name())
+		if err := tmp.Chmod(0o600); err != nil {
+			_ = tmp.Close()
 			return nil, "", fmt.Errorf("writing development key: %w", err)
 		}
-		if err := f.Close(); err != nil {
+		if _, err := tmp.WriteString(line + "\n"); err != nil {
+			_ = tmp.Close()
+			return nil, "", fmt.Errorf("writing development key: %w", err)
+		}
+		if err := tmp.Sync(); err != nil {
+			_ = tmp.Close()
+			return nil, "", fmt.Errorf("writing development key: %w", err)
+		}
+		if err := tmp.Close(); err != nil {
+			return nil, "", fmt.Errorf("writing development key: %w", err)
+		}
+		if err := os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
+			return Load(o) // another process created it first: use theirs
+		} else if err != nil {
 			return nil, "", fmt.Errorf("writing development key: %w", err)
 		}
 		b = []byte(line)

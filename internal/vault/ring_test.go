@@ -237,3 +237,33 @@ func BenchmarkSealOpen2KiB(b *testing.B) {
 		}
 	}
 }
+
+func TestLoadDevelopmentConcurrentStartsAgree(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	rings := make(chan *Ring, 8)
+	for range 8 {
+		go func() {
+			r, _, err := Load(LoadOptions{DataDir: dir})
+			if err != nil {
+				t.Error(err)
+			}
+			rings <- r
+		}()
+	}
+	var first *Ring
+	for range 8 {
+		r := <-rings
+		if r == nil {
+			t.FailNow()
+		}
+		if first == nil {
+			first = r
+		} else if r.NewestKeyID() != first.NewestKeyID() {
+			t.Fatalf("concurrent starts generated different keys: %s, %s", r.NewestKeyID(), first.NewestKeyID())
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("data dir holds %d files, want only %s", len(entries), DevKeyFile)
+	}
+}
