@@ -238,7 +238,14 @@ func (e *Engine) discover(ctx context.Context, up Upstream, hint string) (*Disco
 	found := false
 	for _, cand := range cands {
 		step := TraceStep{Phase: PhasePRM, Source: cand.source, URL: displayURL(cand.url)}
-		prm, resource, f := e.fetchPRM(ctx, c, up, cand.url)
+		var prm ProtectedResource
+		var resource string
+		var f failure
+		if err := checkEndpoint(cand.url); err != nil {
+			f = failure{code: CodePRMInvalid, bucket: BucketOAuthSetup, reason: "the resource_metadata URL " + err.Error()}
+		} else {
+			prm, resource, f = e.fetchPRM(ctx, c, up, cand.url)
+		}
 		step.Status = f.status
 		if f.code != "" {
 			step.Outcome, step.Code, step.Detail = outcomeFor(f.code), f.code, f.reason

@@ -455,3 +455,14 @@ func TestDiscovery_FakeAS_CallerCancelDoesNotCancelOthers(t *testing.T) {
 		t.Errorf("PRM fetched %d times, want 1 (shared)", n)
 	}
 }
+
+func TestDiscovery_FakeAS_BadChallengeURLFallsBack(t *testing.T) {
+	f := newFakeEnv(t)
+	f.standard()
+	for _, hint := range []string{"/relative/prm", "javascript:alert(1)", "ftp://h/prm"} {
+		d := discover(t, f.engine(), f.upstream(), hint)
+		if d.Trace[0].Source != "challenge" || d.Trace[0].Outcome != OutcomeInvalid || d.Trace[1].Outcome != OutcomeFound {
+			t.Errorf("hint %q: trace %s", hint, traceString(d))
+		}
+	}
+}

@@ -144,7 +144,7 @@ type Engine struct {
 	mu        sync.Mutex
 	discovery map[string]*discoveryEntry // key: upstream id \x00 PRM hint
 	clients   map[string]clientEntry     // http clients per trusted host set
-	redone    map[string]time.Time       // upstream id → when its registration was last dropped for invalid_client
+	redone    map[string]dropped         // upstream id → the registration last dropped for invalid_client
 	sf        singleflight.Group
 }
 
@@ -165,7 +165,7 @@ func New(opts Options) *Engine {
 		regs:      opts.Registrations,
 		discovery: map[string]*discoveryEntry{},
 		clients:   map[string]clientEntry{},
-		redone:    map[string]time.Time{},
+		redone:    map[string]dropped{},
 	}
 	if e.now == nil {
 		e.now = time.Now

@@ -365,6 +365,12 @@ func (e *Engine) register(ctx context.Context, up Upstream, d *Discovery, ep End
 	return reg, nil
 }
 
+// dropped records the last registration dropped for invalid_client.
+type dropped struct {
+	at       time.Time
+	clientID string
+}
+
 // clientRejected handles invalid_client from the token endpoint (DESIGN.md §8.2, §8.7): a manual
 // client is the operator's to fix; a registered one (DCR, CIMD) is dropped together with cached
 // discovery so the next connect registers afresh — once: a second rejection within the
@@ -381,12 +387,19 @@ func (e *Engine) clientRejected(ctx context.Context, up Upstream, clientID strin
 	}
 	e.mu.Lock()
 	last, redone := e.redone[up.ID]
-	recent := redone && e.now().Sub(last) < DefaultReregisterWindow
-	if !recent {
-		e.redone[up.ID] = e.now()
+	recent := redone && e.now().Sub(last.at) < DefaultReregisterWindow
+	sameDropped := redone && clientID != "" && clientID == last.clientID
+	if !recent && !sameDropped {
+		e.redone[up.ID] = dropped{at: e.now(), clientID: clientID}
 	}
 	e.mu.Unlock()
-	if recent {
+	switch {
+	case sameDropped:
+		// Another caller still holding the registration that was already dropped.
+		base.Code = CodeClientRejected
+		base.Reason = "the authorization server no longer accepts the gateway's registered client (invalid_client); the registration was already dropped and the next connect registers again"
+		return base
+	case recent:
 		base.Code = CodeRegistrationRejected
 		base.Reason = "the authorization server rejected the client again right after it was registered afresh (invalid_client); check the authorization server's client registration settings"
 		return base

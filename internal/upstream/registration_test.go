@@ -357,11 +357,15 @@ func TestRegistration_FakeAS_InvalidClientReregistersOnce(t *testing.T) {
 	if f.hit("/register") != 2 || f.hit("/.well-known/oauth-protected-resource/mcp") != 2 {
 		t.Errorf("registrations %d, discoveries %d; want 2, 2", f.hit("/register"), f.hit("/.well-known/oauth-protected-resource/mcp"))
 	}
+	// A caller still holding the first (already dropped) client is told so, without counting as a
+	// second rejection.
+	_, _, err = e.Exchange(ctx, up, ExchangeRequest{Code: "c", Verifier: "v", Client: Client{Method: ModeDCR, ClientID: "client-1", AuthMethod: AuthNone}, TokenEndpoint: f.base + "/token"})
+	wantCode(t, err, CodeClientRejected, BucketOAuthSetup)
 	_ = exchange() // the second registration is kept: no third
 	if f.hit("/register") != 2 {
 		t.Errorf("registrations %d, want 2 (re-register once, no loop)", f.hit("/register"))
 	}
-	if tc.calls() != 3 {
+	if tc.calls() != 4 {
 		t.Errorf("token calls %d", tc.calls())
 	}
 }
