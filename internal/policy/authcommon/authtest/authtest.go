@@ -90,12 +90,17 @@ type Options struct {
 	// Export is the policy's export name and Options its JSON options, decoded strictly.
 	Export  string
 	Options string
+	// Before are policies that run before this one, in order.
+	Before []Spec
 	// Store defaults to a fresh one.
 	Store store.Store
 	// TrustedProxies may set X-Forwarded-Proto/Host; PublicURL overrides derivation.
 	TrustedProxies []netip.Prefix
 	PublicURL      *url.URL
 }
+
+// Spec is a further policy on the route.
+type Spec struct{ Name, Export, Options string }
 
 // Gateway is a running gateway with one route guarded by one policy.
 type Gateway struct {
@@ -121,21 +126,14 @@ func New(t testing.TB, o Options) *Gateway {
 	if o.Store == nil {
 		o.Store = Store(t)
 	}
-	m, ok := policy.Lookup(o.Export)
-	if !ok {
-		t.Fatalf("no module %q registered", o.Export)
+	v := decode(t, o.Export, o.Options)
+	policies := map[string]*config.Policy{o.Policy: {Name: o.Policy, Handler: config.Module{Export: o.Export, Value: v}}}
+	var inbound []string
+	for _, b := range o.Before {
+		policies[b.Name] = &config.Policy{Name: b.Name, Handler: config.Module{Export: b.Export, Value: decode(t, b.Export, b.Options)}}
+		inbound = append(inbound, b.Name)
 	}
-	v := m.New()
-	dec := json.NewDecoder(bytes.NewReader([]byte(o.Options)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		t.Fatalf("decoding options: %v", err)
-	}
-	if val, ok := v.(policy.Validator); ok {
-		if err := val.Validate(); err != nil {
-			t.Fatalf("validating options: %v", err)
-		}
-	}
+	inbound = append(inbound, o.Policy)
 	up := &Upstream{}
 	info := &policy.RouteInfo{Path: o.Path, Methods: []string{"GET", "POST"}, OperationID: "test-mcp", Summary: o.Summary, File: "config/routes.oas.json"}
 	proj := &config.Project{
@@ -143,9 +141,9 @@ func New(t testing.TB, o Options) *Gateway {
 			File: info.File, Path: o.Path, PathMode: config.PathModeOpenAPI, Methods: info.Methods,
 			OperationID: info.OperationID, Summary: info.Summary, Info: info,
 			Handler: config.Module{Export: "AuthTestHandler", Value: up},
-			Inbound: []string{o.Policy},
+			Inbound: inbound,
 		}},
-		Policies:     map[string]*config.Policy{o.Policy: {Name: o.Policy, Handler: config.Module{Export: o.Export, Value: v}}},
+		Policies:     policies,
 		CORSPolicies: map[string]*config.CORSPolicy{},
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -159,6 +157,27 @@ func New(t testing.TB, o Options) *Gateway {
 	t.Cleanup(func() { _ = srv.Close() })
 	srv.SetReady(true)
 	return &Gateway{Server: srv, Store: o.Store, Upstream: up, Value: v}
+}
+
+// decode makes the module export and decodes and validates its options strictly.
+func decode(t testing.TB, export, options string) any {
+	t.Helper()
+	m, ok := policy.Lookup(export)
+	if !ok {
+		t.Fatalf("no module %q registered", export)
+	}
+	v := m.New()
+	dec := json.NewDecoder(bytes.NewReader([]byte(options)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("decoding options of %s: %v", export, err)
+	}
+	if val, ok := v.(policy.Validator); ok {
+		if err := val.Validate(); err != nil {
+			t.Fatalf("validating options of %s: %v", export, err)
+		}
+	}
+	return v
 }
 
 // Response is a recorded answer with its body decoded when it is JSON.
