@@ -62,7 +62,7 @@ func TestContrast(t *testing.T) {
 		{"muted", "card", 4.5}, {"muted", "bg", 4.5}, {"muted", "soft", 4.5},
 		{"accent", "card", 4.5}, {"accent-hover", "card", 4.5},
 		{"accent-text", "accent", 4.5}, {"accent-text", "accent-hover", 4.5},
-		{"warn", "warn-soft", 4.5},
+		{"warn", "warn-soft", 4.5}, {"ok", "ok-soft", 4.5}, {"bad", "bad-soft", 4.5}, {"bad", "card", 4.5},
 		{"ok", "card", 3}, {"bad", "card", 3}, {"warn", "card", 3}, {"muted", "card", 3},
 		{"focus", "card", 3}, {"focus", "bg", 3},
 		{"icon-ink", "ok", 3}, {"icon-ink", "bad", 3}, {"icon-ink", "warn", 3}, {"icon-ink", "muted", 3},

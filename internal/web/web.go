@@ -40,6 +40,12 @@
 // SameOriginPost refuses a POST whose Origin, Sec-Fetch-Site or (absent both) Referer shows another
 // origin, and accepts one that carries none of them (DESIGN.md §3): the token is what protects it.
 //
+// Adding a page (the setup UI): write templates/<name>.html defining "content" (and optionally
+// "nav", rendered in the header), add it to the pages map, and give it a Render function that
+// calls render (or renderPage, for a wide page). The stylesheet already has the pieces a wide, tabular page needs
+// (body.wide, .nav, table, .pill.ok/.warn/.bad/.off, .field, inputs, button.danger); see
+// testdata/styleguide.html, which the tests render and screenshot.
+//
 // What to pass: every string is escaped by html/template, so hostile values (display names from
 // config, error_description from an authorization server) are safe to show. Never put a token, code,
 // state, verifier, ticket or secret into a displayed field; the hidden fields are the only place a
@@ -53,6 +59,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"html/template"
+	"io/fs"
 	"net/http"
 	"strconv"
 	"strings"
@@ -70,17 +77,18 @@ var styleHash = func() string {
 	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
 }()
 
-// pages holds one template set per page: the shared layout plus the page's "content".
-var pages = mustParsePages("consent", "result", "error")
+// layout is the shared frame of every page; pages clone it and add their "content".
+var layout = template.Must(template.New("layout").ParseFS(templateFS, "templates/layout.html"))
 
-func mustParsePages(names ...string) map[string]*template.Template {
-	base := template.Must(template.New("layout").ParseFS(templateFS, "templates/layout.html"))
-	m := make(map[string]*template.Template, len(names))
-	for _, name := range names {
-		t := template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html"))
-		m[name] = t
-	}
-	return m
+// pages holds one template set per page: the shared layout plus the page's "content".
+var pages = map[string]*template.Template{
+	"consent": mustParsePage(templateFS, "templates/consent.html"),
+	"result":  mustParsePage(templateFS, "templates/result.html"),
+	"error":   mustParsePage(templateFS, "templates/error.html"),
+}
+
+func mustParsePage(fsys fs.FS, file string) *template.Template {
+	return template.Must(template.Must(layout.Clone()).ParseFS(fsys, file))
 }
 
 // layoutData is what templates/layout.html renders around a page.
@@ -88,7 +96,9 @@ type layoutData struct {
 	Title     string
 	CSS       template.CSS
 	RequestID string
-	Page      any
+	// Wide widens the page for tables (the setup UI).
+	Wide bool
+	Page any
 }
 
 // cspBase is the policy every page shares; callers append form-action (and nothing else needs
@@ -97,15 +107,17 @@ func cspBase() string {
 	return "default-src 'none'; style-src " + styleHash + "; img-src data:; base-uri 'none'; frame-ancestors 'none'"
 }
 
-// render executes page into a buffer and writes the complete response.
+// render executes the named page into a buffer and writes the complete response.
 func render(w http.ResponseWriter, status int, page, title, requestID, csp string, data any) error {
+	return renderPage(w, status, page, pages[page], csp, layoutData{Title: title, RequestID: requestID, Page: data})
+}
+
+// renderPage executes t with the layout data d (the stylesheet is filled in) and writes the
+// complete response.
+func renderPage(w http.ResponseWriter, status int, page string, t *template.Template, csp string, d layoutData) error {
 	var buf bytes.Buffer
-	err := pages[page].ExecuteTemplate(&buf, "layout", layoutData{
-		Title:     title,
-		CSS:       template.CSS(stylesheet), //nolint:gosec // our own embedded stylesheet, allowed by hash
-		RequestID: requestID,
-		Page:      data,
-	})
+	d.CSS = template.CSS(stylesheet) //nolint:gosec // our own embedded stylesheet, allowed by hash
+	err := t.ExecuteTemplate(&buf, "layout", d)
 	if err != nil {
 		return renderFailure(w, fmt.Errorf("rendering %s page: %w", page, err))
 	}
