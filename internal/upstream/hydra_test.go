@@ -136,4 +136,32 @@ func TestHydra(t *testing.T) {
 	if !IsGrantDead(err) || IsTransient(err) || ue.OAuthError == "" {
 		t.Errorf("after RevokeConsent: %+v", ue)
 	}
+
+	// The AS forgets the registered client: invalid_client is a registration problem, not a dead
+	// grant; the registration is dropped and the next connect registers a new client.
+	h.DeleteClient(t, c.ClientID)
+	_, err = e.Refresh(ctx, up, RefreshRequest{IssuedUnder: issued, RefreshToken: tok2.RefreshToken})
+	wantCode(t, err, CodeClientRejected, BucketOAuthSetup)
+	if IsGrantDead(err) || !IsClientRejected(err) {
+		t.Errorf("after DeleteClient: %v", err)
+	}
+	d2, err := e.Discover(ctx, up, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := e.Client(ctx, up, d2, ep, scopes)
+	if err != nil {
+		t.Fatalf("re-registering: %v", err)
+	}
+	if c2.ClientID == c.ClientID {
+		t.Error("the dropped client was reused")
+	}
+	ar2, err := e.AuthorizationRequest(up, d2, c2, scopes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb2 := h.AuthorizeHeadless(t, ar2.URL, "bob")
+	if _, _, err := e.Exchange(ctx, up, ExchangeRequest{Code: vault.Secret(cb2.Query().Get("code")), Verifier: ar2.Verifier, Client: *c2, TokenEndpoint: d2.AS.TokenEndpoint, Resource: ar2.Resource}); err != nil {
+		t.Fatalf("exchange with the new client: %v", err)
+	}
 }
