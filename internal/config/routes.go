@@ -14,8 +14,8 @@ import (
 // methods are the operation keys a path item may have, alone or comma-separated ("get,post").
 var methods = []string{"get", "post", "put", "patch", "delete", "head", "options"}
 
-// openAPIOperationKeys are path-item keys that are operations OpenAPI knows but Zuplo does not
-// route.
+// unsupportedMethods are operation keys OpenAPI knows but the gateway does not route; they are
+// reported rather than silently ignored.
 var unsupportedMethods = []string{"trace", "connect"}
 
 // loadRoutes reads config/*.oas.json in alphabetical order.
