@@ -78,10 +78,6 @@ func (db *DB) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := db.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
-		return fmt.Errorf("migrating %s: creating schema_migrations: %w", db.d.Name, err)
-	}
 	for _, m := range ms {
 		if err := db.apply(ctx, m); err != nil {
 			return err
@@ -111,6 +107,11 @@ func (db *DB) apply(ctx context.Context, m migration) (err error) {
 		if _, err := tx.ExecContext(ctx, db.d.MigrationLock); err != nil {
 			return fmt.Errorf("migrating %s: taking migration lock: %w", db.d.Name, err)
 		}
+	}
+	// Created under the lock: concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL.
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("migrating %s: creating schema_migrations: %w", db.d.Name, err)
 	}
 	var one int
 	err = tx.QueryRowContext(ctx, db.q(`SELECT 1 FROM schema_migrations WHERE version = ?`), m.version).Scan(&one)

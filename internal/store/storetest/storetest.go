@@ -118,6 +118,7 @@ func Run(t *testing.T, b Backend) {
 		fn   func(*testing.T, Backend)
 	}{
 		{"Migrate", testMigrate},
+		{"ConcurrentMigrationsOfReplicas", testConcurrentMigrate},
 		{"ConnectionsCRUD", testConnectionsCRUD},
 		{"ConnectionsCASConflict", testConnectionsCAS},
 		{"ConnectionsConcurrentUpdatesNoLostUpdate", testConcurrentUpdates},
@@ -185,6 +186,32 @@ func testMigrate(t *testing.T, b Backend) {
 		t.Fatalf("schema_migrations has %d rows", n)
 	}
 	must(t, e.s.Ping(ctx(t)))
+}
+
+func testConcurrentMigrate(t *testing.T, b Backend) {
+	dsn := b.NewDSN(t)
+	const replicas = 4
+	errs := make(chan error, replicas)
+	stores := make(chan store.Store, replicas)
+	for range replicas {
+		go func() {
+			s, err := b.Open(ctx(t), dsn, sqlstore.Options{Ring: Ring(t, "k1")})
+			errs <- err
+			stores <- s
+		}()
+	}
+	for range replicas {
+		if err := <-errs; err != nil {
+			t.Errorf("replica start: %v", err)
+		}
+		if s := <-stores; s != nil {
+			t.Cleanup(func() { _ = s.Close() })
+		}
+	}
+	s, err := b.Open(ctx(t), dsn, sqlstore.Options{Ring: Ring(t, "k1")})
+	must(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	must(t, s.PutConnection(ctx(t), newConn("u")))
 }
 
 func testConnectionsCRUD(t *testing.T, b Backend) {
