@@ -13,7 +13,7 @@ import (
 )
 
 // createKey stores a key the way `mcpgate keys create` does and returns the secret.
-func createKey(t *testing.T, s store.Store, consumer string, mutate func(*store.APIKey)) (string, *store.APIKey) {
+func createKey(t testing.TB, s store.Store, consumer string, mutate func(*store.APIKey)) (string, *store.APIKey) {
 	t.Helper()
 	id, key, hash, err := store.NewAPIKey()
 	if err != nil {

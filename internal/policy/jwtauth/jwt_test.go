@@ -42,7 +42,7 @@ type testJWKS struct {
 	fetches atomic.Int32
 }
 
-func newTestJWKS(t *testing.T) *testJWKS {
+func newTestJWKS(t testing.TB) *testJWKS {
 	j := &testJWKS{}
 	j.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		j.fetches.Add(1)
@@ -60,7 +60,7 @@ func newTestJWKS(t *testing.T) *testJWKS {
 }
 
 // publish adds the public half of priv under kid.
-func (j *testJWKS) publish(t *testing.T, priv any, kid string) {
+func (j *testJWKS) publish(t testing.TB, priv any, kid string) {
 	t.Helper()
 	k, err := jwk.PublicKeyOf(priv)
 	if err != nil {
@@ -80,7 +80,7 @@ var (
 	ecKey   *ecdsa.PrivateKey
 )
 
-func keys(t *testing.T) {
+func keys(t testing.TB) {
 	keyOnce.Do(func() {
 		var err error
 		if rsaKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
@@ -95,7 +95,7 @@ func keys(t *testing.T) {
 	})
 }
 
-func sign(t *testing.T, alg jwa.SignatureAlgorithm, key any, kid string, claims map[string]any) string {
+func sign(t testing.TB, alg jwa.SignatureAlgorithm, key any, kid string, claims map[string]any) string {
 	t.Helper()
 	payload, err := json.Marshal(claims)
 	if err != nil {
@@ -129,7 +129,7 @@ func claimsAt(now time.Time, mutate func(map[string]any)) map[string]any {
 	return c
 }
 
-func jwksGateway(t *testing.T, j *testJWKS, extra string) (*authtest.Gateway, *time.Time) {
+func jwksGateway(t testing.TB, j *testJWKS, extra string) (*authtest.Gateway, *time.Time) {
 	t.Helper()
 	opts := `{"issuer":"` + testIssuer + `","audience":"` + testAudience + `","jwkUrl":"` + j.URL + `","oAuthResourceMetadataEnabled":true` + extra + `}`
 	g := authtest.New(t, authtest.Options{Export: jwtauth.Export, Options: opts})
