@@ -184,7 +184,7 @@ func (l *loader) loadOperation(file string, path jpath, p, mode, key string, ms 
 	}
 	l.loadRoutePolicies(file, zrPath, subject, r, zr.get("policies"), ok, mcp)
 	if cp := zr.get("corsPolicy"); !cp.isNull() {
-		if name, ok := l.str(file, zrPath.key("corsPolicy"), subject, cp, ""); ok {
+		if name, ok := l.str(file, zrPath.key("corsPolicy"), subject, cp, ""); ok && !strings.Contains(name, envOpen) {
 			r.CORSPolicy = name
 		}
 	}
