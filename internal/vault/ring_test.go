@@ -3,8 +3,10 @@ package vault
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -186,7 +188,10 @@ func TestLoadConfiguredKeysWin(t *testing.T) {
 
 func TestSecretRedacts(t *testing.T) {
 	s := Secret("hunter2")
-	for _, out := range []string{fmt.Sprint(s), fmt.Sprintf("%v %s %q %x %#v", s, s, s, s, s)} {
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("x", "token", s, "nested", struct{ T Secret }{s})
+	js, _ := json.Marshal(map[string]any{"token": s, "ptr": &s})
+	for _, out := range []string{fmt.Sprint(s), fmt.Sprintf("%v %s %q %x %#v %+v", s, s, s, s, s, struct{ T Secret }{s}), logged.String(), string(js)} {
 		if strings.Contains(out, "hunter2") {
 			t.Errorf("leaked: %q", out)
 		}
