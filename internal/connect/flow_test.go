@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
@@ -50,7 +51,7 @@ type env struct {
 	upstream *mcpupstream.Server
 	gw       *httptest.Server
 	store    store.Store
-	logs     *strings.Builder
+	logs     *syncWriter
 }
 
 func writeProject(t *testing.T, upstreamURL string) string {
@@ -94,8 +95,8 @@ func setup(t *testing.T) *env {
 	if err := st.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	logs := &strings.Builder{}
-	log := slog.New(slog.NewTextHandler(&syncWriter{b: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &syncWriter{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	svc := &gateway.Services{Store: st, Ring: ring, Audit: &audit.Recorder{Log: log, Store: st}, SafeHTTPAllow: []string{"127.0.0.1"}, Logger: log}
 	gw, err := gateway.New(context.Background(), p, gateway.Settings{Logger: log, Services: svc})
 	if err != nil {
@@ -306,11 +307,20 @@ func TestCancelRendersPageAndConnectsNothing(t *testing.T) {
 	authURLOf(t, e.call("alice", "whoami"))
 }
 
+// syncWriter collects log output from many goroutines.
 type syncWriter struct {
-	b  *strings.Builder
-	mu chan struct{}
+	mu sync.Mutex
+	b  strings.Builder
 }
 
 func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }

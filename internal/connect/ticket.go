@@ -1,14 +1,13 @@
 package connect
 
 import (
-	"crypto/hmac"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -40,15 +39,29 @@ var (
 	ErrTicketMismatch  = errors.New("the connect link is for another upstream or route")
 )
 
-// Signer signs and verifies browser tickets with a key derived from the vault key ring, so every
-// replica agrees.
+// Signer seals and opens browser tickets with AES-256-GCM under a key derived from the vault key
+// ring, so every replica agrees. Sealing (not only signing) keeps the subject out of the URL: the
+// MCP spec forbids user information in an elicitation URL.
 type Signer struct {
-	key []byte
-	now func() time.Time
+	aead cipher.AEAD
+	now  func() time.Time
 }
 
 // NewSigner returns a Signer using key (32 bytes from vault.Ring.DeriveKey).
-func NewSigner(key []byte) *Signer { return &Signer{key: key, now: time.Now} }
+func NewSigner(key []byte) *Signer {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		panic("connect: ticket key must be 32 bytes: " + err.Error())
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		panic(err)
+	}
+	return &Signer{aead: aead, now: time.Now}
+}
+
+// ticketAAD binds ticket ciphertexts to their purpose.
+var ticketAAD = []byte("mcpgate browser ticket v1")
 
 // New fills ID and ExpiresAt of t.
 func (s *Signer) New(t Ticket) Ticket {
@@ -57,29 +70,23 @@ func (s *Signer) New(t Ticket) Ticket {
 	return t
 }
 
-// Sign encodes t as payload.signature (both base64url).
+// Sign seals t: base64url(nonce || AES-GCM ciphertext).
 func (s *Signer) Sign(t Ticket) string {
 	payload, _ := json.Marshal(t)
-	p := base64.RawURLEncoding.EncodeToString(payload)
-	return p + "." + base64.RawURLEncoding.EncodeToString(s.mac(p))
+	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(payload)+s.aead.Overhead())
+	_, _ = rand.Read(nonce)
+	return base64.RawURLEncoding.EncodeToString(s.aead.Seal(nonce, nonce, payload, ticketAAD))
 }
 
-// Verify checks the signature and expiry and returns the ticket. It does not consume it.
+// Verify opens the ticket and checks its expiry. It does not consume it.
 func (s *Signer) Verify(token string) (Ticket, error) {
-	p, sig, ok := strings.Cut(token, ".")
-	if !ok || p == "" || sig == "" {
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(b) < s.aead.NonceSize()+s.aead.Overhead() {
 		return Ticket{}, ErrTicketMalformed
 	}
-	got, err := base64.RawURLEncoding.DecodeString(sig)
+	raw, err := s.aead.Open(nil, b[:s.aead.NonceSize()], b[s.aead.NonceSize():], ticketAAD)
 	if err != nil {
-		return Ticket{}, ErrTicketMalformed
-	}
-	if !hmac.Equal(got, s.mac(p)) {
 		return Ticket{}, ErrTicketSignature
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(p)
-	if err != nil {
-		return Ticket{}, ErrTicketMalformed
 	}
 	var t Ticket
 	if err := json.Unmarshal(raw, &t); err != nil || t.ID == "" || t.UpstreamID == "" || t.Subject == "" {
@@ -89,13 +96,6 @@ func (s *Signer) Verify(token string) (Ticket, error) {
 		return Ticket{}, ErrTicketExpired
 	}
 	return t, nil
-}
-
-func (s *Signer) mac(payload string) []byte {
-	m := hmac.New(sha256.New, s.key)
-	m.Write([]byte("mcpgate browser ticket v1\x00"))
-	m.Write([]byte(payload))
-	return m.Sum(nil)
 }
 
 // randomID returns 16 random bytes, base64url.
