@@ -110,6 +110,7 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Transient reports whether retrying later may succeed (408, 429, 5xx, network, timeout).

@@ -286,3 +286,28 @@ func TestIssuedUnderMatches(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	for v, want := range map[string]time.Duration{
+		"":                              0,
+		"30":                            30 * time.Second,
+		"-1":                            0,
+		"soon":                          0,
+		"Thu, 01 Jan 2026 12:01:00 GMT": time.Minute,
+		"Thu, 01 Jan 2026 11:00:00 GMT": 0,
+	} {
+		if got := retryAfter(http.Header{"Retry-After": {v}}, now); got != want {
+			t.Errorf("Retry-After %q = %v, want %v", v, got, want)
+		}
+	}
+}
+
+func TestBounded(t *testing.T) {
+	if got := bounded("héllo", 2); got != "h…" {
+		t.Errorf("bounded = %q", got)
+	}
+	if got := bounded("abc", 3); got != "abc" {
+		t.Errorf("bounded = %q", got)
+	}
+}
