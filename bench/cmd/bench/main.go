@@ -1,0 +1,79 @@
+// Command bench compares mcpgate's proxying cost with a direct call, a bare httputil.ReverseProxy,
+// Caddy and nginx. In one run, on loopback, at a fixed concurrency, it sends the same MCP
+// tools/call load to each target in turn (direct, mcpgate, bare, Caddy, nginx, then again, for
+// several rounds), once as JSON and once as a short SSE stream, and prints for each target the
+// medians over rounds of req/s, p50 and p99 latency, time to first SSE event, and CPU time per
+// request of the proxy process (from /proc/<pid>/stat), with mcpgate's ratios to each.
+//
+//	go run ./bench/cmd/bench               # or bench/run
+//	go run ./bench/cmd/bench -rounds 3 -duration 2s -o /tmp/bench.md
+//
+// It installs what is missing (nginx with apt-get, Caddy with go install into
+// $HOME/.cache/mcpgate-bench/bin) and builds mcpgate from the working tree. All traffic stays on
+// 127.0.0.1. The subcommands upstream and bareproxy are the processes it starts.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	sub := ""
+	if len(args) > 0 && (args[0] == "upstream" || args[0] == "bareproxy") {
+		sub, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("bench "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	switch sub {
+	case "upstream":
+		listen := fs.String("listen", loopback+":0", "address to serve on")
+		delay := fs.Duration("sse-delay", 0, "pause between the two SSE events (0: default)")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return serveUpstream(ctx, *listen, *delay)
+	case "bareproxy":
+		listen := fs.String("listen", loopback+":0", "address to serve on")
+		target := fs.String("upstream", "", "upstream base URL, e.g. http://127.0.0.1:8080")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return serveBareProxy(ctx, *listen, *target)
+	}
+	var o options
+	fs.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every target once per workload")
+	fs.DurationVar(&o.duration, "duration", 3*time.Second, "measured time per target, workload and round")
+	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured load before each measurement")
+	fs.IntVar(&o.concurrency, "concurrency", 50, "concurrent connections (each sends requests back to back)")
+	fs.DurationVar(&o.sseDelay, "sse-delay", 2*time.Millisecond, "upstream pause between the progress event and the result of an SSE answer")
+	fs.StringVar(&o.only, "targets", "direct,mcpgate,bare,caddy,nginx", "targets in the order each round runs them")
+	fs.StringVar(&o.workloads, "workloads", "json,sse", "workloads: json, sse")
+	fs.StringVar(&o.mcpgate, "mcpgate", "", "mcpgate binary (default: built from ./cmd/mcpgate)")
+	fs.StringVar(&o.caddy, "caddy", "", "caddy binary (default: $HOME/.cache/mcpgate-bench/bin/caddy, installed when missing)")
+	fs.StringVar(&o.nginx, "nginx", "", "nginx binary (default: nginx on PATH or /usr/sbin/nginx, apt-get installed when missing)")
+	fs.StringVar(&o.out, "o", "", "also write the report (markdown) to this file")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (subcommands: upstream, bareproxy)", fs.Args())
+	}
+	return benchmark(ctx, o, stdout, stderr)
+}

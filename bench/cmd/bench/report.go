@@ -1,0 +1,170 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Targets the issue sets for mcpgate.
+const (
+	minRatioBare  = 0.95
+	minRatioCaddy = 1.0
+	maxAddedP50   = 100 * time.Microsecond // over the bare proxy's added p50
+)
+
+// series extracts one figure of a target's rounds.
+type series func(m measurement) float64
+
+func medianOf(ms []measurement, f series) float64 {
+	v := make([]float64, len(ms))
+	for i, m := range ms {
+		v[i] = f(m)
+	}
+	return median(v)
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
+}
+
+// pairedMedian is the median over rounds of f(a[i], b[i]): a ratio or difference taken within a
+// round, where both targets saw the same background load, is steadier than one of medians.
+func pairedMedian(a, b []measurement, f func(a, b measurement) float64) float64 {
+	n := min(len(a), len(b))
+	v := make([]float64, n)
+	for i := range n {
+		v[i] = f(a[i], b[i])
+	}
+	return median(v)
+}
+
+var (
+	rps     series = func(m measurement) float64 { return m.s.rps() }
+	p50     series = func(m measurement) float64 { return float64(percentile(m.s.latency, 50)) }
+	p99     series = func(m measurement) float64 { return float64(percentile(m.s.latency, 99)) }
+	ttfe50  series = func(m measurement) float64 { return float64(percentile(m.s.ttfe, 50)) }
+	ttfe99  series = func(m measurement) float64 { return float64(percentile(m.s.ttfe, 99)) }
+	cpuReq  series = func(m measurement) float64 { return float64(m.perRequest(m.proxyCPU)) }
+	upReq   series = func(m measurement) float64 { return float64(m.perRequest(m.upstreamCPU)) }
+	lgReq   series = func(m measurement) float64 { return float64(m.perRequest(m.loadgenCPU)) }
+	errs    series = func(m measurement) float64 { return float64(m.s.errors) }
+	ratioOf        = func(a, b measurement) float64 { return a.s.rps() / b.s.rps() }
+)
+
+// us formats a duration in microseconds (or milliseconds from 10 ms up).
+func us(d time.Duration) string {
+	if d >= 10*time.Millisecond {
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+}
+
+func usf(f float64) string { return us(time.Duration(f)) }
+
+func signedUs(f float64) string {
+	if f < 0 {
+		return "−" + usf(-f)
+	}
+	return "+" + usf(f)
+}
+
+func writeReport(w io.Writer, o options, env string, workloads []string, targets []*target, results map[string]map[string][]measurement) {
+	fmt.Fprintf(w, "```\n%s\n```\n", env)
+	for _, wl := range workloads {
+		res := results[wl]
+		direct, hasDirect := res["direct"]
+		gw, hasGW := res["mcpgate"]
+		if wl == "json" {
+			fmt.Fprintf(w, "\n**JSON** tools/call (medians of %d rounds)\n\n", o.rounds)
+			fmt.Fprintln(w, "| target | req/s | p50 | p99 | added p50 | proxy CPU/req | upstream CPU/req | mcpgate ÷ target (req/s) |")
+			fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
+		} else {
+			fmt.Fprintf(w, "\n**SSE** tools/call: progress event, %s, result event (medians of %d rounds)\n\n", o.sseDelay, o.rounds)
+			fmt.Fprintln(w, "| target | req/s | TTFE p50 | TTFE p99 | added TTFE p50 | p50 | p99 | proxy CPU/req | mcpgate ÷ target (req/s) |")
+			fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+		}
+		for _, t := range targets {
+			ms := res[t.name]
+			added, cpu, ratio := "—", "—", "—"
+			if hasDirect && t.name != "direct" {
+				f := p50
+				if wl == "sse" {
+					f = ttfe50
+				}
+				added = signedUs(pairedMedian(ms, direct, func(a, b measurement) float64 { return f(a) - f(b) }))
+			}
+			if t.name != "direct" {
+				cpu = usf(medianOf(ms, cpuReq))
+			}
+			if hasGW && t.name != "mcpgate" {
+				ratio = fmt.Sprintf("%.2f×", pairedMedian(gw, ms, ratioOf))
+			}
+			name := t.label
+			if e := medianOf(ms, errs); e > 0 {
+				name += fmt.Sprintf(" (%.0f errors/round)", e)
+			}
+			if wl == "json" {
+				fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s | %s | %s |\n", name, medianOf(ms, rps),
+					usf(medianOf(ms, p50)), usf(medianOf(ms, p99)), added, cpu, usf(medianOf(ms, upReq)), ratio)
+			} else {
+				fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", name, medianOf(ms, rps),
+					usf(medianOf(ms, ttfe50)), usf(medianOf(ms, ttfe99)), added,
+					usf(medianOf(ms, p50)), usf(medianOf(ms, p99)), cpu, ratio)
+			}
+		}
+		if hasGW {
+			fmt.Fprintf(w, "\nLoad generator CPU/req (through mcpgate): %s.\n", usf(medianOf(gw, lgReq)))
+		}
+		writeChecks(w, wl, res)
+	}
+}
+
+// writeChecks prints the issue's targets for one workload.
+func writeChecks(w io.Writer, wl string, res map[string][]measurement) {
+	gw, ok := res["mcpgate"]
+	if !ok {
+		return
+	}
+	var lines []string
+	check := func(ok bool, format string, args ...any) {
+		mark := "MISS"
+		if ok {
+			mark = "PASS"
+		}
+		lines = append(lines, fmt.Sprintf("- %s: %s", mark, fmt.Sprintf(format, args...)))
+	}
+	bare, hasBare := res["bare"]
+	if hasBare {
+		r := pairedMedian(gw, bare, ratioOf)
+		check(r >= minRatioBare, "throughput %.2f× the bare proxy's (target ≥ %.2f×)", r, minRatioBare)
+	}
+	if caddy, ok := res["caddy"]; ok {
+		r := pairedMedian(gw, caddy, ratioOf)
+		check(r >= minRatioCaddy, "throughput %.2f× Caddy's (target ≥ %.2f×)", r, minRatioCaddy)
+	}
+	if hasBare {
+		f, what := p50, "p50"
+		if wl == "sse" {
+			f, what = ttfe50, "TTFE p50"
+		}
+		d := pairedMedian(gw, bare, func(a, b measurement) float64 { return f(a) - f(b) })
+		check(time.Duration(d) <= maxAddedP50, "%s %s the bare proxy's (target ≤ +%s)", what, signedUs(d), us(maxAddedP50))
+		c := pairedMedian(gw, bare, func(a, b measurement) float64 { return cpuReq(a) - cpuReq(b) })
+		lines = append(lines, fmt.Sprintf("- CPU/req: mcpgate %s, bare proxy %s (%s per request)",
+			usf(medianOf(gw, cpuReq)), usf(medianOf(bare, cpuReq)), signedUs(c)))
+	}
+	if len(lines) > 0 {
+		fmt.Fprintf(w, "\nTargets (%s):\n%s\n", strings.ToUpper(wl), strings.Join(lines, "\n"))
+	}
+}
