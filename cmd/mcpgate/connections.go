@@ -95,6 +95,8 @@ func init() {
 		Long: `connections reads the upstream OAuth connections mcpgate holds. Subjects are namespaced by how the
 user was authenticated: "apikey|<consumer>" or "jwt:<issuer>|<sub>"; a shared connection's subject is
 "shared". No command prints a token or any other secret.`,
+		Example: `  mcpgate connections list --status reconsent_required
+  mcpgate connections revoke linear 'apikey|alice'`,
 		Args: cobra.NoArgs,
 	}
 
@@ -131,10 +133,14 @@ user was authenticated: "apikey|<consumer>" or "jwt:<issuer>|<sub>"; a shared co
 				return enc.Encode(views)
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "UPSTREAM\tMODE\tSUBJECT\tSTATUS\tEXPIRES\tSCOPES\tUPDATED")
+			fmt.Fprintln(tw, "UPSTREAM\tMODE\tSUBJECT\tSTATUS\tEXPIRES\tSCOPES\tUPDATED\tLAST ERROR")
 			for _, c := range cs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.UpstreamID, c.Mode, c.Subject, c.Status,
-					fmtTime(c.Expiry), strings.Join(c.Scopes, " "), fmtTime(c.UpdatedAt))
+				lastErr := "-"
+				if c.LastError != nil {
+					lastErr = c.LastError.Code + " at " + fmtTime(c.LastError.At)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.UpstreamID, c.Mode, c.Subject, c.Status,
+					fmtTime(c.Expiry), strings.Join(c.Scopes, " "), fmtTime(c.UpdatedAt), lastErr)
 			}
 			return tw.Flush()
 		},

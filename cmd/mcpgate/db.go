@@ -14,9 +14,10 @@ type schemaVersioner interface {
 
 func init() {
 	db := &cobra.Command{
-		Use:   "db",
-		Short: "Manage the database",
-		Args:  cobra.NoArgs,
+		Use:     "db",
+		Short:   "Manage the database",
+		Example: "  mcpgate db migrate",
+		Args:    cobra.NoArgs,
 	}
 	migrate := &cobra.Command{
 		Use:   "migrate",

@@ -44,7 +44,10 @@ func init() {
 	keys := &cobra.Command{
 		Use:   "keys",
 		Short: "Manage gateway API keys and encryption keys",
-		Args:  cobra.NoArgs,
+		Example: `  mcpgate keys create --consumer alice
+  mcpgate keys list
+  mcpgate keys generate-encryption-key`,
+		Args: cobra.NoArgs,
 	}
 
 	var genID string
