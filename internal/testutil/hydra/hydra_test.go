@@ -562,3 +562,26 @@ func TestHydraGoSDKRegistrationQuirk(t *testing.T) {
 		t.Fatalf("oauthex.RegisterClient against Hydra: %v; want the jwks decoding error", err)
 	}
 }
+
+// BenchmarkHydraRefresh measures one refresh_token round trip through the
+// counting proxy (rotation included): the unit the refresh-storm benchmark
+// compares against.
+func BenchmarkHydraRefresh(b *testing.B) {
+	h := hydra.Start(b, hydra.Options{JWTAccessTokens: true})
+	c := h.CreateClient(b, hydra.ClientSpec{RedirectURIs: []string{redirectURI}})
+	cfg := h.OAuth2Config(c, redirectURI, "mcp", "offline_access")
+	verifier := oauth2.GenerateVerifier()
+	back := h.AuthorizeHeadless(b, cfg.AuthCodeURL(testState, oauth2.S256ChallengeOption(verifier)), "")
+	tok, err := cfg.Exchange(b.Context(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt := tok.RefreshToken
+	for b.Loop() {
+		tok, err := cfg.TokenSource(b.Context(), &oauth2.Token{RefreshToken: rt}).Token()
+		if err != nil {
+			b.Fatal(err)
+		}
+		rt = tok.RefreshToken
+	}
+}
