@@ -92,7 +92,8 @@ func WithFlag(name string, value any) Option {
 	return func(o *options) { o.flags[name] = value }
 }
 
-// ExecPath returns the Chromium binary to use, or "" when none is installed.
+// ExecPath returns the Chromium binary to use, or "" when none is installed. An explicit
+// $MCPGATE_CHROMIUM is returned as is, so that a wrong setting fails loudly instead of skipping.
 func ExecPath() string {
 	if p := os.Getenv("MCPGATE_CHROMIUM"); p != "" {
 		return p
@@ -111,6 +112,10 @@ func Require(t testing.TB) string {
 	t.Helper()
 	p := ExecPath()
 	if p != "" {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Fatalf("MCPGATE_CHROMIUM=%s: %v", p, err)
+			return ""
+		}
 		return p
 	}
 	msg := "chromium not found (set MCPGATE_CHROMIUM or install it: " + InstallHint + ")"
@@ -148,6 +153,8 @@ func New(t testing.TB, opts ...Option) *Browser {
 	for name, v := range o.flags {
 		alloc = append(alloc, chromedp.Flag(name, v))
 	}
+	output := new(lockedBuffer)
+	alloc = append(alloc, chromedp.CombinedOutput(output))
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), alloc...)
 	ctx, cancelTab := chromedp.NewContext(allocCtx)
 	stop := func() { cancelTab(); cancelAlloc() }
@@ -162,7 +169,7 @@ func New(t testing.TB, opts ...Option) *Browser {
 	}
 	if err != nil {
 		stop()
-		t.Fatalf("starting chromium %s: %v", execPath, err)
+		t.Fatalf("starting chromium %s: %v\nchromium output:\n%s", execPath, err, output.tail(4096))
 	}
 	t.Cleanup(stop)
 	b.setViewport("setting the viewport", viewport{width: o.width, height: o.height})
@@ -476,6 +483,27 @@ func (b *Browser) fileName(name string) string {
 		base += fmt.Sprintf("-%d", n)
 	}
 	return base + ".png"
+}
+
+// lockedBuffer collects Chromium's output for a failure message.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buf) < 1<<20 { // Chromium is chatty on stderr (dbus); keep the start of it only
+		l.buf = append(l.buf, p...)
+	}
+	return len(p), nil
+}
+
+func (l *lockedBuffer) tail(n int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.buf[max(0, len(l.buf)-n):])
 }
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)

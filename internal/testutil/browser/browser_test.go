@@ -77,3 +77,49 @@ func TestSanitize(t *testing.T) {
 		}
 	}
 }
+
+// fakeTB records what Require does instead of ending the test.
+type fakeTB struct {
+	testing.TB
+	fatal, skip string
+}
+
+func (f *fakeTB) Helper() {}
+func (f *fakeTB) Fatal(args ...any) {
+	if f.fatal == "" && f.skip == "" {
+		f.fatal = fmt.Sprint(args...)
+	}
+}
+func (f *fakeTB) Fatalf(format string, args ...any) { f.Fatal(fmt.Sprintf(format, args...)) }
+func (f *fakeTB) Skip(args ...any) {
+	if f.fatal == "" && f.skip == "" {
+		f.skip = fmt.Sprint(args...)
+	}
+}
+
+func TestRequireWithoutChromium(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv("MCPGATE_CHROMIUM", "")
+
+	t.Setenv("CI", "")
+	f := &fakeTB{TB: t}
+	if p := Require(f); p != "" || f.skip == "" || f.fatal != "" {
+		t.Fatalf("local: path %q, skip %q, fatal %q; want a skip", p, f.skip, f.fatal)
+	}
+	if !strings.Contains(f.skip, InstallHint) {
+		t.Errorf("skip message %q lacks the install command", f.skip)
+	}
+
+	t.Setenv("CI", "true")
+	f = &fakeTB{TB: t}
+	if p := Require(f); p != "" || f.fatal == "" || f.skip != "" {
+		t.Fatalf("CI: path %q, skip %q, fatal %q; want a failure", p, f.skip, f.fatal)
+	}
+
+	t.Setenv("CI", "")
+	t.Setenv("MCPGATE_CHROMIUM", "/nonexistent/chromium")
+	f = &fakeTB{TB: t}
+	if Require(f); f.fatal == "" {
+		t.Fatalf("a wrong MCPGATE_CHROMIUM skipped (%q) instead of failing", f.skip)
+	}
+}
