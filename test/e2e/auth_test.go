@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -420,7 +421,7 @@ func TestAuthOAuthGoSDKClient(t *testing.T) {
 	s.hydra.SetSubject("go-sdk-user")
 
 	const redirect = "http://127.0.0.1:1/callback"
-	authorized := 0
+	var authorized atomic.Int32 // AuthorizationCodeFetcher runs inside the transport
 	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
 		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
 			ClientName: "mcpgate e2e Go client", RedirectURIs: []string{redirect},
@@ -429,7 +430,7 @@ func TestAuthOAuthGoSDKClient(t *testing.T) {
 		}},
 		RedirectURL: redirect,
 		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
-			authorized++
+			authorized.Add(1)
 			loc, err := s.hydra.AuthorizeHeadlessE(ctx, args.URL, "")
 			if err != nil {
 				return nil, err
@@ -448,8 +449,8 @@ func TestAuthOAuthGoSDKClient(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	callEcho(t, ctx, &mcp.StreamableClientTransport{Endpoint: s.echoURL, OAuthHandler: handler, DisableStandaloneSSE: true}, "hi from go "+rand.Text())
-	if authorized != 1 {
-		t.Errorf("the client authorized %d times, want 1", authorized)
+	if n := authorized.Load(); n != 1 {
+		t.Errorf("the client authorized %d times, want 1", n)
 	}
 	s.up.checkNoLeaks(t)
 
