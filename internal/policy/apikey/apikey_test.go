@@ -1,9 +1,12 @@
 package apikey_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,5 +214,42 @@ func TestStoreFailureIsServiceUnavailableNotUnauthorized(t *testing.T) {
 	}
 	if g.Upstream.Count() != 0 {
 		t.Error("the request went on without a checked key")
+	}
+}
+
+// countingStore is the real store, counting key lookups.
+type countingStore struct {
+	store.Store
+	lookups atomic.Int32
+}
+
+func (s *countingStore) LookupAPIKey(ctx context.Context, hash []byte) (*store.APIKey, error) {
+	s.lookups.Add(1)
+	return s.Store.LookupAPIKey(ctx, hash)
+}
+
+// TestConcurrentRequestsShareOneLookup: a burst of requests with one key (valid or made up) costs
+// one store lookup per cache TTL, not one per request.
+func TestConcurrentRequestsShareOneLookup(t *testing.T) {
+	s := &countingStore{Store: authtest.Store(t)}
+	g := authtest.New(t, authtest.Options{Export: apikey.Export, Options: `{}`, Store: s})
+	key, _ := createKey(t, s, "burst", nil)
+	for _, tc := range []struct {
+		key  string
+		want int
+	}{{key, http.StatusOK}, {"mcpg_made-up-key-made-up-key-made-up-key-xxxx", http.StatusUnauthorized}} {
+		s.lookups.Store(0)
+		var wg sync.WaitGroup
+		for range 32 {
+			wg.Go(func() {
+				if resp := g.Post(t, "/mcp/test", "Authorization", "Bearer "+tc.key); resp.StatusCode != tc.want {
+					t.Errorf("status %d, want %d", resp.StatusCode, tc.want)
+				}
+			})
+		}
+		wg.Wait()
+		if n := s.lookups.Load(); n != 1 {
+			t.Errorf("%d store lookups for 32 requests with one key, want 1", n)
+		}
 	}
 }

@@ -43,13 +43,14 @@ func (c *keyCache) get(ctx context.Context, hash []byte) (*store.APIKey, error) 
 		return c.lookup(ctx, hash)
 	}
 	id := string(hash)
-	c.mu.Lock()
-	e, ok := c.entries[id]
-	c.mu.Unlock()
-	if ok && c.now().Before(e.expires) {
-		return e.key, nil
+	if k, ok := c.cached(id); ok {
+		return k, nil
 	}
 	v, err, _ := c.sf.Do(id, func() (any, error) {
+		// A caller that missed the cache just before another one filled it finds it here.
+		if k, ok := c.cached(id); ok {
+			return k, nil
+		}
 		// The lookup is shared by every waiter: it must not die with the first caller's request.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
@@ -64,6 +65,17 @@ func (c *keyCache) get(ctx context.Context, hash []byte) (*store.APIKey, error) 
 		return nil, err
 	}
 	return v.(*store.APIKey), nil
+}
+
+// cached returns the fresh cache entry for id.
+func (c *keyCache) cached(id string) (*store.APIKey, bool) {
+	c.mu.Lock()
+	e, ok := c.entries[id]
+	c.mu.Unlock()
+	if !ok || !c.now().Before(e.expires) {
+		return nil, false
+	}
+	return e.key, true
 }
 
 func (c *keyCache) put(id string, k *store.APIKey) {
