@@ -58,7 +58,7 @@ func newFlow(t *testing.T, formActionSources func(f *flow) []string) *flow {
 			AddedScopes:  []string{"admin"},
 			Subject:      "alice@example.com",
 			UpstreamHost: "mcp.linear.app",
-			ExpiresAt:    time.Date(2026, 11, 26, 2, 15, 0, 0, time.UTC),
+			ExpiresAt:    time.Now().Add(15 * time.Minute),
 			Action:       "/auth/connections/linear/connect",
 			Hidden:       []Field{{"browserTicket", r.URL.Query().Get("browserTicket")}, {"operationId", r.URL.Query().Get("operationId")}},
 			CSRFToken:    csrf.Token(r.URL.Query().Get("browserTicket")),

@@ -28,6 +28,8 @@ type ConsentPage struct {
 	Reconnect bool
 	// Subject is who the connection is for ("Connecting as …").
 	Subject string
+	// Shared words the page for a shared-oauth connection that every user of the upstream uses.
+	Shared bool
 	// UpstreamHost is the authorization server's or upstream's host, shown so the person knows
 	// where they will sign in.
 	UpstreamHost string
@@ -58,6 +60,28 @@ type scopeItem struct {
 type consentView struct {
 	ConsentPage
 	ScopeItems []scopeItem
+	ExpiresIn  string
+}
+
+// now is the clock of the "expires in" hint; tests replace it.
+var now = time.Now
+
+// expiresIn says how long a link has left, in words: "in 14 minutes", "in less than a minute",
+// "expired".
+func expiresIn(at time.Time) string {
+	left := at.Sub(now())
+	switch {
+	case left <= 0:
+		return "expired"
+	case left < time.Minute:
+		return "in less than a minute"
+	case left < 2*time.Minute:
+		return "in 1 minute"
+	case left < 2*time.Hour:
+		return fmt.Sprintf("in %d minutes", int(left/time.Minute))
+	default:
+		return fmt.Sprintf("in %d hours", int(left/time.Hour))
+	}
 }
 
 // RenderConsent writes the consent page with status 200.
@@ -68,6 +92,9 @@ func RenderConsent(w http.ResponseWriter, p ConsentPage) error {
 		}
 	}
 	v := consentView{ConsentPage: p}
+	if !p.ExpiresAt.IsZero() {
+		v.ExpiresIn = expiresIn(p.ExpiresAt)
+	}
 	for _, s := range p.Scopes {
 		v.ScopeItems = append(v.ScopeItems, scopeItem{Name: s, New: slices.Contains(p.AddedScopes, s)})
 	}

@@ -34,11 +34,12 @@ func checkHeaders(t *testing.T, rec *httptest.ResponseRecorder, status int) stri
 		t.Errorf("status = %d, want %d", rec.Code, status)
 	}
 	for k, want := range map[string]string{
-		"Content-Type":           "text/html; charset=utf-8",
-		"Cache-Control":          "no-store",
-		"X-Frame-Options":        "DENY",
-		"Referrer-Policy":        "no-referrer",
-		"X-Content-Type-Options": "nosniff",
+		"Content-Type":               "text/html; charset=utf-8",
+		"Cache-Control":              "no-store",
+		"X-Frame-Options":            "DENY",
+		"Referrer-Policy":            "no-referrer",
+		"X-Content-Type-Options":     "nosniff",
+		"Cross-Origin-Opener-Policy": "same-origin",
 	} {
 		if got := rec.Header().Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
@@ -86,7 +87,16 @@ func consentFixture() ConsentPage {
 	}
 }
 
+// fixClock sets the clock of the "expires in" hint for one test.
+func fixClock(t *testing.T, at time.Time) {
+	t.Helper()
+	old := now
+	now = func() time.Time { return at }
+	t.Cleanup(func() { now = old })
+}
+
 func TestRenderConsent(t *testing.T) {
+	fixClock(t, time.Date(2026, 11, 26, 2, 0, 30, 0, time.UTC))
 	rec := httptest.NewRecorder()
 	if err := RenderConsent(rec, consentFixture()); err != nil {
 		t.Fatal(err)
@@ -103,7 +113,8 @@ func TestRenderConsent(t *testing.T) {
 		`<dt>Connecting as</dt>`,
 		`<dd>apikey|alice</dd>`,
 		`mcp.linear.app`,
-		`<time datetime="2026-11-26T02:15:00Z">02:15 UTC, 26 Nov 2026</time>`,
+		`<time datetime="2026-11-26T02:15:00Z">02:15 UTC, 26 Nov 2026</time> <span class="muted">(in 14 minutes)</span>`,
+		`store the access it grants for you, encrypted.`,
 		`<form method="post" action="/auth/connections/linear/connect">`,
 		`<input type="hidden" name="browserTicket" value="tkt-123">`,
 		`<input type="hidden" name="operationId" value="linear-mcp-server">`,
@@ -144,6 +155,36 @@ func TestRenderConsentStepUpMarksOnlyNewScopes(t *testing.T) {
 	}
 	if !strings.Contains(body, `<button type="submit" name="decision" value="approve">Reconnect Linear</button>`) {
 		t.Error("reconnect wording missing on the approve button")
+	}
+}
+
+func TestExpiresIn(t *testing.T) {
+	base := time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC)
+	fixClock(t, base)
+	for d, want := range map[time.Duration]string{
+		-time.Second:                 "expired",
+		0:                            "expired",
+		30 * time.Second:             "in less than a minute",
+		90 * time.Second:             "in 1 minute",
+		15 * time.Minute:             "in 15 minutes",
+		15*time.Minute - time.Second: "in 14 minutes",
+		3*time.Hour + 59*time.Minute: "in 3 hours",
+	} {
+		if got := expiresIn(base.Add(d)); got != want {
+			t.Errorf("expiresIn(now%+v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestRenderConsentShared(t *testing.T) {
+	p := consentFixture()
+	p.Shared = true
+	rec := httptest.NewRecorder()
+	if err := RenderConsent(rec, p); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rec.Body.String(), "store the access it grants for every user of Linear on this gateway, encrypted.") {
+		t.Error("shared wording missing")
 	}
 }
 
