@@ -358,6 +358,31 @@ func (b *Browser) CurrentURL() string {
 	return u
 }
 
+// WaitURL polls the tab's URL until match accepts it and returns that URL: for redirect chains
+// that end somewhere the test does not control the timing of.
+func (b *Browser) WaitURL(match func(url string) bool) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	last := ""
+	for {
+		if u, err := chromedp.Run(ctx, chromedp.Location()); err == nil {
+			if match(u) {
+				return u
+			}
+			last = u
+		}
+		select {
+		case <-ctx.Done():
+			b.fail("waiting for a matching URL (last "+last+")", ctx.Err())
+			return ""
+		case <-tick.C:
+		}
+	}
+}
+
 // location is CurrentURL for failure messages: it never fails the test.
 func (b *Browser) location() string {
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)

@@ -35,6 +35,9 @@ func TestBrowserNavigateClickTextScreenshot(t *testing.T) {
 	if got := b.CurrentURL(); got != srv.URL+"/two?x=1" {
 		t.Fatalf("url = %q, want %q", got, srv.URL+"/two?x=1")
 	}
+	if got := b.WaitURL(func(u string) bool { return strings.HasSuffix(u, "/two?x=1") }); got != srv.URL+"/two?x=1" {
+		t.Fatalf("WaitURL = %q", got)
+	}
 	if got := b.Text("h1"); got != "Second page" {
 		t.Fatalf("h1 = %q, want Second page", got)
 	}
