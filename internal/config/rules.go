@@ -53,6 +53,7 @@ func (l *loader) checkDuplicateRoutes() {
 }
 
 func (l *loader) checkOperationIDs() {
+	l.checkMCPPaths()
 	first := map[string]int{}
 	for i, r := range l.proj.Routes {
 		if r.OperationID == "" || !policy.IsMCPHandler(r.Handler.Export) {
@@ -65,6 +66,36 @@ func (l *loader) checkOperationIDs() {
 		}
 		first[r.OperationID] = i
 	}
+}
+
+// checkMCPPaths keeps MCP routes on distinct paths: a route's OAuth metadata and connect URLs
+// are per path, so two MCP operations on one path (say get and post written apart) would share
+// them. Overlapping methods are already reported as duplicates.
+func (l *loader) checkMCPPaths() {
+	first := map[string]int{}
+	for i, r := range l.proj.Routes {
+		if !policy.IsMCPHandler(r.Handler.Export) {
+			continue
+		}
+		k := routeKey(r.Path)
+		j, seen := first[k]
+		if !seen {
+			first[k] = i
+			continue
+		}
+		if o := l.proj.Routes[j]; !overlap(o.Methods, r.Methods) {
+			l.add(r.File, l.routeAt[i].path, l.routeAt[i].subject, "path "+r.Path+" is already used by MCP "+l.routeAt[j].subject+" ("+o.File+" "+string(l.routeAt[j].path)+"); an MCP route is one operation per path, e.g. \"get,post\"")
+		}
+	}
+}
+
+func overlap(a, b []string) bool {
+	for _, m := range a {
+		if slices.Contains(b, m) {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *loader) checkUpstreamIDs() {
