@@ -35,14 +35,29 @@ func (s *Server) Exited() <-chan struct{} { return s.done }
 // is logged if the test failed.
 func (e *Env) StartEverything(t testing.TB) *Server {
 	t.Helper()
+	return e.StartServer(t, "server-everything", everythingEntry, "streamableHttp")
+}
+
+// StartConformanceServer starts node/conformance-server.mjs, a server written to pass every
+// @modelcontextprotocol/conformance server scenario, like StartEverything.
+func (e *Env) StartConformanceServer(t testing.TB) *Server {
+	t.Helper()
+	return e.StartServer(t, "conformance-server", "conformance-server.mjs")
+}
+
+// StartServer runs node with the Streamable HTTP server script and args, on a free port of
+// 127.0.0.1 (PORT=0 and the bind-localhost.cjs preload), and returns once it answers HTTP at /mcp.
+// name labels its output, which is logged if the test failed. It is stopped when the test ends.
+func (e *Env) StartServer(t testing.TB, name, script string, args ...string) *Server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	// PORT=0: the kernel picks a free port; bind-localhost.cjs forces 127.0.0.1 and reports the port.
-	cmd := e.Command(ctx, []string{"PORT=0"}, "--require", "./bind-localhost.cjs", everythingEntry, "streamableHttp")
+	cmd := e.Command(ctx, []string{"PORT=0"}, append([]string{"--require", "./bind-localhost.cjs", script}, args...)...)
 	s := &Server{logs: new(lockedBuffer), done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {
 		cancel()
-		t.Fatalf("nodeenv: starting server-everything: %v", err)
+		t.Fatalf("nodeenv: starting %s: %v", name, err)
 	}
 	go func() {
 		_ = cmd.Wait() // the exit status of a server we stop is not interesting; its logs are.
@@ -52,11 +67,11 @@ func (e *Env) StartEverything(t testing.TB) *Server {
 		cancel()
 		<-s.done
 		if t.Failed() {
-			t.Logf("server-everything output:\n%s", s.Logs())
+			t.Logf("%s output:\n%s", name, s.Logs())
 		}
 	})
 	if err := s.waitReady(); err != nil {
-		t.Fatalf("nodeenv: starting server-everything: %v\n%s", err, s.Logs())
+		t.Fatalf("nodeenv: starting %s: %v\n%s", name, err, s.Logs())
 	}
 	return s
 }
@@ -74,7 +89,7 @@ func (s *Server) waitReady() error {
 			}
 		}
 		if s.Addr != "" {
-			// GET without a session answers 400; any answer means the server is up.
+			// GET without a session answers 4xx; any answer means the server is up.
 			if resp, err := client.Get(s.URL); err == nil {
 				resp.Body.Close()
 				return nil

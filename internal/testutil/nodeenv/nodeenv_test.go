@@ -108,3 +108,43 @@ func TestRunScript(t *testing.T) {
 	}
 	t.Logf("node %s at %s", got.V, env.Node)
 }
+
+// TestConformanceServerRefusesRebinding checks the fixture's DNS-rebinding protection, which the
+// e2e conformance comparison relies on.
+func TestConformanceServerRefusesRebinding(t *testing.T) {
+	env := Get(t)
+	srv := env.StartConformanceServer(t)
+	tests := []struct {
+		name, host, origin string
+		want               int
+	}{
+		{name: "loopback host and origin", origin: "http://" + srv.Addr, want: http.StatusOK},
+		{name: "foreign origin", origin: "http://evil.example.com", want: http.StatusForbidden},
+		{name: "foreign host", host: "evil.example.com", want: http.StatusForbidden},
+	}
+	body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"nodeenv-test","version":"1"}}}`
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			if tt.origin != "" {
+				req.Header.Set("Origin", tt.origin)
+			}
+			if tt.host != "" {
+				req.Host = tt.host
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, tt.want)
+			}
+		})
+	}
+}
