@@ -8,10 +8,11 @@
 //
 // Each Render function writes a complete response: status, Content-Type text/html; charset=utf-8,
 // Cache-Control: no-store, X-Frame-Options: DENY, Referrer-Policy: no-referrer,
-// X-Content-Type-Options: nosniff, Cross-Origin-Opener-Policy: same-origin and a strict Content-Security-Policy (default-src 'none'; the
-// stylesheet by hash; img-src data:; base-uri 'none'; frame-ancestors 'none'). The page is rendered
-// into a buffer first, so a template error never leaves half a page; the error is returned for the
-// log and the client gets a plain 500.
+// X-Content-Type-Options: nosniff, Cross-Origin-Opener-Policy: same-origin and a strict
+// Content-Security-Policy (default-src 'none'; the stylesheet by hash; img-src data:;
+// base-uri 'none'; frame-ancestors 'none'). The page is rendered into a buffer first, so a
+// template error never leaves half a page; the error is returned for the log and the client gets
+// a plain 500.
 //
 //	GET  {base}/auth/connections/{id}/connect   → web.RenderConsent(w, web.ConsentPage{…})
 //	POST {base}/auth/connections/{id}/connect   → web.SameOriginPost(r, publicOrigin), then
@@ -39,12 +40,15 @@
 // form acts on, e.g. the browser ticket's id, so a token from one consent page is useless on another.
 // SameOriginPost refuses a POST whose Origin, Sec-Fetch-Site or (absent both) Referer shows another
 // origin, and accepts one that carries none of them (DESIGN.md §3): the token is what protects it.
+// Because the pages send Referrer-Policy: no-referrer, Chromium posts the consent form with
+// "Origin: null", "Sec-Fetch-Site: same-origin" and no Referer (seen in browser_test.go); "null"
+// therefore defers to Sec-Fetch-Site instead of being refused.
 //
 // Adding a page (the setup UI): write templates/<name>.html defining "content" (and optionally
 // "nav", rendered in the header), add it to the pages map, and give it a Render function that
-// calls render (or renderPage, for a wide page). The stylesheet already has the pieces a wide, tabular page needs
-// (body.wide, .nav, table, .pill.ok/.warn/.bad/.off, .field, inputs, button.danger); see
-// testdata/styleguide.html, which the tests render and screenshot.
+// calls render (or renderPage, for a wide page). The stylesheet already has the pieces a wide,
+// tabular page needs (body.wide, .nav, table, .pill.ok/.warn/.bad/.off, .field, inputs,
+// button.danger); see testdata/styleguide.html, which the tests render and screenshot.
 //
 // What to pass: every string is escaped by html/template, so hostile values (display names from
 // config, error_description from an authorization server) are safe to show. Never put a token, code,
