@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -35,7 +34,6 @@ type state struct {
 	name  string
 	keys  keyLookup
 	audit *audit.Recorder
-	log   *slog.Logger
 	cache *keyCache
 	now   func() time.Time
 }
@@ -46,15 +44,10 @@ func (p *Policy) Provision(_ context.Context, env *policy.Env) error {
 	if svc == nil || svc.Store == nil {
 		return errors.New("api-key-inbound needs the gateway's store, and the gateway gave none")
 	}
-	log := env.Logger
-	if log == nil {
-		log = slog.Default()
-	}
 	st := &state{
 		name:  env.Name,
 		keys:  svc.Store,
 		audit: svc.Audit,
-		log:   log,
 		now:   time.Now,
 	}
 	st.cache = newKeyCache(time.Duration(p.CacheTTL())*time.Second, maxCacheEntries, st.lookupStore)
@@ -90,7 +83,6 @@ func (p *Policy) HandleRequest(c *policy.Context, r *http.Request) (*http.Respon
 	u, refusal, err := p.authenticate(r.Context(), key, present, wellFormed)
 	if err != nil {
 		r.Header.Del(header)
-		p.st.log.Error("looking up api key", "error", err)
 		return nil, problem.New(http.StatusServiceUnavailable, "The gateway cannot check API keys right now; try again shortly.", err).
 			WithReason("store_unavailable").WithHeader("Retry-After", storeRetryAfter)
 	}

@@ -121,7 +121,6 @@ func (p *Policy) HandleRequest(c *policy.Context, r *http.Request) (*http.Respon
 	u, refusal, err := p.authenticate(r.Context(), tok, present, wellFormed)
 	if err != nil {
 		r.Header.Del(header)
-		p.st.log.Error("verifying a JWT", "error", err)
 		return nil, problem.New(http.StatusServiceUnavailable, "The gateway cannot verify tokens right now; try again shortly.", err).
 			WithReason("jwks_unavailable").WithHeader("Retry-After", keysRetryAfter)
 	}
