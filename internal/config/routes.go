@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/url"
+	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -20,14 +21,21 @@ var unsupportedMethods = []string{"trace", "connect"}
 
 // loadRoutes reads config/*.oas.json in alphabetical order.
 func (l *loader) loadRoutes() {
-	files, _ := filepath.Glob(filepath.Join(l.dir, "config", "*.oas.json"))
+	// ReadDir rather than Glob: a project directory may contain glob metacharacters.
+	entries, _ := os.ReadDir(filepath.Join(l.dir, "config"))
+	var files []string
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".oas.json") {
+			files = append(files, e.Name())
+		}
+	}
 	slices.Sort(files)
 	if len(files) == 0 {
 		l.add(RoutesGlob, "", "", "no route files found: add config/routes.oas.json with at least one x-zuplo-route operation")
 		return
 	}
 	for _, f := range files {
-		rel := "config/" + filepath.Base(f)
+		rel := "config/" + f
 		data, found := l.read(rel)
 		if !found {
 			continue
