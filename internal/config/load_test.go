@@ -211,3 +211,11 @@ func TestMissingDirectory(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func BenchmarkLoadFull(b *testing.B) {
+	for b.Loop() {
+		if _, err := config.Load("testdata/good/full", lookup); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
