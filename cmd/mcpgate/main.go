@@ -30,6 +30,9 @@ config (zuplo.jsonc, config/routes.oas.json, config/policies.json), authenticate
 injects that caller's own upstream OAuth credential and proxies Streamable HTTP.
 
 Every flag can also be set with an MCPGATE_* environment variable (MCPGATE_LISTEN, MCPGATE_DATA_DIR, …).`,
+	Example: `  mcpgate serve --demo --config examples/quickstart   # try it
+  mcpgate validate --config ./my-zuplo-project          # check a configuration
+  mcpgate keys create --consumer alice                  # issue a gateway API key`,
 	SilenceUsage:  true,
 	SilenceErrors: true,
 }
