@@ -12,6 +12,8 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -134,4 +136,43 @@ func requestID(body []byte) ([]byte, bool) {
 		end++
 	}
 	return v[:end], end > 0
+}
+
+// WriteGatewayProject writes into dir an mcpgate project whose one route, POST /mcp, forwards to
+// upstreamURL with the McpProxyHandler and no policies: what the benchmark measures mcpgate with.
+func WriteGatewayProject(dir, upstreamURL string) error {
+	if err := os.MkdirAll(filepath.Join(dir, "config"), 0o755); err != nil {
+		return err
+	}
+	files := map[string]string{
+		"zuplo.jsonc":          `{"version": 1, "compatibilityDate": "2026-03-01"}` + "\n",
+		"config/policies.json": `{"policies": [], "corsPolicies": []}` + "\n",
+		"config/routes.oas.json": `{
+  "openapi": "3.1.0",
+  "info": {"title": "mcpgate benchmark", "version": "1.0.0"},
+  "paths": {
+    "/mcp": {
+      "post": {
+        "operationId": "bench-mcp-server",
+        "x-zuplo-route": {
+          "corsPolicy": "none",
+          "handler": {
+            "module": "$import(@zuplo/runtime/mcp-gateway)",
+            "export": "McpProxyHandler",
+            "options": {"rewritePattern": "` + upstreamURL + `"}
+          },
+          "policies": {"inbound": []}
+        }
+      }
+    }
+  }
+}
+`,
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -9,17 +9,19 @@
 //	go run ./bench/cmd/bench -rounds 3 -duration 2s -o /tmp/bench.md
 //
 // It installs what is missing (nginx with apt-get, Caddy with go install into
-// $HOME/.cache/mcpgate-bench/bin) and builds mcpgate from the working tree. All traffic stays on
-// 127.0.0.1. The subcommands upstream and bareproxy are the processes it starts.
+// $HOME/.cache/mcpgate-bench/bin, or under $XDG_CACHE_HOME) and builds mcpgate from the working
+// tree. All traffic stays on 127.0.0.1. The subcommands upstream and bareproxy are the processes it starts.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -27,7 +29,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -38,7 +40,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && (args[0] == "upstream" || args[0] == "bareproxy") {
 		sub, args = args[0], args[1:]
 	}
-	fs := flag.NewFlagSet("bench "+sub, flag.ContinueOnError)
+	fs := flag.NewFlagSet(strings.TrimSpace("bench "+sub), flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	switch sub {
 	case "upstream":

@@ -149,7 +149,7 @@ func benchmark(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		switch name {
 		case "mcpgate":
 			cfg := filepath.Join(dir, "mcpgate-config")
-			if err := mcpgateConfig(cfg, "http://"+upAddr+"/mcp"); err != nil {
+			if err := upstream.WriteGatewayProject(cfg, "http://"+upAddr+"/mcp"); err != nil {
 				return err
 			}
 			t.proc, err = start(ctx, dir, name, nil, o.mcpgate, "serve", "--config", cfg, "--listen", t.addr,
@@ -310,11 +310,11 @@ func ensureCaddy(ctx context.Context, path string, logf func(string, ...any)) (s
 	if path != "" {
 		return path, nil
 	}
-	home, err := os.UserHomeDir()
+	cache, err := os.UserCacheDir()
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(home, ".cache", "mcpgate-bench", "bin")
+	bin := filepath.Join(cache, "mcpgate-bench", "bin")
 	path = filepath.Join(bin, "caddy")
 	if _, err := os.Stat(path); err == nil {
 		return path, nil

@@ -172,45 +172,6 @@ func serve(ctx context.Context, addr string, h http.Handler) error {
 	return srv.Shutdown(sctx)
 }
 
-// mcpgateConfig writes a project whose one route, POST /mcp, forwards to upstreamURL with the
-// McpProxyHandler and no policies.
-func mcpgateConfig(dir, upstreamURL string) error {
-	if err := os.MkdirAll(filepath.Join(dir, "config"), 0o755); err != nil {
-		return err
-	}
-	files := map[string]string{
-		"zuplo.jsonc":          `{"version": 1, "compatibilityDate": "2026-03-01"}` + "\n",
-		"config/policies.json": `{"policies": [], "corsPolicies": []}` + "\n",
-		"config/routes.oas.json": `{
-  "openapi": "3.1.0",
-  "info": {"title": "mcpgate benchmark", "version": "1.0.0"},
-  "paths": {
-    "/mcp": {
-      "post": {
-        "operationId": "bench-mcp-server",
-        "x-zuplo-route": {
-          "corsPolicy": "none",
-          "handler": {
-            "module": "$import(@zuplo/runtime/mcp-gateway)",
-            "export": "McpProxyHandler",
-            "options": {"rewritePattern": "` + upstreamURL + `"}
-          },
-          "policies": {"inbound": []}
-        }
-      }
-    }
-  }
-}
-`,
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // caddyfile proxies listen to upstreamAddr, streaming (flush_interval -1), with a keep-alive pool
 // as large as the others'. No access log (Caddy logs none unless told).
 func caddyfile(listen, upstreamAddr string) string {
