@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -139,7 +138,7 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		Logger:        log,
 		Proxy:         proxy.Settings{HeaderTimeout: f.upstreamTimeout, MaxRequestBody: f.maxRequestBody},
 	}
-	go sweep(ctx, st.Store, log)
+	go store.RunSweeper(ctx, st.Store, sweepInterval, log)
 	var demoKey string
 	if f.demo {
 		if demoKey, err = demoAPIKey(ctx, st); err != nil {
@@ -199,24 +198,6 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 
 // sweepInterval is how often expired single-use records are removed (DESIGN.md §8.9).
 const sweepInterval = 5 * time.Minute
-
-// sweep removes expired pending authorizations, ticket uses and leases until ctx ends.
-func sweep(ctx context.Context, s store.Sweeper, log *slog.Logger) {
-	t := time.NewTicker(sweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if n, err := s.Sweep(ctx); err != nil {
-				log.Warn("sweeping expired records", "error", err)
-			} else if n > 0 {
-				log.Debug("swept expired records", "rows", n)
-			}
-		}
-	}
-}
 
 // splitList splits a comma-separated flag value.
 func splitList(v string) []string {
