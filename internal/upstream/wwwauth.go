@@ -146,6 +146,12 @@ func (p *chParser) skipItem() {
 // quoted reads a quoted-string starting at the opening quote; ok is false when unterminated.
 func (p *chParser) quoted() (string, bool) {
 	p.i++ // opening quote
+	// Fast path: no escapes before the closing quote.
+	if j := strings.IndexAny(p.s[p.i:], "\"\\"); j >= 0 && p.s[p.i+j] == '"' {
+		v := p.s[p.i : p.i+j]
+		p.i += j + 1
+		return v, true
+	}
 	var b strings.Builder
 	for !p.eof() {
 		c := p.s[p.i]

@@ -134,3 +134,13 @@ func FuzzParseChallenges(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParseBearerChallenge(b *testing.B) {
+	h := http.Header{"Www-Authenticate": {`Bearer error="insufficient_scope", scope="files:read files:write user:profile", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource", error_description="Additional file write permission required"`}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := ParseBearerChallenge(h); !ok {
+			b.Fatal("no challenge")
+		}
+	}
+}
