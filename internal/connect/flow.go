@@ -344,7 +344,11 @@ func (m *Manager) serveCallback(w http.ResponseWriter, r *http.Request) {
 		ev.Event, ev.Outcome, ev.ReasonCode = audit.UpstreamConnectionFailed, audit.OutcomeDenied, e
 		m.audit.Record(ctx, ev)
 		if e == "access_denied" {
-			_ = web.RenderResult(w, web.ResultPage{Kind: web.ResultDenied, DisplayName: up.DisplayName, RequestID: rid, Detail: q.Get("error_description")})
+			detail := ""
+			if d := q.Get("error_description"); d != "" {
+				detail = up.DisplayName + "'s authorization server said: " + d
+			}
+			_ = web.RenderResult(w, web.ResultPage{Kind: web.ResultDenied, DisplayName: up.DisplayName, RequestID: rid, Detail: detail})
 			return
 		}
 		m.pageError(w, r, http.StatusBadGateway, web.BucketUpstreamResponse, codeUpstreamDenied, "Connection failed",
