@@ -150,10 +150,7 @@ func (m *Manager) serveConsent(w http.ResponseWriter, r *http.Request) {
 			"The gateway could not find how to sign you in to "+up.DisplayName+".", err)
 		return
 	}
-	scopes := t.Scopes
-	if len(up.Scopes) > 0 || len(scopes) == 0 {
-		scopes = upstream.SelectScopes(up.Upstream, t.Scopes, d)
-	}
+	scopes := scopesFor(up, t, d)
 	host := ""
 	if u, err := url.Parse(up.URL); err == nil {
 		host = u.Host
@@ -172,6 +169,18 @@ func (m *Manager) serveConsent(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		m.log.Error("rendering the consent page", "error", err)
 	}
+}
+
+// scopesFor is what the authorization request asks for: the usual selection (explicit option →
+// challenge → metadata), except that a step-up asks for the union of what was granted and what the
+// upstream demanded, on top of any explicit scopes.
+func scopesFor(up *Upstream, t Ticket, d *upstream.Discovery) []string {
+	if len(t.Added) == 0 {
+		return upstream.SelectScopes(up.Upstream, t.Scopes, d)
+	}
+	u := up.Upstream
+	u.Scopes = unionScopes(up.Scopes, t.Scopes)
+	return upstream.SelectScopes(u, nil, d)
 }
 
 // displaySubject shows the part of a namespaced subject a person recognises.
@@ -235,7 +244,7 @@ func (m *Manager) serveDecision(w http.ResponseWriter, r *http.Request) {
 		m.connectFailed(w, r, up, t, err)
 		return
 	}
-	scopes := upstream.SelectScopes(up.Upstream, t.Scopes, d)
+	scopes := scopesFor(up, t, d)
 	client, err := m.engine.Client(ctx, up.Upstream, d, ep, scopes)
 	if err != nil {
 		m.connectFailed(w, r, up, t, err)
