@@ -53,10 +53,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "bareproxy":
 		listen := fs.String("listen", loopback+":0", "address to serve on")
 		target := fs.String("upstream", "", "upstream base URL, e.g. http://127.0.0.1:8080")
+		stdlib := fs.Bool("stdlib", false, "httputil.ReverseProxy's defaults: no buffer pool, no full duplex")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
-		return serveBareProxy(ctx, *listen, *target)
+		return serveBareProxy(ctx, *listen, *target, *stdlib)
 	}
 	var o options
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every target once per workload")
@@ -64,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured load before each measurement")
 	fs.IntVar(&o.concurrency, "concurrency", 50, "concurrent connections (each sends requests back to back)")
 	fs.DurationVar(&o.sseDelay, "sse-delay", 2*time.Millisecond, "upstream pause between the progress event and the result of an SSE answer")
-	fs.StringVar(&o.only, "targets", "direct,mcpgate,bare,caddy,nginx", "targets in the order each round runs them")
+	fs.StringVar(&o.only, "targets", "direct,mcpgate,bare,caddy,nginx", "targets in the order each round runs them (also: bare-stdlib, httputil.ReverseProxy with its defaults)")
 	fs.StringVar(&o.workloads, "workloads", "json,sse", "workloads: json, sse")
 	fs.StringVar(&o.mcpgate, "mcpgate", "", "mcpgate binary (default: built from ./cmd/mcpgate)")
 	fs.StringVar(&o.caddy, "caddy", "", "caddy binary (default: $HOME/.cache/mcpgate-bench/bin/caddy, installed when missing)")

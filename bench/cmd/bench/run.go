@@ -59,18 +59,19 @@ func (m measurement) perRequest(d time.Duration) time.Duration {
 }
 
 var labels = map[string]string{
-	"direct":  "direct (no proxy)",
-	"mcpgate": "mcpgate",
-	"bare":    "bare httputil.ReverseProxy",
-	"caddy":   "Caddy " + caddyVersion,
-	"nginx":   "nginx",
+	"direct":      "direct (no proxy)",
+	"mcpgate":     "mcpgate",
+	"bare":        "bare httputil.ReverseProxy (tuned)",
+	"bare-stdlib": "httputil.ReverseProxy, defaults",
+	"caddy":       "Caddy " + caddyVersion,
+	"nginx":       "nginx",
 }
 
 func benchmark(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	names := splitComma(o.only)
 	for _, n := range names {
 		if labels[n] == "" {
-			return fmt.Errorf("-targets: unknown target %q (direct, mcpgate, bare, caddy, nginx)", n)
+			return fmt.Errorf("-targets: unknown target %q (direct, mcpgate, bare, bare-stdlib, caddy, nginx)", n)
 		}
 	}
 	workloads := splitComma(o.workloads)
@@ -156,6 +157,8 @@ func benchmark(ctx context.Context, o options, stdout, stderr io.Writer) error {
 				"--data-dir", filepath.Join(dir, "mcpgate-data"), "--log-level", "warn", "--log-format", "json")
 		case "bare":
 			t.proc, err = start(ctx, dir, name, nil, self, "bareproxy", "-listen", t.addr, "-upstream", "http://"+upAddr)
+		case "bare-stdlib":
+			t.proc, err = start(ctx, dir, name, nil, self, "bareproxy", "-stdlib", "-listen", t.addr, "-upstream", "http://"+upAddr)
 		case "caddy":
 			cf := filepath.Join(dir, "Caddyfile")
 			if err := os.WriteFile(cf, []byte(caddyfile(t.addr, upAddr)), 0o644); err != nil {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -138,9 +139,12 @@ func serveUpstream(ctx context.Context, addr string, sseDelay time.Duration) err
 	return serve(ctx, addr, &upstream.Handler{SSEDelay: sseDelay})
 }
 
-// serveBareProxy is the "bareproxy" subcommand: a plain httputil.ReverseProxy (Rewrite, the same
-// transport tuning as mcpgate's shared transport) in front of target.
-func serveBareProxy(ctx context.Context, addr, target string) error {
+// serveBareProxy is the "bareproxy" subcommand: a plain httputil.ReverseProxy (Rewrite) in front
+// of target. Tuned (the default), it has what any careful Go proxy has and mcpgate has too: an
+// upstream keep-alive pool as large as mcpgate's, pooled 32 KiB copy buffers, and full duplex
+// (without it the server may close the request body under a streaming response, golang/go#40747).
+// With stdlib set it is httputil.ReverseProxy with its defaults, except the pool size.
+func serveBareProxy(ctx context.Context, addr, target string, stdlib bool) error {
 	u, err := url.Parse(target)
 	if err != nil {
 		return err
@@ -152,11 +156,24 @@ func serveBareProxy(ctx context.Context, addr, target string) error {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
-	return serve(ctx, addr, &httputil.ReverseProxy{
+	rp := &httputil.ReverseProxy{
 		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(u) },
 		Transport: t,
-	})
+	}
+	if stdlib {
+		return serve(ctx, addr, rp)
+	}
+	rp.BufferPool = &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+	return serve(ctx, addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		rp.ServeHTTP(w, r)
+	}))
 }
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte    { return *b.p.Get().(*[]byte) }
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 func serve(ctx context.Context, addr string, h http.Handler) error {
 	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
