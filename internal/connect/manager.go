@@ -89,7 +89,7 @@ type Manager struct {
 	signer *Signer
 	csrf   *web.CSRF
 	engine *upstream.Engine
-	regs   registrationCache
+	regs   upstream.RegistrationCache
 	log    *slog.Logger
 	holder string
 	skew   time.Duration
@@ -131,14 +131,15 @@ func newManager(svc *gateway.Services) *Manager {
 	if err != nil {
 		log.Error("MCPGATE_SAFEHTTP_ALLOW is invalid; ignoring it", "error", err)
 	}
+	regs := upstream.StoreRegistrations(svc.Store)
 	return &Manager{
 		store:     svc.Store,
 		audit:     svc.Audit,
 		urls:      svc.URLs,
 		signer:    NewSigner(svc.Ring.DeriveKey("browser-ticket")),
 		csrf:      web.NewCSRF(svc.Ring.DeriveKey("csrf")),
-		engine:    upstream.New(upstream.Options{Allow: allow, Registrations: registrationCache{svc.Store}}),
-		regs:      registrationCache{svc.Store},
+		engine:    upstream.New(upstream.Options{Allow: allow, Registrations: regs}),
+		regs:      regs,
 		log:       log.With("component", "connect"),
 		holder:    holderID(),
 		skew:      DefaultRefreshSkew,
@@ -195,32 +196,6 @@ func (m *Manager) Endpoints(r *http.Request) upstream.Endpoints { return m.endpo
 
 func (m *Manager) endpoints(public *url.URL) upstream.Endpoints {
 	return upstream.Endpoints{PublicURL: public.Scheme + "://" + public.Host + strings.TrimSuffix(public.Path, "/"), BasePath: m.urls.BasePath}
-}
-
-// registrationCache adapts the store to the engine's registration cache.
-type registrationCache struct{ s store.ClientRegistrations }
-
-func (c registrationCache) GetRegistration(ctx context.Context, k upstream.RegistrationKey) (*upstream.Registration, error) {
-	r, err := c.s.GetClientRegistration(ctx, store.ClientRegistrationKey{Issuer: k.Issuer, UpstreamID: k.UpstreamID, RedirectURI: k.RedirectURI})
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, upstream.ErrNoRegistration
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &upstream.Registration{RegistrationKey: k, Method: r.Method, ClientID: r.ClientID, ClientSecret: r.ClientSecret,
-		AuthMethod: r.AuthMethod, RegisteredAt: r.RegisteredAt, ExpiresAt: r.ExpiresAt}, nil
-}
-
-func (c registrationCache) PutRegistration(ctx context.Context, r *upstream.Registration) error {
-	return c.s.PutClientRegistration(ctx, &store.ClientRegistration{
-		ClientRegistrationKey: store.ClientRegistrationKey{Issuer: r.Issuer, UpstreamID: r.UpstreamID, RedirectURI: r.RedirectURI},
-		Method:                r.Method, ClientID: r.ClientID, ClientSecret: r.ClientSecret, AuthMethod: r.AuthMethod,
-		RegisteredAt: r.RegisteredAt, ExpiresAt: r.ExpiresAt})
-}
-
-func (c registrationCache) DeleteRegistrations(ctx context.Context, upstreamID string) (int, error) {
-	return c.s.DeleteClientRegistrations(ctx, upstreamID)
 }
 
 // clientSecret finds the secret a connection's client authenticates with: the configured one for

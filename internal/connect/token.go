@@ -66,7 +66,12 @@ func cacheKey(k store.ConnectionKey) string {
 func (m *Manager) Lookup(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, requestID string) (Lookup, error) {
 	now := m.now()
 	if v, ok := m.cache.Load(cacheKey(key)); ok {
-		if t := v.(*Token); t.fresh(now, m.skew) {
+		t := v.(*Token)
+		if t.fresh(now, m.skew) {
+			return Lookup{Key: key, Token: t}, nil
+		}
+		if t.valid(now) {
+			m.refreshAsync(ctx, ep, up, key, t.Version, requestID)
 			return Lookup{Key: key, Token: t}, nil
 		}
 	}
@@ -87,7 +92,14 @@ func (m *Manager) Lookup(ctx context.Context, ep upstream.Endpoints, up *Upstrea
 		m.cache.Store(cacheKey(key), t)
 		return Lookup{Key: key, Token: t}, nil
 	}
-	// Due: refresh (once per connection across callers and replicas).
+	m.cache.Store(cacheKey(key), t)
+	if t.valid(now) {
+		// Within the skew but not expired: refresh in the background and serve the current token
+		// now, so a slow token endpoint never delays requests that do not need to wait.
+		m.refreshAsync(ctx, ep, up, key, conn.Version, requestID)
+		return Lookup{Key: key, Token: t}, nil
+	}
+	// Expired: refresh (once per connection across callers and replicas) and wait for it.
 	nt, err := m.Refresh(ctx, ep, up, key, conn.Version, requestID)
 	switch {
 	case err == nil:
@@ -131,6 +143,20 @@ func (m *Manager) Refresh(ctx context.Context, ep upstream.Endpoints, up *Upstre
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// refreshAsync starts (or joins) the connection's refresh without waiting for it.
+func (m *Manager) refreshAsync(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, staleVersion int64, requestID string) {
+	m.sf.DoChan(cacheKey(key), func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RefreshTimeout)
+		defer cancel()
+		t, err := m.refresh(rctx, ep, up, key, staleVersion, requestID)
+		if err != nil && !errors.Is(err, errReconsent) {
+			m.log.Warn("background refresh failed; the current token is used until it expires",
+				"upstreamServerId", up.ID, "requestId", requestID, "error", err)
+		}
+		return t, err
+	})
 }
 
 func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, staleVersion int64, requestID string) (*Token, error) {

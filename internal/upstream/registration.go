@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -187,6 +188,28 @@ type clientMetadata struct {
 	Scope                   string   `json:"scope,omitempty"`
 }
 
+// registrationScopes is the scope a dynamically registered client asks for: the scopes requested
+// now plus every scope the resource advertises (and offline_access when the AS lists it). Some
+// servers (Hydra) limit a client to the scopes it registered, and the registration is cached: a
+// later step-up to an advertised scope must not need a new client.
+func registrationScopes(requested []string, d *Discovery) []string {
+	out := slices.Clone(requested)
+	add := func(s string) {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	if d != nil {
+		for _, s := range d.PRM.ScopesSupported {
+			add(s)
+		}
+		if slices.Contains(d.AS.ScopesSupported, OfflineAccess) {
+			add(OfflineAccess)
+		}
+	}
+	return out
+}
+
 func (e *Engine) metadata(up Upstream, ep Endpoints) clientMetadata {
 	name := e.opts.ClientName
 	if up.DisplayName != "" {
@@ -296,7 +319,7 @@ func parseOAuthError(r *reply) oauthErrorBody {
 
 func (e *Engine) register(ctx context.Context, up Upstream, d *Discovery, ep Endpoints, scopes []string) (*Registration, error) {
 	m := e.metadata(up, ep)
-	m.Scope = strings.Join(scopes, " ")
+	m.Scope = strings.Join(registrationScopes(scopes, d), " ")
 	body, err := json.Marshal(m)
 	if err != nil {
 		return nil, err

@@ -210,7 +210,8 @@ func TestRegistration_FakeAS_DCRHydraLikeReply(t *testing.T) {
 		"client_name":                "mcpgate (Linear)",
 		"client_uri":                 "https://gw.example.com",
 		"application_type":           "web",
-		"scope":                      "mcp:read offline_access",
+		// The requested scopes, then every scope the resource advertises (for later step-ups).
+		"scope": "mcp:read offline_access mcp:write",
 	}
 	if !reflect.DeepEqual(bodies[0], want) {
 		t.Errorf("registration body\n got  %v\n want %v", bodies[0], want)
