@@ -193,6 +193,17 @@ func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstre
 	if conn.RefreshToken.IsZero() {
 		return nil, m.markReconsent(ctx, up, conn, "no_refresh_token", "the connection has no refresh token", requestID)
 	}
+	// A grant is refreshed only where it was issued (DESIGN.md §8.3): when discovery now names
+	// another issuer or resource (the rewritePattern changed), the user reconnects instead of the
+	// refresh token going somewhere new. A discovery failure does not block the refresh: the
+	// connection remembers everything it needs.
+	if d, err := m.engine.Discover(ctx, up.Upstream, up.Challenge().ResourceMetadata); err == nil {
+		g := m.grantOf(ctx, up, conn, ep)
+		if !g.Matches(d) {
+			return nil, m.markReconsent(ctx, up, conn, "issuer_or_resource_changed",
+				"the upstream's authorization server or resource changed since the connection was made", requestID)
+		}
+	}
 	tok, err := m.engine.Refresh(ctx, up.Upstream, m.grantOf(ctx, up, conn, ep))
 	if err != nil {
 		return nil, m.refreshFailed(ctx, up, key, conn, err, requestID)

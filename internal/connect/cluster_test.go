@@ -1,0 +1,266 @@
+package connect_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/connect"
+	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/store/postgres"
+	"github.com/mcpgate/mcpgate/internal/store/sqlite"
+	"github.com/mcpgate/mcpgate/internal/store/sqlstore"
+	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
+	"github.com/mcpgate/mcpgate/internal/testutil/mcpupstream"
+	"github.com/mcpgate/mcpgate/internal/testutil/pgtest"
+	"github.com/mcpgate/mcpgate/internal/vault"
+)
+
+// A cluster is several gateway instances (each its own gateway.Server, Services, Manager and
+// store handle) sharing one database, in front of one Hydra-protected upstream: what several
+// replicas behind a load balancer look like, in one test process.
+type cluster struct {
+	t        *testing.T
+	hydra    *hydra.Server
+	upstream *mcpupstream.Server
+	ring     *vault.Ring
+	open     func(t *testing.T) store.Store
+	project  string
+	gws      []*instance
+	logs     *syncWriter
+	client   *http.Client
+}
+
+type instance struct {
+	srv     *httptest.Server
+	gw      *gateway.Server
+	svc     *gateway.Services
+	store   store.Store
+	manager *connect.Manager
+}
+
+type clusterOptions struct {
+	instances int
+	postgres  bool
+	hydra     hydra.Options
+}
+
+// sqliteOpener opens one SQLite file per call site: each instance gets its own handle on it.
+func sqliteOpener(t *testing.T, ring *vault.Ring) func(t *testing.T) store.Store {
+	path := filepath.Join(t.TempDir(), "db.sqlite")
+	return func(t *testing.T) store.Store {
+		st, err := sqlite.Open(context.Background(), path, sqlstore.Options{Ring: ring})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		if err := st.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+}
+
+func postgresOpener(t *testing.T, ring *vault.Ring) func(t *testing.T) store.Store {
+	url := pgtest.NewDatabase(t)
+	return func(t *testing.T) store.Store {
+		st, err := postgres.Open(context.Background(), url, sqlstore.Options{Ring: ring})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		if err := st.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+}
+
+func newCluster(t *testing.T, o clusterOptions) *cluster {
+	t.Helper()
+	if o.instances == 0 {
+		o.instances = 3
+	}
+	if len(o.hydra.Scopes) == 0 {
+		o.hydra.Scopes = []string{"mcp"}
+	}
+	h := hydra.Start(t, o.hydra)
+	up := mcpupstream.Start(t, mcpupstream.Options{Issuer: h.PublicURL, IntrospectURL: h.AdminURL + "/admin/oauth2/introspect"})
+	key, _ := vault.GenerateKey("k1", func() string { return "" })
+	ring, err := vault.ParseRing(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, hydra: h, upstream: up, ring: ring, project: writeProject(t, up.URL), logs: &syncWriter{},
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1000, MaxIdleConns: 3000}, Timeout: 60 * time.Second}}
+	t.Cleanup(c.client.CloseIdleConnections)
+	if o.postgres {
+		c.open = postgresOpener(t, ring)
+	} else {
+		c.open = sqliteOpener(t, ring)
+	}
+	for range o.instances {
+		c.add()
+	}
+	return c
+}
+
+// add starts one more gateway instance on the shared database.
+func (c *cluster) add() *instance {
+	t := c.t
+	p, err := config.Load(c.project, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := c.open(t)
+	log := slog.New(slog.NewTextHandler(c.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("instance", len(c.gws))
+	svc := &gateway.Services{Store: st, Ring: c.ring, Audit: &audit.Recorder{Log: log, Store: st}, SafeHTTPAllow: []string{"127.0.0.1"}, Logger: log}
+	gw, err := gateway.New(context.Background(), p, gateway.Settings{Logger: log, Services: svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := connect.FromServices(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	in := &instance{srv: srv, gw: gw, svc: svc, store: st, manager: m}
+	c.gws = append(c.gws, in)
+	return in
+}
+
+// answer is one tools/call outcome as a client sees it.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+	err    error
+}
+
+func (a answer) json() map[string]any {
+	var m map[string]any
+	_ = json.Unmarshal(a.body, &m)
+	return m
+}
+
+// text is the first text content of a successful tools/call result, or "".
+func (a answer) text() string {
+	res, _ := a.json()["result"].(map[string]any)
+	content, _ := res["content"].([]any)
+	if len(content) == 0 {
+		return ""
+	}
+	first, _ := content[0].(map[string]any)
+	s, _ := first["text"].(string)
+	return s
+}
+
+// errorData is the JSON-RPC error's data, or nil.
+func (a answer) errorData() map[string]any {
+	e, _ := a.json()["error"].(map[string]any)
+	d, _ := e["data"].(map[string]any)
+	return d
+}
+
+func (a answer) String() string {
+	if a.err != nil {
+		return "error: " + a.err.Error()
+	}
+	return http.StatusText(a.status) + " " + string(a.body)
+}
+
+// call posts a tools/call as user to instance i. Safe from any goroutine.
+func (c *cluster) call(ctx context.Context, i int, user, tool string) answer {
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + tool + `","arguments":{}}}`
+	req, err := http.NewRequestWithContext(ctx, "POST", c.gws[i].srv.URL+"/mcp/up", strings.NewReader(body))
+	if err != nil {
+		return answer{err: err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("MCP-Protocol-Version", "2025-11-25")
+	req.Header.Set("X-Test-User", user)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return answer{err: err}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return answer{status: resp.StatusCode, header: resp.Header, body: b, err: err}
+}
+
+// connect connects user through instance 0 with the headless browser flow.
+func (c *cluster) connect(user string) {
+	c.t.Helper()
+	a := c.call(context.Background(), 0, user, "whoami")
+	if a.err != nil || a.status != 200 {
+		c.t.Fatalf("first call: %v", a)
+	}
+	authURL := authURLOf(c.t, a.json())
+	b := newBrowser(c.t)
+	resp, _ := b.decide(authURL, "approve")
+	if resp.StatusCode != http.StatusFound {
+		c.t.Fatalf("approve: %d", resp.StatusCode)
+	}
+	callback := c.hydra.AuthorizeHeadless(c.t, resp.Header.Get("Location"), user)
+	resp, page := b.get(callback.String())
+	if resp.StatusCode != 200 || !strings.Contains(page, "connected") {
+		c.t.Fatalf("callback: %d %s", resp.StatusCode, page)
+	}
+	if a := c.call(context.Background(), 0, user, "whoami"); a.text() != "subject="+user {
+		c.t.Fatalf("whoami after connecting: %v", a)
+	}
+}
+
+// key is user's connection key (the test-user policy namespaces subjects with "test").
+func (c *cluster) key(user string) store.ConnectionKey {
+	return store.ConnectionKey{UpstreamID: "hydra-up", Mode: store.ModeUser, Subject: "test|" + user}
+}
+
+func (c *cluster) connection(user string) *store.Connection {
+	c.t.Helper()
+	conn, err := c.gws[0].store.GetConnection(context.Background(), c.key(user))
+	if err != nil {
+		c.t.Fatalf("reading %s's connection: %v", user, err)
+	}
+	return conn
+}
+
+// waitExpired waits (polling the wall clock with a deadline) until user's stored access token has
+// expired: the token lifetime is real (Hydra's), so the wait is too.
+func (c *cluster) waitExpired(user string) *store.Connection {
+	c.t.Helper()
+	conn := c.connection(user)
+	if conn.Expiry.IsZero() {
+		c.t.Fatal("the token has no expiry")
+	}
+	deadline := time.Now().Add(time.Minute)
+	for !time.Now().After(conn.Expiry.Add(50 * time.Millisecond)) {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("token expiry %s is too far away", conn.Expiry)
+		}
+		<-time.After(time.Until(conn.Expiry.Add(60 * time.Millisecond)))
+	}
+	return conn
+}
+
+// audits counts the stored audit events named event for user.
+func (c *cluster) audits(user, event string) int {
+	c.t.Helper()
+	evs, err := c.gws[0].store.QueryAudit(context.Background(), store.AuditQuery{Subject: "test|" + user, Event: event, Limit: 1000})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return len(evs)
+}
