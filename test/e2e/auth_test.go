@@ -107,7 +107,7 @@ type authGateway struct {
 
 // startAuthGateway writes a project (routes to upstream, the given policies.json entries) and
 // runs `mcpgate serve` on addr.
-func startAuthGateway(t *testing.T, addr, upstream string, routes []authRoute, policies []map[string]any, dataDir string) *authGateway {
+func startAuthGateway(t *testing.T, addr, upstream string, routes []authRoute, policies []map[string]any, dataDir string, extraArgs ...string) *authGateway {
 	t.Helper()
 	if serveMissing != "" {
 		t.Skip(serveMissing)
@@ -152,7 +152,8 @@ func startAuthGateway(t *testing.T, addr, upstream string, routes []authRoute, p
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, mcpgateBin, "serve", "--config", cfg, "--data-dir", dataDir, "--listen", addr, "--log-level", "debug")
+	args := append([]string{"serve", "--config", cfg, "--data-dir", dataDir, "--listen", addr, "--log-level", "debug"}, extraArgs...)
+	cmd := exec.CommandContext(ctx, mcpgateBin, args...)
 	cmd.Env = append(environWithout("MCPGATE_"), "MCPGATE_LOG_FORMAT=json")
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 15 * time.Second
@@ -537,4 +538,59 @@ func TestAuthOAuthTypeScriptClient(t *testing.T) {
 		t.Errorf("tools %v echo %v", r.Tools, r.Echo)
 	}
 	s.up.checkNoLeaks(t)
+}
+
+// TestAuthMetadataBehindTLSProxy: behind a TLS-terminating proxy listed in --trusted-proxies, the
+// metadata and the challenge carry the public https URL from X-Forwarded-Proto/Host; the same
+// headers from an untrusted peer are ignored.
+func TestAuthMetadataBehindTLSProxy(t *testing.T) {
+	up := startAuthUpstream(t)
+	policies := []map[string]any{{
+		"name": "oauth", "policyType": "open-id-jwt-auth-inbound",
+		"handler": map[string]any{"module": "$import(@zuplo/runtime)", "export": "OpenIdJwtInboundPolicy",
+			"options": map[string]any{
+				// Never fetched: no request here carries a token.
+				"issuer": "https://idp.example.org", "jwkUrl": "https://idp.example.org/jwks.json",
+				"audience": "https://mcp.example.org/mcp/echo", "oAuthResourceMetadataEnabled": true,
+			}},
+	}}
+	routes := []authRoute{{Path: "/mcp/echo", OperationID: "echo", Summary: "Echo", Inbound: []string{"oauth"}}}
+	forwarded := []string{"X-Forwarded-Proto", "https", "X-Forwarded-Host", "mcp.example.org"}
+
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantTLS bool
+	}{
+		{"trusted proxy", []string{"--trusted-proxies", "127.0.0.1/32"}, true},
+		{"untrusted peer", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := freeLoopbackAddr(t)
+			gw := startAuthGateway(t, addr, up.URL, routes, policies, "", tc.args...)
+			base := "http://" + addr
+			if tc.wantTLS {
+				base = "https://mcp.example.org"
+			}
+			status, challenge, _ := rawPost(t, gw.URL("/mcp/echo"), forwarded...)
+			if want := `Bearer resource_metadata="` + base + `/.well-known/oauth-protected-resource/mcp/echo"`; status != 401 || challenge != want {
+				t.Errorf("challenge: status %d %q, want 401 %q", status, challenge, want)
+			}
+			req, err := http.NewRequest(http.MethodGet, gw.URL("/.well-known/oauth-protected-resource/mcp/echo"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set(forwarded[0], forwarded[1])
+			req.Header.Set(forwarded[2], forwarded[3])
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var prm oauthex.ProtectedResourceMetadata
+			if err := json.NewDecoder(resp.Body).Decode(&prm); err != nil || prm.Resource != base+"/mcp/echo" {
+				t.Errorf("metadata resource %q (%v), want %s", prm.Resource, err, base+"/mcp/echo")
+			}
+		})
+	}
 }
