@@ -1,0 +1,623 @@
+package e2e
+
+// Connect end to end, as a person would (issue 5): the built mcpgate binary with api-key-inbound
+// (a key from `mcpgate keys create`) and mcp-token-exchange-inbound (user-oauth, automatic client
+// registration = DCR at a real Ory Hydra) in front of an OAuth-protected Go SDK MCP server
+// (internal/testutil/mcpupstream: verifies Hydra tokens by introspection, audience included). An
+// MCP client (the Go SDK, and the TypeScript SDK through node/connect-client.mjs) is refused with
+// connect-required (-32042); headless Chromium opens the link in a fresh profile, approves the
+// consent page, signs in at Hydra's login app and lands on the success page; the client retries
+// and the upstream sees the user's own Hydra token. Screenshots of the consent, success and error
+// pages go to test-artifacts/ (MCPGATE_TEST_ARTIFACTS).
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpgate/mcpgate/internal/testutil/browser"
+	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
+	"github.com/mcpgate/mcpgate/internal/testutil/mcpupstream"
+	"github.com/mcpgate/mcpgate/internal/testutil/nodeenv"
+)
+
+// Names of the connect test's configuration.
+const (
+	connectUpstreamID  = "hydra-up"
+	connectDisplayName = "Hydra Upstream"
+	connectOperationID = "hydra-up-mcp"
+	connectPath        = "/mcp/hydra-up"
+	connectExtraScope  = "admin"
+	// connectProtocol is the MCP version the clients speak: the last one in which connect-required
+	// is the -32042 error (2026-07-28 answers input_required instead).
+	connectProtocol = "2025-11-25"
+	// connectTimeout bounds one test's MCP calls and browser flow.
+	connectTimeout = 2 * time.Minute
+)
+
+// connectSetup is Hydra, the OAuth-protected upstream and mcpgate in front of it.
+type connectSetup struct {
+	hydra *hydra.Server
+	up    *mcpupstream.Server
+	gw    *gateway
+	// key is the API key of the gateway consumer "e2e-user".
+	key string
+	// url is the MCP route through mcpgate.
+	url string
+}
+
+// startConnectSetup starts Hydra (scopes mcp and admin), the upstream (admin_report needs admin),
+// creates an API key with `mcpgate keys create` on a fresh data dir and serves the route with
+// api-key-inbound + mcp-token-exchange-inbound + McpProxyHandler.
+func startConnectSetup(t *testing.T) *connectSetup {
+	t.Helper()
+	if serveMissing != "" {
+		t.Skip(serveMissing)
+	}
+	h := hydra.Start(t, hydra.Options{Scopes: []string{"mcp", connectExtraScope}})
+	up := mcpupstream.Start(t, mcpupstream.Options{
+		Issuer: h.Issuer(), IntrospectURL: h.AdminURL + "/admin/oauth2/introspect",
+		ExtraScope: connectExtraScope,
+	})
+	dataDir := filepath.Join(t.TempDir(), "data")
+	key := strings.TrimSpace(mcpgateCLI(t, dataDir, "keys", "create", "--consumer", "e2e-user"))
+	if !apiKeyPattern.MatchString(key) {
+		t.Fatalf("keys create printed %q, want one key", key)
+	}
+	addr := freeLoopbackAddr(t)
+	gw := startServeConnect(t, addr, dataDir, up.URL)
+	return &connectSetup{hydra: h, up: up, gw: gw, key: key, url: gw.URL(connectPath)}
+}
+
+// startServeConnect writes the project and runs `mcpgate serve` on addr with
+// MCPGATE_SAFEHTTP_ALLOW=127.0.0.1, so OAuth calls to the loopback Hydra (plain http) are allowed.
+func startServeConnect(t *testing.T, addr, dataDir, upstreamURL string) *gateway {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "project")
+	routes := map[string]any{
+		"openapi": "3.1.0",
+		"info":    map[string]any{"title": "connect e2e", "version": "1"},
+		"paths": map[string]any{connectPath: map[string]any{"get,post": map[string]any{
+			"operationId": connectOperationID,
+			"summary":     "A Go SDK MCP server behind Ory Hydra",
+			"x-zuplo-route": map[string]any{
+				"corsPolicy": "none",
+				"handler": map[string]any{
+					"module": "$import(@zuplo/runtime/mcp-gateway)", "export": "McpProxyHandler",
+					"options": map[string]any{"rewritePattern": upstreamURL},
+				},
+				"policies": map[string]any{"inbound": []string{"api-key", "mcp-token-exchange-" + connectUpstreamID}},
+			},
+		}}},
+	}
+	policies := map[string]any{"policies": []any{
+		map[string]any{
+			"name": "api-key", "policyType": "api-key-inbound",
+			"handler": map[string]any{"module": "$import(@zuplo/runtime)", "export": "ApiKeyInboundPolicy", "options": map[string]any{}},
+		},
+		map[string]any{
+			"name": "mcp-token-exchange-" + connectUpstreamID, "policyType": "mcp-token-exchange-inbound",
+			"handler": map[string]any{"module": "$import(@zuplo/runtime/mcp-gateway)", "export": "McpTokenExchangeInboundPolicy",
+				"options": map[string]any{
+					"displayName": connectDisplayName, "summary": "A Go SDK MCP server whose tokens Ory Hydra issues.",
+					"authMode": "user-oauth", "clientRegistration": map[string]any{"mode": "auto"},
+				}},
+		},
+	}}
+	for name, v := range map[string]any{
+		"zuplo.jsonc":            map[string]any{"version": 1, "compatibilityDate": "2026-03-01"},
+		"config/routes.oas.json": routes,
+		"config/policies.json":   policies,
+	} {
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(cfg, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, mcpgateBin, "serve", "--config", cfg, "--data-dir", dataDir, "--listen", addr, "--log-level", "debug")
+	cmd.Env = append(environWithout("MCPGATE_"), "MCPGATE_LOG_FORMAT=json", "MCPGATE_SAFEHTTP_ALLOW=127.0.0.1")
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 15 * time.Second
+	g := &gateway{logs: new(lockedBuffer)}
+	cmd.Stdout, cmd.Stderr = g.logs, g.logs
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("starting mcpgate serve: %v", err)
+	}
+	done := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		if t.Failed() {
+			t.Logf("mcpgate serve (exit: %v) logs:\n%s", waitErr, g.Logs())
+		}
+	})
+	if err := g.waitReady(done); err != nil {
+		t.Fatalf("starting mcpgate serve: %v\n%s", err, g.Logs())
+	}
+	return g
+}
+
+// connectRequired is the part of a -32042 error the tests check.
+type connectRequired struct {
+	Code    int64
+	Message string
+	Data    struct {
+		Elicitations []struct {
+			Mode          string `json:"mode"`
+			ElicitationID string `json:"elicitationId"`
+			URL           string `json:"url"`
+			Message       string `json:"message"`
+		} `json:"elicitations"`
+		State            string   `json:"state"`
+		UpstreamServerID string   `json:"upstreamServerId"`
+		OperationID      string   `json:"operationId"`
+		AuthURL          string   `json:"authUrl"`
+		NextAction       string   `json:"nextAction"`
+		AuthProfileID    string   `json:"authProfileId"`
+		Scopes           []string `json:"scopes"`
+		ConnectRequired  struct {
+			State   string `json:"state"`
+			AuthURL string `json:"authUrl"`
+		} `json:"connectRequired"`
+	}
+}
+
+// check asserts the connect-required payload of DESIGN.md §3 for state and returns the link.
+func (cr *connectRequired) check(t *testing.T, s *connectSetup, state string) string {
+	t.Helper()
+	d := cr.Data
+	if cr.Code != mcp.CodeURLElicitationRequired {
+		t.Fatalf("error code %d (%s), want -32042", cr.Code, cr.Message)
+	}
+	if len(d.Elicitations) != 1 {
+		t.Fatalf("elicitations %+v, want one", d.Elicitations)
+	}
+	el := d.Elicitations[0]
+	if el.Mode != "url" || el.URL == "" || el.URL != d.AuthURL || el.ElicitationID == "" {
+		t.Errorf("elicitations[0] = %+v, want mode url with the authUrl %s and an id", el, d.AuthURL)
+	}
+	if d.State != state || d.ConnectRequired.State != state || d.ConnectRequired.AuthURL != d.AuthURL {
+		t.Errorf("state %q, connectRequired %+v, want %q and the same authUrl", d.State, d.ConnectRequired, state)
+	}
+	if d.UpstreamServerID != connectUpstreamID || d.OperationID != connectOperationID || d.NextAction != "redirect" ||
+		d.AuthProfileID != connectUpstreamID+":user-oauth" {
+		t.Errorf("connect-required data %+v", d)
+	}
+	if !strings.Contains(cr.Message, d.AuthURL) {
+		t.Errorf("message %q does not carry the URL (clients without URL elicitation show only the message)", cr.Message)
+	}
+	wantPrefix := s.gw.URL("/__mcpgate/auth/connections/" + connectUpstreamID + "/connect?")
+	if !strings.HasPrefix(d.AuthURL, wantPrefix) {
+		t.Errorf("authUrl %s, want it under %s", d.AuthURL, wantPrefix)
+	}
+	u, err := url.Parse(d.AuthURL)
+	if err != nil || u.Query().Get("browserTicket") == "" || u.Query().Get("operationId") != connectOperationID {
+		t.Errorf("authUrl %s: want browserTicket and operationId=%s", d.AuthURL, connectOperationID)
+	}
+	return d.AuthURL
+}
+
+// asConnectRequired extracts a -32042 error from a Go SDK call's error.
+func asConnectRequired(t *testing.T, what string, err error) *connectRequired {
+	t.Helper()
+	var werr *jsonrpc.Error
+	if !errors.As(err, &werr) {
+		t.Fatalf("%s: got %v, want a JSON-RPC error", what, err)
+	}
+	cr := &connectRequired{Code: werr.Code, Message: werr.Message}
+	if err := json.Unmarshal(werr.Data, &cr.Data); err != nil {
+		t.Fatalf("%s: decoding error data %s: %v", what, werr.Data, err)
+	}
+	return cr
+}
+
+// goClient returns the Go SDK client transport that sends the API key, as an MCP client
+// configured with a static key does.
+func (s *connectSetup) goTransport() *mcp.StreamableClientTransport {
+	return &mcp.StreamableClientTransport{
+		Endpoint:             s.url,
+		HTTPClient:           &http.Client{Transport: headerTransport{"Authorization", "Bearer " + s.key}, Timeout: 30 * time.Second},
+		DisableStandaloneSSE: true,
+	}
+}
+
+// goConnect connects the Go SDK client through mcpgate.
+func (s *connectSetup) goConnect(ctx context.Context) (*mcp.ClientSession, error) {
+	client := mcp.NewClient(&mcp.Implementation{Name: "connect-e2e-go-client", Version: "1.0.0"}, nil)
+	return client.Connect(ctx, s.goTransport(), &mcp.ClientSessionOptions{ProtocolVersion: connectProtocol})
+}
+
+// callText calls a tool and returns its only text content.
+func callText(t *testing.T, ctx context.Context, session *mcp.ClientSession, tool string) (string, error) {
+	t.Helper()
+	res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: map[string]any{}})
+	if err != nil {
+		return "", err
+	}
+	if res.IsError || len(res.Content) != 1 {
+		t.Fatalf("tools/call %s: %+v", tool, res)
+	}
+	tc, ok := res.Content[0].(*mcp.TextContent)
+	if !ok {
+		t.Fatalf("tools/call %s: content %T", tool, res.Content[0])
+	}
+	return tc.Text, nil
+}
+
+// approveInBrowser opens the connect link in a fresh Chromium as a person would, with Hydra's
+// login app set to sign in subject, checks and photographs the consent page (shot+"consent"),
+// approves, and checks and photographs the success page (shot+"connected"). It returns the
+// consent page's scope list, newly requested scopes marked " (new)".
+func (s *connectSetup) approveInBrowser(t *testing.T, authURL, subject, shot string) []string {
+	t.Helper()
+	b := browser.New(t)
+	// Hydra's login app signs in whoever its subject cookie names; the cookie belongs to its origin.
+	b.Navigate(s.hydra.LoginURL + "/error")
+	browser.Eval[string](b, `document.cookie = "`+hydra.SubjectCookie+`=`+subject+`; path=/"`)
+
+	b.Navigate(authURL)
+	title := b.Text("h1")
+	if !strings.HasSuffix(title, connectDisplayName) {
+		t.Errorf("consent page title %q, want Connect/Reconnect %s", title, connectDisplayName)
+	}
+	if got := b.Text("dl.facts dd"); got != "e2e-user" {
+		t.Errorf("consent page: connecting as %q, want the API key's consumer e2e-user", got)
+	}
+	scopes := browser.Eval[[]string](b, `Array.from(document.querySelectorAll("ul.scopes li")).map(li => li.querySelector("code").innerText.trim() + (li.classList.contains("new") ? " (new)" : ""))`)
+	b.Screenshot(shot + "consent")
+
+	b.ClickNavigate(`button[name="decision"][value="approve"]`)
+	// Approve → Hydra → login app → Hydra → consent app → Hydra → the gateway's callback: all
+	// redirects, so the page that loaded is the callback's.
+	u := b.CurrentURL()
+	if !strings.HasPrefix(u, s.gw.URL("/__mcpgate/auth/connections/"+connectUpstreamID+"/callback?")) {
+		b.Screenshot(shot + "unexpected")
+		t.Fatalf("after approve the browser is at %s, want the gateway's callback", u)
+	}
+	if got, want := b.Text("h1"), connectDisplayName+" is connected"; got != want {
+		b.Screenshot(shot + "unexpected")
+		t.Fatalf("callback page says %q, want %q (page text: %s)", got, want, b.Text("main"))
+	}
+	b.Screenshot(shot + "connected")
+	if n := browser.Eval[int](b, `document.querySelectorAll("form").length`); n != 0 {
+		t.Errorf("the success page has %d forms, want none", n)
+	}
+	return scopes
+}
+
+// checkUpstream asserts that the upstream's last authorized request carried subject's own Hydra
+// token and that no request ever carried the API key or the gateway's Authorization header.
+func (s *connectSetup) checkUpstream(t *testing.T, subject string) {
+	t.Helper()
+	seen := s.up.Seen()
+	if len(seen) == 0 {
+		t.Fatal("the upstream authorized no request")
+	}
+	last := seen[len(seen)-1]
+	if last.Subject != subject {
+		t.Errorf("the upstream's last token belongs to %q, want %q", last.Subject, subject)
+	}
+	if in := s.hydra.Introspect(t, last.Token); in.Subject != subject || !slices.Contains(in.Audience, s.up.URL) {
+		t.Errorf("the token at the upstream: subject %q audience %v, want %q and %s", in.Subject, in.Audience, subject, s.up.URL)
+	}
+	tokens := map[string]bool{}
+	for _, sn := range seen {
+		tokens["Bearer "+sn.Token] = true
+	}
+	headers := s.up.Headers()
+	withAuth := 0
+	for i, h := range headers {
+		for name, vs := range h {
+			for _, v := range vs {
+				if strings.Contains(v, s.key) {
+					t.Errorf("request %d to the upstream carried the API key in %s", i, name)
+				}
+			}
+		}
+		if a := h.Get("Authorization"); a != "" {
+			withAuth++
+			if !tokens[a] {
+				t.Errorf("request %d to the upstream carried an Authorization header that is no Hydra token the upstream accepted", i)
+			}
+		}
+	}
+	if withAuth == 0 || withAuth == len(headers) {
+		t.Errorf("%d of %d upstream requests carried a token, want the first (not connected) without and later ones with", withAuth, len(headers))
+	}
+}
+
+// TestConnectGoSDKClient: the Go SDK client is told to connect, Chromium connects, the retry
+// reaches the upstream with the user's Hydra token. Then step-up: admin_report needs the extra
+// scope, the upstream's 403 insufficient_scope becomes reconsent_required, the consent page lists
+// the added scope, and after approving the retried call succeeds.
+func TestConnectGoSDKClient(t *testing.T) {
+	s := startConnectSetup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+
+	// Not connected: the upstream refuses even initialize, and mcpgate answers for it.
+	_, err := s.goConnect(ctx)
+	cr := asConnectRequired(t, "initialize before connecting", err)
+	authURL := cr.check(t, s, "authenticating")
+	// The scopes come from the upstream's challenge (scope="mcp"), not its metadata (mcp admin).
+	if !slices.Equal(cr.Data.Scopes, []string{"mcp"}) {
+		t.Errorf("connect-required scopes %v, want the challenge's [mcp]", cr.Data.Scopes)
+	}
+
+	scopes := s.approveInBrowser(t, authURL, "zoe-go", "")
+	if !slices.Contains(scopes, "mcp") {
+		t.Errorf("consent page lists scopes %q, want mcp among them", scopes)
+	}
+
+	session, err := s.goConnect(ctx)
+	if err != nil {
+		t.Fatalf("connecting after the browser flow: %v", err)
+	}
+	defer session.Close()
+	text, err := callText(t, ctx, session, "whoami")
+	if err != nil {
+		t.Fatalf("whoami after connecting: %v", err)
+	}
+	if text != "subject=zoe-go" {
+		t.Errorf("whoami = %q, want subject=zoe-go", text)
+	}
+	s.checkUpstream(t, "zoe-go")
+
+	t.Run("step-up", func(t *testing.T) {
+		_, err := callText(t, ctx, session, "admin_report")
+		cr := asConnectRequired(t, "admin_report without the admin scope", err)
+		authURL := cr.check(t, s, "reconsent_required")
+		if !slices.Contains(cr.Data.Scopes, connectExtraScope) || !slices.Contains(cr.Data.Scopes, "mcp") {
+			t.Errorf("step-up scopes %v, want mcp and %s", cr.Data.Scopes, connectExtraScope)
+		}
+		scopes := s.approveInBrowser(t, authURL, "zoe-go", "stepup-")
+		if !slices.Contains(scopes, connectExtraScope+" (new)") || !slices.Contains(scopes, "mcp") {
+			t.Errorf("consent page lists %q, want mcp, and %s marked newly requested", scopes, connectExtraScope)
+		}
+		text, err := callText(t, ctx, session, "admin_report")
+		if err != nil {
+			t.Fatalf("admin_report after step-up: %v", err)
+		}
+		if text != "report for zoe-go" {
+			t.Errorf("admin_report = %q, want report for zoe-go", text)
+		}
+		seen := s.up.Seen()
+		if last := seen[len(seen)-1]; !slices.Contains(last.Scopes, connectExtraScope) {
+			t.Errorf("the upstream's last token has scopes %v, want %s", last.Scopes, connectExtraScope)
+		}
+		s.checkUpstream(t, "zoe-go")
+	})
+}
+
+// tsConnectLine is one JSON line node/connect-client.mjs prints.
+type tsConnectLine struct {
+	Phase   string          `json:"phase"`
+	Code    int64           `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data"`
+	Raw     json.RawMessage `json:"raw"`
+	Text    string          `json:"text"`
+	Error   string          `json:"error"`
+}
+
+// TestConnectTypeScriptClient: the same with the TypeScript SDK client, driven line by line:
+// it prints the -32042 error, waits for the test to connect in Chromium, retries.
+func TestConnectTypeScriptClient(t *testing.T) {
+	env := nodeenv.Get(t)
+	s := startConnectSetup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+
+	cmd := env.Command(ctx, nil, "connect-client.mjs", s.url, s.key, "whoami")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	lines := make(chan tsConnectLine)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+		for sc.Scan() {
+			var l tsConnectLine
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				l = tsConnectLine{Phase: "garbage", Error: sc.Text()}
+			}
+			lines <- l
+		}
+		close(lines)
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		cancel()
+	})
+	next := func(want string) tsConnectLine {
+		t.Helper()
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("connect-client.mjs ended before %s: %v\nstderr:\n%s", want, <-exited, stderr.String())
+			}
+			if l.Phase != want {
+				t.Fatalf("connect-client.mjs printed %+v, want phase %s\nstderr:\n%s", l, want, stderr.String())
+			}
+			return l
+		case <-ctx.Done():
+			t.Fatalf("connect-client.mjs: no %s line in time\nstderr:\n%s", want, stderr.String())
+		}
+		return tsConnectLine{}
+	}
+
+	l := next("connect-required")
+	// The SDK turns -32042 into UrlElicitationRequiredError and keeps only the elicitations of
+	// the data; the script also records the raw JSON-RPC error it received.
+	var raw struct {
+		Code    int64           `json:"code"`
+		Message string          `json:"message"`
+		Data    json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(l.Raw, &raw); err != nil {
+		t.Fatalf("raw error %s: %v", l.Raw, err)
+	}
+	cr := &connectRequired{Code: raw.Code, Message: raw.Message}
+	if err := json.Unmarshal(raw.Data, &cr.Data); err != nil {
+		t.Fatalf("raw error data %s: %v", raw.Data, err)
+	}
+	authURL := cr.check(t, s, "authenticating")
+	var sdkData struct {
+		Elicitations []struct {
+			URL string `json:"url"`
+		} `json:"elicitations"`
+	}
+	if err := json.Unmarshal(l.Data, &sdkData); err != nil || l.Code != mcp.CodeURLElicitationRequired ||
+		len(sdkData.Elicitations) != 1 || sdkData.Elicitations[0].URL != authURL || !strings.Contains(l.Message, authURL) {
+		t.Errorf("the TypeScript SDK's error: code %d message %q data %s, want -32042 with the link", l.Code, l.Message, l.Data)
+	}
+
+	s.approveInBrowser(t, authURL, "zoe-ts", "")
+	if _, err := io.WriteString(stdin, "connected\n"); err != nil {
+		t.Fatal(err)
+	}
+	res := next("result")
+	if res.Text != "subject=zoe-ts" {
+		t.Errorf("whoami after connecting = %q, want subject=zoe-ts", res.Text)
+	}
+	_ = stdin.Close()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("connect-client.mjs: %v\nstderr:\n%s", err, stderr.String())
+		}
+	case <-ctx.Done():
+		t.Error("connect-client.mjs did not exit")
+	}
+	s.checkUpstream(t, "zoe-ts")
+}
+
+// connectLink asks for a tools/list through mcpgate with the API key and returns the link of the
+// connect-required answer.
+func (s *connectSetup) connectLink(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	_, err := s.goConnect(ctx)
+	return asConnectRequired(t, "initialize before connecting", err).check(t, s, "authenticating")
+}
+
+// errorPage checks the browser error page's labelled details and returns them.
+func errorPage(t *testing.T, b *browser.Browser) map[string]string {
+	t.Helper()
+	details := browser.Eval[map[string]string](b, `Object.fromEntries(Array.from(document.querySelectorAll("dl.details dt")).map(dt => [dt.innerText.trim(), dt.nextElementSibling.innerText.trim()]))`)
+	for _, label := range []string{"Request ID", "Error code", "Reason"} {
+		if v := details[label]; v == "" || v == "—" {
+			t.Errorf("error page: %q is %q, want a value (details %v)", label, v, details)
+		}
+	}
+	return details
+}
+
+// TestConnectErrorPages: what a person sees when connecting fails.
+func TestConnectErrorPages(t *testing.T) {
+	t.Run("authorization server down", func(t *testing.T) {
+		s := startConnectSetup(t)
+		authURL := s.connectLink(t)
+		// The link was issued while Hydra worked (discovery is cached); now it is gone.
+		if err := s.hydra.Close(); err != nil {
+			t.Fatal(err)
+		}
+		b := browser.New(t)
+		b.Navigate(authURL)
+		b.ClickNavigate(`button[name="decision"][value="approve"]`)
+		if h1 := b.Text("h1"); h1 != "Cannot connect "+connectDisplayName {
+			t.Errorf("error page title %q", h1)
+		}
+		b.Screenshot("error")
+		d := errorPage(t, b)
+		// Unreachable is transient (internal/upstream: network errors are the upstream service's
+		// bucket, not a setup problem), and the first call that needed Hydra was registration.
+		if d["Category"] != "Upstream service response" || d["Error code"] != "registration_failed" ||
+			!strings.Contains(d["Reason"], "could not reach the authorization server") {
+			t.Errorf("error page details %v, want category Upstream service response, code registration_failed and a reason saying Hydra was unreachable", d)
+		}
+		if !strings.Contains(s.gw.Logs(), d["Request ID"]) {
+			t.Errorf("request id %s of the error page is not in the gateway log", d["Request ID"])
+		}
+	})
+
+	t.Run("upstream HTML error", func(t *testing.T) {
+		s := startConnectSetup(t)
+		// A web application firewall in front of the token endpoint answers the code exchange.
+		const firewall = "Request blocked by the corporate firewall (incident 4711)."
+		s.hydra.SetTokenInterceptor(func(w http.ResponseWriter, _ *http.Request, grant string) bool {
+			if grant != "authorization_code" {
+				return false
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprintf(w, `<!doctype html><title>Blocked</title><h1>Access denied</h1><p>%s</p><script>document.title="script ran"</script>`, firewall)
+			return true
+		})
+		authURL := s.connectLink(t)
+		b := browser.New(t)
+		b.Navigate(s.hydra.LoginURL + "/error")
+		browser.Eval[string](b, `document.cookie = "`+hydra.SubjectCookie+`=zoe-waf; path=/"`)
+		b.Navigate(authURL)
+		b.ClickNavigate(`button[name="decision"][value="approve"]`)
+		if h1 := b.Text("h1"); h1 != "Connection failed" {
+			t.Errorf("error page title %q", h1)
+		}
+		d := errorPage(t, b)
+		if d["Category"] != "Upstream service response" || d["Error code"] != "token_exchange_failed" || !strings.Contains(d["Reason"], "HTTP 403") {
+			t.Errorf("error page details %v, want category Upstream service response, code token_exchange_failed, a reason naming HTTP 403", d)
+		}
+		frames := b.FrameTexts()
+		if len(frames) != 1 || !strings.Contains(frames[0], firewall) {
+			t.Errorf("error page frames %q, want the upstream's HTML with %q", frames, firewall)
+		}
+		b.Screenshot("error-upstream-html")
+		if title := browser.Eval[string](b, `document.title`); strings.Contains(title, "script ran") {
+			t.Error("the upstream's script ran in the gateway's page")
+		}
+	})
+}
