@@ -340,7 +340,7 @@ func startOAuthSetup(t *testing.T) *oauthSetup {
 			"handler": map[string]any{"module": "$import(@zuplo/runtime)", "export": "OpenIdJwtInboundPolicy",
 				"options": map[string]any{
 					"issuer": h.Issuer(), "jwkUrl": h.JWKSURL(), "audience": audience,
-					"oAuthResourceMetadataEnabled": true,
+					"oAuthResourceMetadataEnabled": true, "scopesSupported": []string{"mcp"},
 				}},
 		}
 	}
@@ -358,7 +358,7 @@ func (s *oauthSetup) checkChallengeAndMetadata(t *testing.T) {
 	t.Helper()
 	status, challenge, doc := rawPost(t, s.echoURL)
 	wantMeta := strings.Replace(s.echoURL, "/mcp/echo", "/.well-known/oauth-protected-resource/mcp/echo", 1)
-	if status != http.StatusUnauthorized || challenge != `Bearer resource_metadata="`+wantMeta+`"` || doc["reasonCode"] != "missing_token" {
+	if status != http.StatusUnauthorized || challenge != `Bearer resource_metadata="`+wantMeta+`", scope="mcp"` || doc["reasonCode"] != "missing_token" {
 		t.Fatalf("unauthenticated: status %d challenge %q reason %v", status, challenge, doc["reasonCode"])
 	}
 	resp, err := http.Get(wantMeta)
@@ -371,7 +371,8 @@ func (s *oauthSetup) checkChallengeAndMetadata(t *testing.T) {
 		t.Fatalf("metadata: status %d: %v", resp.StatusCode, err)
 	}
 	if prm.Resource != s.echoURL || !slices.Equal(prm.AuthorizationServers, []string{s.hydra.Issuer()}) ||
-		!slices.Equal(prm.BearerMethodsSupported, []string{"header"}) || prm.ResourceName != "Echo MCP server" {
+		!slices.Equal(prm.BearerMethodsSupported, []string{"header"}) || prm.ResourceName != "Echo MCP server" ||
+		!slices.Equal(prm.ScopesSupported, []string{"mcp"}) {
 		t.Fatalf("metadata %+v", prm)
 	}
 }
@@ -382,7 +383,7 @@ func (s *oauthSetup) checkWrongRoute(t *testing.T, token string) {
 	status, challenge, doc := rawPost(t, s.otherURL, "Authorization", "Bearer "+token)
 	wantMeta := strings.Replace(s.otherURL, "/mcp/other", "/.well-known/oauth-protected-resource/mcp/other", 1)
 	if status != http.StatusUnauthorized || doc["reasonCode"] != "invalid_audience" ||
-		challenge != `Bearer resource_metadata="`+wantMeta+`", error="invalid_token"` {
+		challenge != `Bearer resource_metadata="`+wantMeta+`", scope="mcp", error="invalid_token"` {
 		t.Errorf("token of /mcp/echo at /mcp/other: status %d reason %v challenge %q, want 401 invalid_audience", status, doc["reasonCode"], challenge)
 	}
 }
@@ -464,8 +465,8 @@ func TestAuthOAuthGoSDKClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	claims := s.hydra.Introspect(t, tok.AccessToken)
-	if claims.Subject != "go-sdk-user" || !slices.Contains(claims.Audience, s.echoURL) {
-		t.Errorf("token subject %q audience %v, want go-sdk-user and %s", claims.Subject, claims.Audience, s.echoURL)
+	if claims.Subject != "go-sdk-user" || !slices.Contains(claims.Audience, s.echoURL) || !slices.Contains(strings.Fields(claims.Scope), "mcp") {
+		t.Errorf("token subject %q audience %v scope %q, want go-sdk-user, %s and the challenged scope mcp", claims.Subject, claims.Audience, claims.Scope, s.echoURL)
 	}
 	s.checkWrongRoute(t, tok.AccessToken)
 }
@@ -489,6 +490,7 @@ type authTSReport struct {
 	RegisteredClient struct {
 		HasClientID bool `json:"hasClientId"`
 	} `json:"registeredClient"`
+	Scope    string   `json:"scope"`
 	Audience any      `json:"audience"`
 	Tools    []string `json:"tools"`
 	Echo     []string `json:"echo"`
@@ -515,7 +517,7 @@ func TestAuthOAuthTypeScriptClient(t *testing.T) {
 	}
 
 	wantMeta := strings.Replace(s.echoURL, "/mcp/echo", "/.well-known/oauth-protected-resource/mcp/echo", 1)
-	if len(r.Challenges) == 0 || r.Challenges[0].WWWAuthenticate != `Bearer resource_metadata="`+wantMeta+`"` {
+	if len(r.Challenges) == 0 || r.Challenges[0].WWWAuthenticate != `Bearer resource_metadata="`+wantMeta+`", scope="mcp"` {
 		t.Errorf("the client saw challenges %+v, want the first to point at %s", r.Challenges, wantMeta)
 	}
 	if len(r.MetadataFetches) == 0 || r.MetadataFetches[0].URL != wantMeta || r.MetadataFetches[0].Status != 200 {
@@ -526,6 +528,9 @@ func TestAuthOAuthTypeScriptClient(t *testing.T) {
 	}
 	if r.AuthorizationRequest.Resource != s.echoURL || r.AuthorizationRequest.CodeChallengeMethod != "S256" || !r.AuthorizationRequest.HasState {
 		t.Errorf("authorization request %+v, want resource %s, S256 and a state", r.AuthorizationRequest, s.echoURL)
+	}
+	if !slices.Contains(strings.Fields(r.Scope), "mcp") {
+		t.Errorf("granted scope %q, want the challenged scope mcp", r.Scope)
 	}
 	if !r.RegisteredClient.HasClientID {
 		t.Error("the client did not register dynamically")

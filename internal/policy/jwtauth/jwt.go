@@ -97,7 +97,7 @@ func (p *Policy) Provision(_ context.Context, env *policy.Env) error {
 		if svc == nil || svc.Register == nil {
 			return errors.New("oAuthResourceMetadataEnabled needs the gateway's endpoint registry, and the gateway gave none")
 		}
-		ms := &authcommon.MetadataServer{URLs: st.urls, AuthorizationServers: []string{p.Issuer}}
+		ms := &authcommon.MetadataServer{URLs: st.urls, AuthorizationServers: []string{p.Issuer}, Scopes: p.ScopesSupported}
 		for _, path := range ms.Register(svc.Register, env.Routes) {
 			log.Warn("no protected-resource metadata served for this route: its path has no single well-known URL, or another policy serves it", "route", path)
 		}
@@ -153,7 +153,11 @@ func (p *Policy) HandleRequest(c *policy.Context, r *http.Request) (*http.Respon
 func (p *Policy) challenge(r *http.Request, reason string) string {
 	var params []authcommon.Param
 	if p.OAuthResourceMetadataEnabled {
-		params = append(params, authcommon.Param{Name: "resource_metadata", Value: authcommon.MetadataURL(p.st.urls, r)})
+		params = append(params,
+			authcommon.Param{Name: "resource_metadata", Value: authcommon.MetadataURL(p.st.urls, r)},
+			// The scopes to ask for (MCP authorization: clients treat the challenge's scope as
+			// authoritative).
+			authcommon.Param{Name: "scope", Value: strings.Join(p.ScopesSupported, " ")})
 	} else {
 		params = append(params, authcommon.Param{Name: "realm", Value: "mcpgate"})
 	}

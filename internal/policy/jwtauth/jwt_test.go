@@ -441,3 +441,25 @@ func TestAllowUnauthenticatedAndAdminClaim(t *testing.T) {
 		t.Fatalf("admin token: status %d user %+v", resp.StatusCode, u)
 	}
 }
+
+func TestScopesSupported(t *testing.T) {
+	keys(t)
+	j := newTestJWKS(t)
+	j.publish(t, rsaKey, "k1")
+	g, now := jwksGateway(t, j, `,"scopesSupported":["mcp","offline_access"]`)
+
+	resp := g.Do(t, httptest.NewRequest("GET", "/.well-known/oauth-protected-resource/mcp/test", nil))
+	var doc struct {
+		Scopes []string `json:"scopes_supported"`
+	}
+	if err := json.Unmarshal(resp.Body, &doc); err != nil || strings.Join(doc.Scopes, " ") != "mcp offline_access" {
+		t.Errorf("metadata scopes_supported %v (%v), want [mcp offline_access]", doc.Scopes, err)
+	}
+	if got, want := g.Post(t, "/mcp/test").Header.Get("WWW-Authenticate"), `Bearer resource_metadata="`+prmURL+`", scope="mcp offline_access"`; got != want {
+		t.Errorf("challenge %q, want %q", got, want)
+	}
+	expired := sign(t, jwa.RS256(), rsaKey, "k1", claimsAt(*now, func(c map[string]any) { c["exp"] = now.Add(-time.Hour).Unix() }))
+	if got, want := g.Post(t, "/mcp/test", "Authorization", "Bearer "+expired).Header.Get("WWW-Authenticate"), `Bearer resource_metadata="`+prmURL+`", scope="mcp offline_access", error="invalid_token"`; got != want {
+		t.Errorf("challenge %q, want %q", got, want)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/vault"
@@ -42,6 +43,10 @@ type Policy struct {
 	SubPropertyName string `json:"subPropertyName,omitempty"`
 	// OAuthResourceMetadataEnabled adds resource_metadata to the WWW-Authenticate of 401s.
 	OAuthResourceMetadataEnabled bool `json:"oAuthResourceMetadataEnabled,omitempty"`
+	// ScopesSupported (an mcpgate addition, named after Zuplo's OAuthProtectedResourcePlugin
+	// option) lists the scopes MCP clients should request: scopes_supported of the protected
+	// resource metadata and scope of the 401 challenge. Only with oAuthResourceMetadataEnabled.
+	ScopesSupported []string `json:"scopesSupported,omitempty"`
 
 	// st is the runtime state Provision builds (jwt.go).
 	st *state
@@ -88,6 +93,14 @@ func (p *Policy) Validate() error {
 		if u, err := url.Parse(p.JwkURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("options.jwkUrl: must be an absolute http(s) URL, got %q", p.JwkURL))
 		}
+	}
+	for i, sc := range p.ScopesSupported {
+		if sc == "" || strings.ContainsAny(sc, " \t\"\\") {
+			errs = append(errs, fmt.Errorf("options.scopesSupported[%d]: must be a scope name without spaces or quotes, got %q", i, sc))
+		}
+	}
+	if len(p.ScopesSupported) > 0 && !p.OAuthResourceMetadataEnabled {
+		errs = append(errs, errors.New("options.scopesSupported: only used with oAuthResourceMetadataEnabled: true"))
 	}
 	return errors.Join(errs...)
 }
