@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -31,9 +30,10 @@ const (
 
 // proc is a server process the benchmark started.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string // its stdout+stderr
+	name   string
+	cmd    *exec.Cmd
+	log    string        // its stdout+stderr
+	exited chan struct{} // closed once the process has ended and been reaped
 }
 
 func (p *proc) pid() string { return strconv.Itoa(p.cmd.Process.Pid) }
@@ -54,19 +54,19 @@ func start(ctx context.Context, dir, name string, env []string, bin string, args
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	return &proc{name: name, cmd: cmd, log: logPath}, nil
+	p := &proc{name: name, cmd: cmd, log: logPath, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	return p, nil
 }
 
 // stop ends the process with SIGTERM (SIGKILL after stopTimeout) and waits for it.
 func (p *proc) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-p.exited:
 	case <-time.After(stopTimeout):
 		_ = p.cmd.Process.Kill()
-		<-done
+		<-p.exited
 	}
 }
 
@@ -91,18 +91,12 @@ func freePort() (string, error) {
 
 // waitReady polls addr with a JSON and an SSE tools/call until both succeed.
 func waitReady(ctx context.Context, p *proc, addr, path string) error {
-	name := "upstream"
-	if p != nil {
-		name = p.name
-	}
+	name := p.name
 	deadline := time.Now().Add(readyTimeout)
 	req := load{addr: addr, path: path}.request()
 	sseReq := load{addr: addr, path: path, sse: true}.request()
 	var last error
 	for time.Now().Before(deadline) {
-		if p != nil && p.cmd.ProcessState != nil {
-			break
-		}
 		last = probe(ctx, addr, req, sseReq)
 		if last == nil {
 			return nil
@@ -110,14 +104,12 @@ func waitReady(ctx context.Context, p *proc, addr, path string) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-p.exited:
+			return fmt.Errorf("%s exited (%v) before answering\n--- %s ---\n%s", name, p.cmd.ProcessState, p.log, p.tail())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	msg := fmt.Sprintf("%s at %s did not answer a tools/call: %v", name, addr, last)
-	if p != nil {
-		msg += "\n--- " + p.log + " ---\n" + p.tail()
-	}
-	return errors.New(msg)
+	return fmt.Errorf("%s at %s did not answer a tools/call: %v\n--- %s ---\n%s", name, addr, last, p.log, p.tail())
 }
 
 func probe(ctx context.Context, addr string, reqs ...[]byte) error {
