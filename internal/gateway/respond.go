@@ -16,6 +16,9 @@ type recorder struct {
 	wroteHeader bool
 	cors        *corsPolicy
 	origin      string
+	// own is set for the gateway's own endpoints, which set their CORS headers themselves (the
+	// metadata documents allow any origin); route CORS policies do not apply to them.
+	own bool
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -25,7 +28,9 @@ func (w *recorder) WriteHeader(code int) {
 	if code >= 200 {
 		w.wroteHeader = true
 		w.status = code
-		applyCORS(w.Header(), w.cors, w.origin)
+		if !w.own {
+			applyCORS(w.Header(), w.cors, w.origin)
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }

@@ -270,6 +270,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serve(w *recorder, r *http.Request, rid string, log *slog.Logger) *route {
 	if _, pattern := s.own.Handler(r); pattern != "" {
 		// ServeHTTP (not the handler Handler returned) so path wildcards reach r.PathValue.
+		w.own = true
 		s.own.ServeHTTP(w, r)
 		return nil
 	}
