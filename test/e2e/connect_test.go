@@ -278,8 +278,9 @@ func callText(t *testing.T, ctx context.Context, session *mcp.ClientSession, too
 // approveInBrowser opens the connect link in a fresh Chromium as a person would, with Hydra's
 // login app set to sign in subject, checks and photographs the consent page (shot+"consent"),
 // approves, and checks and photographs the success page (shot+"connected"). It returns the
-// consent page's scope list, newly requested scopes marked " (new)".
-func (s *connectSetup) approveInBrowser(t *testing.T, authURL, subject, shot string) []string {
+// consent page's scope list, newly requested scopes marked " (new)", and the callback URL the
+// authorization server sent the browser to (with code and state).
+func (s *connectSetup) approveInBrowser(t *testing.T, authURL, subject, shot string) (scopes []string, callback *url.URL) {
 	t.Helper()
 	b := browser.New(t)
 	// Hydra's login app signs in whoever its subject cookie names; the cookie belongs to its origin.
@@ -294,7 +295,7 @@ func (s *connectSetup) approveInBrowser(t *testing.T, authURL, subject, shot str
 	if got := b.Text("dl.facts dd"); got != "e2e-user" {
 		t.Errorf("consent page: connecting as %q, want the API key's consumer e2e-user", got)
 	}
-	scopes := browser.Eval[[]string](b, `Array.from(document.querySelectorAll("ul.scopes li")).map(li => li.querySelector("code").innerText.trim() + (li.classList.contains("new") ? " (new)" : ""))`)
+	scopes = browser.Eval[[]string](b, `Array.from(document.querySelectorAll("ul.scopes li")).map(li => li.querySelector("code").innerText.trim() + (li.classList.contains("new") ? " (new)" : ""))`)
 	b.Screenshot(shot + "consent")
 
 	b.ClickNavigate(`button[name="decision"][value="approve"]`)
@@ -313,7 +314,38 @@ func (s *connectSetup) approveInBrowser(t *testing.T, authURL, subject, shot str
 	if n := browser.Eval[int](b, `document.querySelectorAll("form").length`); n != 0 {
 		t.Errorf("the success page has %d forms, want none", n)
 	}
-	return scopes
+	callback, err := url.Parse(u)
+	if err != nil || callback.Query().Get("code") == "" || callback.Query().Get("state") == "" {
+		t.Fatalf("callback URL %s: want code and state (%v)", u, err)
+	}
+	return scopes, callback
+}
+
+// checkLogs fails the test if the gateway's log holds any secret of the flow: the API key, an
+// upstream token, a browser ticket, the authorization code or state (DESIGN.md §8.10).
+func (s *connectSetup) checkLogs(t *testing.T, authURLs []string, callbacks []*url.URL) {
+	t.Helper()
+	logs := s.gw.Logs()
+	secrets := map[string]string{"the API key": s.key}
+	for i, sn := range s.up.Seen() {
+		secrets[fmt.Sprintf("upstream token %d", i)] = sn.Token
+	}
+	for i, a := range authURLs {
+		if u, err := url.Parse(a); err == nil {
+			secrets[fmt.Sprintf("browser ticket %d", i)] = u.Query().Get("browserTicket")
+		}
+	}
+	for i, c := range callbacks {
+		secrets[fmt.Sprintf("authorization code %d", i)] = c.Query().Get("code")
+		secrets[fmt.Sprintf("state %d", i)] = c.Query().Get("state")
+	}
+	for what, v := range secrets {
+		if v == "" {
+			t.Errorf("checking the log: %s is empty", what)
+		} else if strings.Contains(logs, v) {
+			t.Errorf("%s is in the gateway's log", what)
+		}
+	}
 }
 
 // checkUpstream asserts that the upstream's last authorized request carried subject's own Hydra
@@ -375,7 +407,7 @@ func TestConnectGoSDKClient(t *testing.T) {
 		t.Errorf("connect-required scopes %v, want the challenge's [mcp]", cr.Data.Scopes)
 	}
 
-	scopes := s.approveInBrowser(t, authURL, "zoe-go", "")
+	scopes, callback := s.approveInBrowser(t, authURL, "zoe-go", "")
 	if !slices.Contains(scopes, "mcp") {
 		t.Errorf("consent page lists scopes %q, want mcp among them", scopes)
 	}
@@ -394,6 +426,7 @@ func TestConnectGoSDKClient(t *testing.T) {
 	}
 	s.checkUpstream(t, "zoe-go")
 
+	firstAuthURL := authURL
 	t.Run("step-up", func(t *testing.T) {
 		_, err := callText(t, ctx, session, "admin_report")
 		cr := asConnectRequired(t, "admin_report without the admin scope", err)
@@ -401,7 +434,7 @@ func TestConnectGoSDKClient(t *testing.T) {
 		if !slices.Contains(cr.Data.Scopes, connectExtraScope) || !slices.Contains(cr.Data.Scopes, "mcp") {
 			t.Errorf("step-up scopes %v, want mcp and %s", cr.Data.Scopes, connectExtraScope)
 		}
-		scopes := s.approveInBrowser(t, authURL, "zoe-go", "stepup-")
+		scopes, stepCallback := s.approveInBrowser(t, authURL, "zoe-go", "stepup-")
 		if !slices.Contains(scopes, connectExtraScope+" (new)") || !slices.Contains(scopes, "mcp") {
 			t.Errorf("consent page lists %q, want mcp, and %s marked newly requested", scopes, connectExtraScope)
 		}
@@ -417,7 +450,9 @@ func TestConnectGoSDKClient(t *testing.T) {
 			t.Errorf("the upstream's last token has scopes %v, want %s", last.Scopes, connectExtraScope)
 		}
 		s.checkUpstream(t, "zoe-go")
+		s.checkLogs(t, []string{firstAuthURL, authURL}, []*url.URL{callback, stepCallback})
 	})
+	s.checkLogs(t, []string{authURL}, []*url.URL{callback})
 }
 
 // tsConnectLine is one JSON line node/connect-client.mjs prints.
@@ -515,7 +550,7 @@ func TestConnectTypeScriptClient(t *testing.T) {
 		t.Errorf("the TypeScript SDK's error: code %d message %q data %s, want -32042 with the link", l.Code, l.Message, l.Data)
 	}
 
-	s.approveInBrowser(t, authURL, "zoe-ts", "")
+	_, callback := s.approveInBrowser(t, authURL, "zoe-ts", "")
 	if _, err := io.WriteString(stdin, "connected\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -533,6 +568,7 @@ func TestConnectTypeScriptClient(t *testing.T) {
 		t.Error("connect-client.mjs did not exit")
 	}
 	s.checkUpstream(t, "zoe-ts")
+	s.checkLogs(t, []string{authURL}, []*url.URL{callback})
 }
 
 // connectLink asks for a tools/list through mcpgate with the API key and returns the link of the
