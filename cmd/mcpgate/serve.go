@@ -150,6 +150,9 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		return err
 	}
 	defer gw.Close()
+	if err := runServeHooks(ctx, project, settings.Services.(*gateway.Services)); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {

@@ -1,0 +1,132 @@
+// Package setup is the administrator's side of the gateway: the admin API (JSON, Bearer admin key
+// or admin JWT) and the setup UI (server-rendered pages, session cookie after a login form) that
+// is a client of the same functions. Both list every upstream with its discovery status step by
+// step, run "Check now", connect and revoke the shared grant of a shared-oauth upstream, show the
+// health of every user's connection with counts and filters, revoke one or all, and page through
+// the audit log. Neither ever shows a token, secret or ciphertext: the views are built from
+// connection metadata (store.ListConnections never decrypts).
+//
+// Endpoints, under the gateway's base path (default /__mcpgate):
+//
+//	browser (session cookie; every POST checks the same origin and a CSRF token bound to the session)
+//	  GET  /setup                         upstreams, discovery, shared connections, health counts
+//	  GET  /setup/login  POST /setup/login  POST /setup/logout
+//	  POST /setup/upstreams/{id}/check    rerun discovery, back to /setup with the steps shown
+//	  POST /setup/upstreams/{id}/connect  303 to the consent page with a shared-mode ticket
+//	  POST /setup/upstreams/{id}/disconnect
+//	  GET  /setup/connections             health view (?upstream=&state=&user=)
+//	  POST /setup/connections/revoke      POST /setup/connections/revoke-all
+//	  GET  /setup/audit                   audit log (?user=&upstream=&event=&outcome=&since=&until=&before=)
+//
+//	API (Authorization: Bearer <admin API key or admin JWT>; JSON)
+//	  GET  /admin/api/upstreams           GET /admin/api/upstreams/{id}
+//	  POST /admin/api/upstreams/{id}/check
+//	  GET  /admin/api/connections         POST /admin/api/connections/revoke   POST /admin/api/connections/revoke-all
+//	  GET  /admin/api/audit
+//
+// Browser and API are separate handler sets: the API never reads the session cookie (no CSRF
+// exposure), the UI never accepts a bearer token.
+package setup
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/connect"
+	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/policy/jwtauth"
+	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/web"
+)
+
+// Handler serves the admin API and the setup UI.
+type Handler struct {
+	m      *connect.Manager
+	store  store.Store
+	audit  *audit.Recorder
+	urls   *gateway.URLs
+	csrf   *web.CSRF
+	sealer *sealer
+	limit  *limiter
+	jwt    []policy.Inbound
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// Mount builds the handler for the gateway's services and registers its endpoints. project is the
+// loaded configuration: its JWT policies (open-id-jwt-auth-inbound) also authenticate admins that
+// carry the MCPGATE_ADMIN_CLAIM claim. Call it after gateway.New (the policies are provisioned).
+func Mount(svc *gateway.Services, project *config.Project) (*Handler, error) {
+	if svc == nil || svc.Store == nil || svc.Ring == nil || svc.URLs == nil || svc.Register == nil {
+		return nil, errors.New("setup: the gateway was started without a store, key ring and endpoint registry")
+	}
+	m, err := connect.FromServices(svc)
+	if err != nil {
+		return nil, err
+	}
+	seal, err := newSealer(svc.Ring.DeriveKey("admin-session"))
+	if err != nil {
+		return nil, err
+	}
+	log := svc.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	h := &Handler{m: m, store: svc.Store, audit: svc.Audit, urls: svc.URLs, csrf: web.NewCSRF(svc.Ring.DeriveKey("admin-csrf")),
+		sealer: seal, log: log.With("component", "setup"), now: time.Now}
+	h.limit = newLimiter(func() time.Time { return h.now() })
+	if project != nil {
+		for _, name := range project.PolicyOrder {
+			p := project.Policies[name]
+			if p == nil {
+				continue
+			}
+			if v, ok := p.Handler.Value.(*jwtauth.Policy); ok {
+				h.jwt = append(h.jwt, v)
+			}
+		}
+	}
+	h.routes(svc.Register)
+	return h, nil
+}
+
+func (h *Handler) routes(register func(string, http.Handler)) {
+	base := h.urls.BasePath
+	ui := func(pattern string, f func(http.ResponseWriter, *http.Request, *session)) {
+		register(pattern, h.browser(f))
+	}
+	register("GET "+base+"/setup/login", http.HandlerFunc(h.serveLoginPage))
+	register("POST "+base+"/setup/login", http.HandlerFunc(h.serveLogin))
+	ui("POST "+base+"/setup/logout", h.serveLogout)
+	ui("GET "+base+"/setup", h.serveUpstreamsPage)
+	ui("POST "+base+"/setup/upstreams/{id}/check", h.serveCheckForm)
+	ui("POST "+base+"/setup/upstreams/{id}/connect", h.serveConnectForm)
+	ui("POST "+base+"/setup/upstreams/{id}/disconnect", h.serveDisconnectForm)
+	ui("GET "+base+"/setup/connections", h.serveConnectionsPage)
+	ui("POST "+base+"/setup/connections/revoke", h.serveRevokeForm)
+	ui("POST "+base+"/setup/connections/revoke-all", h.serveRevokeAllForm)
+	ui("GET "+base+"/setup/audit", h.serveAuditPage)
+
+	api := func(pattern string, f func(http.ResponseWriter, *http.Request, *Admin)) {
+		register(pattern, h.bearer(f))
+	}
+	api("GET "+base+"/admin/api/upstreams", h.apiUpstreams)
+	api("GET "+base+"/admin/api/upstreams/{id}", h.apiUpstream)
+	api("POST "+base+"/admin/api/upstreams/{id}/check", h.apiCheck)
+	api("GET "+base+"/admin/api/connections", h.apiConnections)
+	api("POST "+base+"/admin/api/connections/revoke", h.apiRevoke)
+	api("POST "+base+"/admin/api/connections/revoke-all", h.apiRevokeAll)
+	api("GET "+base+"/admin/api/audit", h.apiAudit)
+}
+
+// detached bounds work an admin started (a discovery, a revoke at the AS) independently of the
+// browser that may go away.
+func detached(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
+}
