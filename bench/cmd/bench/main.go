@@ -1,9 +1,10 @@
 // Command bench compares mcpgate's proxying cost with a direct call, a bare httputil.ReverseProxy,
 // Caddy and nginx. In one run, on loopback, at a fixed concurrency, it sends the same MCP
 // tools/call load to each target in turn (direct, mcpgate, bare, Caddy, nginx, then again, for
-// several rounds), once as JSON and once as a short SSE stream, and prints for each target the
-// medians over rounds of req/s, p50 and p99 latency, time to first SSE event, and CPU time per
-// request of the proxy process (from /proc/<pid>/stat), with mcpgate's ratios to each.
+// several rounds), as JSON and as a short SSE stream at a fixed concurrency and as JSON on one
+// connection (unloaded latency), and prints for each target the medians over rounds of req/s, p50
+// and p99 latency, time to first SSE event, and CPU time per request of the proxy process (from
+// /proc/<pid>/stat), with mcpgate's ratios to each.
 //
 //	go run ./bench/cmd/bench               # or bench/run
 //	go run ./bench/cmd/bench -rounds 3 -duration 2s -o /tmp/bench.md
@@ -61,12 +62,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var o options
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every target once per workload")
-	fs.DurationVar(&o.duration, "duration", 3*time.Second, "measured time per target, workload and round")
+	fs.DurationVar(&o.duration, "duration", 2500*time.Millisecond, "measured time per target, workload and round")
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured load before each measurement")
 	fs.IntVar(&o.concurrency, "concurrency", 50, "concurrent connections (each sends requests back to back)")
 	fs.DurationVar(&o.sseDelay, "sse-delay", 2*time.Millisecond, "upstream pause between the progress event and the result of an SSE answer")
 	fs.StringVar(&o.only, "targets", "direct,mcpgate,bare,caddy,nginx", "targets in the order each round runs them (also: bare-stdlib, httputil.ReverseProxy with its defaults)")
-	fs.StringVar(&o.workloads, "workloads", "json,sse", "workloads: json, sse")
+	fs.StringVar(&o.workloads, "workloads", "json,sse,latency", "workloads: json and sse (tools/call at -concurrency), latency (JSON, one connection: unloaded latency)")
 	fs.StringVar(&o.mcpgate, "mcpgate", "", "mcpgate binary (default: built from ./cmd/mcpgate)")
 	fs.StringVar(&o.caddy, "caddy", "", "caddy binary (default: $HOME/.cache/mcpgate-bench/bin/caddy, installed when missing)")
 	fs.StringVar(&o.nginx, "nginx", "", "nginx binary (default: nginx on PATH or /usr/sbin/nginx, apt-get installed when missing)")

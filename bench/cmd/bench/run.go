@@ -76,8 +76,8 @@ func benchmark(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	workloads := splitComma(o.workloads)
 	for _, w := range workloads {
-		if w != "json" && w != "sse" {
-			return fmt.Errorf("-workloads: unknown workload %q (json, sse)", w)
+		if w != "json" && w != "sse" && w != "latency" {
+			return fmt.Errorf("-workloads: unknown workload %q (json, sse, latency)", w)
 		}
 	}
 	if o.rounds < 1 || o.concurrency < 1 || o.duration <= 0 {
@@ -201,7 +201,7 @@ func benchmark(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	for round := 1; round <= o.rounds; round++ {
 		for _, w := range workloads {
 			for _, t := range targets {
-				m, err := measure(ctx, o, t, up, w == "sse")
+				m, err := measure(ctx, o, t, up, w)
 				if err != nil {
 					return err
 				}
@@ -235,8 +235,11 @@ func benchmark(ctx context.Context, o options, stdout, stderr io.Writer) error {
 
 // measure runs a warm-up, then the measured load, reading the CPU counters of the proxy, the
 // upstream and this process around the measured window only.
-func measure(ctx context.Context, o options, t *target, up *proc, sse bool) (measurement, error) {
-	l := load{addr: t.addr, path: "/mcp", sse: sse, concurrency: o.concurrency, duration: o.warmup}
+func measure(ctx context.Context, o options, t *target, up *proc, workload string) (measurement, error) {
+	l := load{addr: t.addr, path: "/mcp", sse: workload == "sse", concurrency: o.concurrency, duration: o.warmup}
+	if workload == "latency" {
+		l.concurrency = 1
+	}
 	if o.warmup > 0 {
 		if s := l.run(ctx); s.requests == 0 {
 			return measurement{}, fmt.Errorf("%s: warm-up: no successful request (%d errors, first: %v)", t.name, s.errors, s.firstErr)
@@ -263,7 +266,7 @@ func environment(o options, targets []*target) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "machine: %d CPUs (%s), %s/%s, Go %s; load average before the run: %s\n",
 		runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH, strings.TrimPrefix(runtime.Version(), "go"), loadAverage())
-	fmt.Fprintf(&b, "load: %d connections, %d rounds × %s per target and workload (after %s warm-up), targets interleaved in the order %s\n",
+	fmt.Fprintf(&b, "load: %d connections (latency workload: 1), %d rounds × %s per target and workload (after %s warm-up), targets interleaved in the order %s\n",
 		o.concurrency, o.rounds, o.duration, o.warmup, strings.Join(names(targets), ", "))
 	fmt.Fprintf(&b, "request: POST /mcp tools/call (%d-byte body); JSON answer %d-byte text result; SSE answer = progress event, %s pause, result event",
 		len(upstream.ToolsCall), upstream.ResultTextSize, o.sseDelay)
