@@ -185,12 +185,13 @@ func (h *Handler) cookieValue(r *http.Request, secureName, plainName string) str
 
 // startSession issues the session cookie for a.
 func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, a *Admin) {
-	exp := h.now().Add(SessionTTL)
+	now := h.now()
+	exp := now.Add(SessionTTL)
 	if !a.Until.IsZero() && a.Until.Before(exp) {
 		exp = a.Until
 	}
-	s := session{ID: randomID(16), Subject: a.Subject, KeyID: a.KeyID, Expires: exp.Truncate(time.Second)}
-	maxAge := int(time.Until(exp) / time.Second)
+	s := session{ID: randomID(16), Subject: a.Subject, KeyID: a.KeyID, Expires: exp}
+	maxAge := int(exp.Sub(now) / time.Second)
 	if maxAge < 1 {
 		maxAge = 1
 	}

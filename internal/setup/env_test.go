@@ -1,0 +1,326 @@
+package setup_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"net/http/httptest"
+
+	"github.com/mcpgate/mcpgate/internal/audit"
+	_ "github.com/mcpgate/mcpgate/internal/builtin"
+	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/setup"
+	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/store/sqlite"
+	"github.com/mcpgate/mcpgate/internal/store/sqlstore"
+	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
+	"github.com/mcpgate/mcpgate/internal/vault"
+)
+
+// upstreamSpec is one token-exchange upstream of the test project.
+type upstreamSpec struct {
+	id, displayName, authMode, url string
+	scopes                         []string
+}
+
+// env is a gateway with api-key-inbound and token-exchange routes, the setup UI mounted, on a real
+// SQLite store.
+type env struct {
+	t      *testing.T
+	gw     *httptest.Server
+	store  store.Store
+	dbPath string
+	logs   *syncWriter
+	base   string // gateway URL + base path
+}
+
+type envOptions struct {
+	upstreams []upstreamSpec
+	publicURL string // "": derived from requests
+}
+
+func newEnv(t *testing.T, o envOptions) *env {
+	t.Helper()
+	dir := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(dir, "config"), 0o755))
+	must(os.WriteFile(filepath.Join(dir, "zuplo.jsonc"), []byte(`{"version":1,"compatibilityDate":"2026-03-01"}`), 0o644))
+	policies := []map[string]any{{"name": "api-key", "policyType": "api-key-inbound",
+		"handler": map[string]any{"module": "$import(@zuplo/runtime)", "export": "ApiKeyInboundPolicy", "options": map[string]any{"cacheTtlSeconds": 0}}}}
+	paths := map[string]any{}
+	for _, u := range o.upstreams {
+		opts := map[string]any{"id": u.id, "displayName": u.displayName, "summary": u.displayName + " through the gateway.", "authMode": u.authMode}
+		if len(u.scopes) > 0 {
+			opts["scopes"] = u.scopes
+		}
+		policies = append(policies, map[string]any{"name": "mcp-token-exchange-" + u.id, "policyType": "mcp-token-exchange-inbound",
+			"handler": map[string]any{"module": "$import(@zuplo/runtime/mcp-gateway)", "export": "McpTokenExchangeInboundPolicy", "options": opts}})
+		paths["/mcp/"+u.id] = map[string]any{"get,post": map[string]any{"operationId": u.id + "-mcp", "x-zuplo-route": map[string]any{
+			"corsPolicy": "none",
+			"handler":    map[string]any{"module": "$import(@zuplo/runtime/mcp-gateway)", "export": "McpProxyHandler", "options": map[string]any{"rewritePattern": u.url}},
+			"policies":   map[string]any{"inbound": []string{"api-key", "mcp-token-exchange-" + u.id}}}}}
+	}
+	pj, _ := json.Marshal(map[string]any{"policies": policies})
+	rj, _ := json.Marshal(map[string]any{"openapi": "3.1.0", "info": map[string]any{"title": "t", "version": "1"}, "paths": paths})
+	must(os.WriteFile(filepath.Join(dir, "config", "policies.json"), pj, 0o644))
+	must(os.WriteFile(filepath.Join(dir, "config", "routes.oas.json"), rj, 0o644))
+	p, err := config.Load(dir, func(string) (string, bool) { return "", false })
+	must(err)
+
+	key, _ := vault.GenerateKey("k1", func() string { return "" })
+	ring, err := vault.ParseRing(key)
+	must(err)
+	dbPath := filepath.Join(t.TempDir(), "db.sqlite")
+	st, err := sqlite.Open(context.Background(), dbPath, sqlstore.Options{Ring: ring})
+	must(err)
+	t.Cleanup(func() { _ = st.Close() })
+	must(st.Migrate(context.Background()))
+	logs := &syncWriter{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	svc := &gateway.Services{Store: st, Ring: ring, Audit: &audit.Recorder{Log: log, Store: st}, SafeHTTPAllow: []string{"127.0.0.1"}, Logger: log}
+	settings := gateway.Settings{Logger: log, Services: svc}
+	if o.publicURL != "" {
+		settings.PublicURL, _ = url.Parse(o.publicURL)
+	}
+	gw, err := gateway.New(context.Background(), p, settings)
+	must(err)
+	t.Cleanup(func() { _ = gw.Close() })
+	_, err = setup.Mount(svc, p)
+	must(err)
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	return &env{t: t, gw: srv, store: st, dbPath: dbPath, logs: logs, base: srv.URL + gateway.DefaultBasePath}
+}
+
+// key creates an API key for consumer.
+func (e *env) key(consumer string, admin bool) string {
+	e.t.Helper()
+	id, k, hash, err := store.NewAPIKey()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.store.CreateAPIKey(context.Background(), &store.APIKey{ID: id, Consumer: consumer, Hash: hash, Admin: admin, CreatedAt: time.Now()}); err != nil {
+		e.t.Fatal(err)
+	}
+	return k
+}
+
+// call posts a tools/call to the route of upstream id with an API key and returns the JSON-RPC answer.
+func (e *env) call(id, key, tool string) map[string]any {
+	e.t.Helper()
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + tool + `","arguments":{}}}`
+	req, _ := http.NewRequest("POST", e.gw.URL+"/mcp/"+id, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("MCP-Protocol-Version", "2025-11-25")
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		m = map[string]any{}
+	}
+	m["_status"] = float64(resp.StatusCode)
+	m["_raw"] = string(b)
+	return m
+}
+
+// toolText is the text of a successful tools/call answer, or "".
+func toolText(m map[string]any) string {
+	res, _ := m["result"].(map[string]any)
+	content, _ := res["content"].([]any)
+	if len(content) == 0 {
+		return ""
+	}
+	c, _ := content[0].(map[string]any)
+	s, _ := c["text"].(string)
+	return s
+}
+
+// connectRequired returns the data of a -32042 connect-required answer, or nil.
+func connectRequired(m map[string]any) map[string]any {
+	e, _ := m["error"].(map[string]any)
+	if e == nil || e["code"] != float64(-32042) {
+		return nil
+	}
+	d, _ := e["data"].(map[string]any)
+	return d
+}
+
+// api calls the admin API and returns the status and body.
+func (e *env) api(method, path, key, body string) (int, string) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, e.base+"/admin/api"+path, rd)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// apiJSON calls the admin API, requires 200, and decodes the answer.
+func (e *env) apiJSON(method, path, key, body string, out any) string {
+	e.t.Helper()
+	status, b := e.api(method, path, key, body)
+	if status != http.StatusOK {
+		e.t.Fatalf("%s %s: %d %s", method, path, status, b)
+	}
+	if err := json.Unmarshal([]byte(b), out); err != nil {
+		e.t.Fatalf("decoding %s: %v", b, err)
+	}
+	return b
+}
+
+var (
+	csrfRe   = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	hiddenRe = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)"`)
+)
+
+func htmlUnescape(s string) string {
+	return strings.NewReplacer("&amp;", "&", "&#43;", "+", "&#39;", "'", "&quot;", `"`, "&lt;", "<", "&gt;", ">", "&#34;", `"`).Replace(s)
+}
+
+// client is a cookie-keeping HTTP client that does not follow redirects (a browser without Chromium).
+type client struct {
+	t *testing.T
+	c *http.Client
+}
+
+func newClient(t *testing.T) *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (c *client) get(u string) (*http.Response, string) {
+	c.t.Helper()
+	resp, err := c.c.Get(u)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func (c *client) post(u string, form url.Values, header http.Header) (*http.Response, string) {
+	c.t.Helper()
+	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := c.c.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// csrfOf returns the first CSRF token on a page.
+func csrfOf(t *testing.T, page string) string {
+	t.Helper()
+	m := csrfRe.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token on the page:\n%s", page)
+	}
+	return htmlUnescape(m[1])
+}
+
+// login signs c in with key through the login form and returns the login response.
+func (e *env) login(c *client, key string) *http.Response {
+	e.t.Helper()
+	_, page := c.get(e.base + "/setup/login")
+	resp, _ := c.post(e.base+"/setup/login", url.Values{"csrf": {csrfOf(e.t, page)}, "key": {key}}, nil)
+	return resp
+}
+
+// connectUser runs the connect flow of user (an API key consumer) for upstream id over HTTP, with
+// Hydra's login app signing in as hydraSubject.
+func (e *env) connectUser(h *hydra.Server, id, key, hydraSubject string) {
+	e.t.Helper()
+	d := connectRequired(e.call(id, key, "whoami"))
+	if d == nil {
+		e.t.Fatalf("%s: want connect-required before connecting", hydraSubject)
+	}
+	authURL, _ := d["authUrl"].(string)
+	c := newClient(e.t)
+	_, page := c.get(authURL)
+	form := url.Values{"decision": {"approve"}}
+	for _, m := range hiddenRe.FindAllStringSubmatch(page, -1) {
+		form.Set(m[1], htmlUnescape(m[2]))
+	}
+	resp, body := c.post(strings.SplitN(authURL, "?", 2)[0], form, nil)
+	if resp.StatusCode != http.StatusFound {
+		e.t.Fatalf("approve: %d %s", resp.StatusCode, body)
+	}
+	callback := h.AuthorizeHeadless(e.t, resp.Header.Get("Location"), hydraSubject)
+	if resp, page := c.get(callback.String()); resp.StatusCode != 200 {
+		e.t.Fatalf("callback: %d %s", resp.StatusCode, page)
+	}
+}
+
+// syncWriter collects log output from many goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
