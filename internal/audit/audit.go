@@ -7,6 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/store"
@@ -51,17 +53,70 @@ type Event struct {
 	Details map[string]any
 }
 
+// asyncQueue bounds the events waiting for the store in RecordAsync.
+const asyncQueue = 4096
+
 // Recorder writes events to the log and, when it has one, the store. A store failure is logged,
 // never returned: auditing must not fail the request it describes.
 type Recorder struct {
 	Log   *slog.Logger
 	Store store.Audit
 	Now   func() time.Time
+
+	once    sync.Once
+	queue   chan *store.AuditEvent
+	dropped atomic.Int64
 }
 
-// Record writes e.
+// RecordAsync is Record for per-request events on the hot path (mcp_request_accepted): the log line
+// is written now, the store row by a background writer, so no request waits for the database. When
+// the writer falls behind by more than asyncQueue events, further rows are dropped and counted (the
+// log line is still written).
+func (r *Recorder) RecordAsync(ctx context.Context, e Event) {
+	if r == nil {
+		return
+	}
+	r.log(e)
+	if r.Store == nil {
+		return
+	}
+	r.once.Do(func() {
+		r.queue = make(chan *store.AuditEvent, asyncQueue)
+		go r.drain()
+	})
+	select {
+	case r.queue <- r.row(e):
+	default:
+		if n := r.dropped.Add(1); r.Log != nil && (n == 1 || n%1000 == 0) {
+			r.Log.Warn("audit store writer is behind; dropped per-request audit rows (the log has them)", "dropped", n)
+		}
+	}
+}
+
+func (r *Recorder) drain() {
+	for se := range r.queue {
+		if err := r.Store.AppendAudit(context.Background(), se); err != nil && r.Log != nil {
+			r.Log.Error("writing audit event", "event", se.Event, "error", err)
+		}
+	}
+}
+
+// Record writes e to the log and the store before returning.
 func (r *Recorder) Record(ctx context.Context, e Event) {
 	if r == nil {
+		return
+	}
+	r.log(e)
+	if r.Store == nil {
+		return
+	}
+	if err := r.Store.AppendAudit(context.WithoutCancel(ctx), r.row(e)); err != nil && r.Log != nil {
+		r.Log.Error("writing audit event", "event", e.Event, "error", err)
+	}
+}
+
+func (r *Recorder) log(e Event) {
+	if r.Log == nil {
 		return
 	}
 	attrs := []any{"event", e.Event, "outcome", e.Outcome}
@@ -80,12 +135,10 @@ func (r *Recorder) Record(ctx context.Context, e Event) {
 	for k, v := range e.Details {
 		attrs = append(attrs, k, v)
 	}
-	if r.Log != nil {
-		r.Log.Info("audit", attrs...)
-	}
-	if r.Store == nil {
-		return
-	}
+	r.Log.Info("audit", attrs...)
+}
+
+func (r *Recorder) row(e Event) *store.AuditEvent {
 	details := map[string]any{}
 	for k, v := range e.Details {
 		details[k] = v
@@ -101,9 +154,6 @@ func (r *Recorder) Record(ctx context.Context, e Event) {
 	if r.Now != nil {
 		now = r.Now
 	}
-	se := &store.AuditEvent{Time: now(), Event: e.Event, Outcome: e.Outcome, ReasonCode: e.ReasonCode, UpstreamID: e.UpstreamID,
+	return &store.AuditEvent{Time: now(), Event: e.Event, Outcome: e.Outcome, ReasonCode: e.ReasonCode, UpstreamID: e.UpstreamID,
 		OperationID: e.OperationID, Subject: e.SubjectID, Actor: e.Actor, RequestID: e.RequestID, Details: raw}
-	if err := r.Store.AppendAudit(context.WithoutCancel(ctx), se); err != nil && r.Log != nil {
-		r.Log.Error("writing audit event", "event", e.Event, "error", err)
-	}
 }

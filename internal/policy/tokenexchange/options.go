@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/connect"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/vault"
@@ -92,8 +93,9 @@ type Policy struct {
 
 	name string
 	// Runtime, set by Provision (runtime.go).
-	m  *connect.Manager
-	up *connect.Upstream
+	m     *connect.Manager
+	up    *connect.Upstream
+	audit *audit.Recorder
 }
 
 // ClientRegistration is the clientRegistration option in either of its shapes.

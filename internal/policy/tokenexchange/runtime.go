@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/connect"
 	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/policy"
@@ -51,7 +52,16 @@ func (p *Policy) Provision(_ context.Context, env *policy.Env) error {
 		return err
 	}
 	p.m, p.up = m, up
+	p.audit = gateway.ServicesFrom(env.Services).Audit
 	return nil
+}
+
+// actorOf names the caller when it differs from the connection's subject (shared mode).
+func actorOf(c *policy.Context) string {
+	if c.User == nil {
+		return ""
+	}
+	return c.User.Subject()
 }
 
 // HandleRequest injects the caller's upstream credential when there is a usable one, and always
@@ -73,6 +83,9 @@ func (p *Policy) HandleRequest(c *policy.Context, r *http.Request) (*http.Respon
 	}
 	if lk.Token != nil {
 		c.SetUpstreamAuthorization(lk.Token.Authorization.Reveal())
+		p.audit.RecordAsync(r.Context(), audit.Event{Event: audit.RequestAccepted, Outcome: audit.OutcomeSuccess,
+			SubjectID: lk.Key.Subject, UpstreamID: p.up.ID, OperationID: c.Route.OperationID, AuthProfileID: p.up.AuthProfileID(),
+			RequestID: c.RequestID, Actor: actorOf(c)})
 	}
 	c.AddResponseHook(p.m.Hook(ep, p.up, lk))
 	return nil, nil
