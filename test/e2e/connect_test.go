@@ -657,3 +657,92 @@ func TestConnectErrorPages(t *testing.T) {
 		}
 	})
 }
+
+// TestConnectInputRequired: a Go SDK client on MCP 2026-07-28 (the SDK's default), where -32042
+// is retired. Connecting falls back to initialize (server/discover is refused too) and gets the
+// -32042 link; after connecting, the session speaks 2026-07-28, so the step-up answer to
+// admin_report is an input_required result with a URL elicitation. The SDK's multi-round-trip
+// support hands it to the client's elicitation handler (here: approve in Chromium) and retries
+// the call by itself, which then succeeds.
+func TestConnectInputRequired(t *testing.T) {
+	s := startConnectSetup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+
+	elicited := make(chan *mcp.ElicitParams)
+	approved := make(chan struct{})
+	client := mcp.NewClient(&mcp.Implementation{Name: "connect-e2e-go-2026-client", Version: "1.0.0"}, &mcp.ClientOptions{
+		Capabilities: &mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapabilities{URL: &mcp.URLElicitationCapabilities{}}},
+		ElicitationHandler: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			select {
+			case elicited <- req.Params:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			select {
+			case <-approved:
+				return &mcp.ElicitResult{Action: "accept"}, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		},
+	})
+
+	_, err := client.Connect(ctx, s.goTransport(), nil)
+	authURL := asConnectRequired(t, "connecting before connecting the upstream", err).check(t, s, "authenticating")
+	_, firstCallback := s.approveInBrowser(t, authURL, "zoe-2026", "")
+	session, err := client.Connect(ctx, s.goTransport(), nil)
+	if err != nil {
+		t.Fatalf("connecting after the browser flow: %v", err)
+	}
+	defer session.Close()
+	if v := session.InitializeResult().ProtocolVersion; v != "2026-07-28" {
+		t.Fatalf("negotiated MCP %s, want 2026-07-28 (this test is about input_required)", v)
+	}
+	if text, err := callText(t, ctx, session, "whoami"); err != nil || text != "subject=zoe-2026" {
+		t.Fatalf("whoami = %q, %v; want subject=zoe-2026", text, err)
+	}
+
+	type callResult struct {
+		res *mcp.CallToolResult
+		err error
+	}
+	done := make(chan callResult, 1)
+	go func() {
+		res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "admin_report", Arguments: map[string]any{}})
+		done <- callResult{res, err}
+	}()
+	var el *mcp.ElicitParams
+	select {
+	case el = <-elicited:
+	case r := <-done:
+		t.Fatalf("admin_report finished without an elicitation: %+v, %v", r.res, r.err)
+	case <-ctx.Done():
+		t.Fatal("no elicitation in time")
+	}
+	if el.Mode != "url" || !strings.HasPrefix(el.URL, s.gw.URL("/__mcpgate/auth/connections/"+connectUpstreamID+"/connect?")) || el.Message == "" {
+		t.Errorf("elicitation %+v, want a URL elicitation of the connect page with a message", el)
+	}
+	scopes, callback := s.approveInBrowser(t, el.URL, "zoe-2026", "stepup-")
+	if !slices.Contains(scopes, connectExtraScope+" (new)") {
+		t.Errorf("consent page lists %q, want %s marked newly requested", scopes, connectExtraScope)
+	}
+	close(approved)
+	var r callResult
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		t.Fatal("admin_report did not finish after the elicitation was accepted")
+	}
+	if r.err != nil {
+		t.Fatalf("admin_report after the elicitation: %v", r.err)
+	}
+	if r.res.IsError || len(r.res.Content) != 1 {
+		t.Fatalf("admin_report: %+v", r.res)
+	}
+	if tc, ok := r.res.Content[0].(*mcp.TextContent); !ok || tc.Text != "report for zoe-2026" {
+		t.Errorf("admin_report content %+v, want report for zoe-2026", r.res.Content[0])
+	}
+	s.checkUpstream(t, "zoe-2026")
+	s.checkLogs(t, []string{authURL, el.URL}, []*url.URL{firstCallback, callback})
+}
