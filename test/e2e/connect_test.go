@@ -498,7 +498,10 @@ func TestConnectTypeScriptClient(t *testing.T) {
 			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 				l = tsConnectLine{Phase: "garbage", Error: sc.Text()}
 			}
-			lines <- l
+			select {
+			case lines <- l:
+			case <-ctx.Done():
+			}
 		}
 		close(lines)
 		exited <- cmd.Wait()
