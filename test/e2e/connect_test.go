@@ -749,3 +749,32 @@ func TestConnectInputRequired(t *testing.T) {
 	s.checkUpstream(t, "zoe-2026")
 	s.checkLogs(t, []string{authURL, el.URL}, []*url.URL{firstCallback, callback})
 }
+
+// TestConnectDeclined: the person cancels on the consent page, or the authorization server
+// refuses (access_denied); each ends on a clear page, and the client is still told to connect.
+func TestConnectDeclined(t *testing.T) {
+	s := startConnectSetup(t)
+
+	b := browser.New(t)
+	b.Navigate(s.connectLink(t))
+	b.ClickNavigate(`button[name="decision"][value="cancel"]`)
+	if h1 := b.Text("h1"); h1 != "Connection cancelled" {
+		t.Errorf("after cancel the page says %q, want Connection cancelled", h1)
+	}
+	b.Screenshot("cancelled")
+
+	s.hydra.SetDenyConsent(true)
+	b = browser.New(t)
+	b.Navigate(s.connectLink(t))
+	b.ClickNavigate(`button[name="decision"][value="approve"]`)
+	if h1, want := b.Text("h1"), connectDisplayName+" did not grant access"; h1 != want {
+		t.Errorf("after access_denied the page says %q, want %q", h1, want)
+	}
+	b.Screenshot("denied")
+
+	// Nothing was stored: the next call is told to connect again, as before.
+	s.connectLink(t)
+	if seen := s.up.Seen(); len(seen) != 0 {
+		t.Errorf("the upstream authorized %d requests, want none", len(seen))
+	}
+}
