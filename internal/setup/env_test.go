@@ -42,6 +42,7 @@ type env struct {
 	t      *testing.T
 	gw     *httptest.Server
 	store  store.Store
+	svc    *gateway.Services
 	dbPath string
 	logs   *syncWriter
 	base   string // gateway URL + base path
@@ -107,7 +108,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	must(err)
 	srv := httptest.NewServer(gw)
 	t.Cleanup(srv.Close)
-	return &env{t: t, gw: srv, store: st, dbPath: dbPath, logs: logs, base: srv.URL + gateway.DefaultBasePath}
+	return &env{t: t, gw: srv, store: st, svc: svc, dbPath: dbPath, logs: logs, base: srv.URL + gateway.DefaultBasePath}
 }
 
 // key creates an API key for consumer.
