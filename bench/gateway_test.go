@@ -15,6 +15,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,6 +96,18 @@ func upstreamAnswer(tb testing.TB, sse bool) []byte {
 	return rec.Body.Bytes()
 }
 
+// bufferPool recycles ReverseProxy's 32 KiB copy buffers.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+
 // discardWriter is the cheapest http.ResponseWriter that still flushes, so SSE takes the
 // streaming path.
 type discardWriter struct {
@@ -158,12 +171,14 @@ func BenchmarkGateway(b *testing.B) {
 		})
 	}
 	b.Run("pipeline-json-bare-reverseproxy", func(b *testing.B) {
-		// The floor: httputil.ReverseProxy alone over the same in-memory upstream.
+		// The floor: httputil.ReverseProxy alone (with pooled copy buffers, as mcpgate and the
+		// harness's tuned bare proxy have) over the same in-memory upstream.
 		want := upstreamAnswer(b, false)
 		target, _ := url.Parse("http://127.0.0.1:9")
 		rp := &httputil.ReverseProxy{
-			Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
-			Transport: &cannedUpstream{body: want},
+			Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+			Transport:  &cannedUpstream{body: want},
+			BufferPool: &bufferPool{},
 		}
 		body := strings.NewReader(upstream.ToolsCall)
 		req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1/mcp", body)
