@@ -80,7 +80,12 @@ func (m *Manager) Hook(ep upstream.Endpoints, up *Upstream, lk Lookup) policy.Re
 			ch2, _ := upstream.ParseBearerChallenge(resp2.Header)
 			up.RememberChallenge(ch2)
 			drain(resp2)
-			if err := m.MarkReconsent(ctx, up, lk.Key, "upstream_rejected_token", "the upstream refused a freshly refreshed token", c.RequestID); err != nil {
+			if !nt.valid(m.now()) {
+				// The token expired while the request was in flight (a slow upstream, a token
+				// that lives shorter than the round trip): that says nothing about the grant.
+				return nil, transient("replaying with the refreshed token", errors.New("the token expired in flight"))
+			}
+			if err := m.markReconsentAt(ctx, up, lk.Key, nt.Version, "upstream_rejected_token", "the upstream refused a freshly refreshed token", c.RequestID); err != nil {
 				return nil, err
 			}
 			return m.connectRequired(c, r, up, lk.Key, mcpwire.StateReconsentRequired, ch2.Scopes(), nil)

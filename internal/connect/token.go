@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -23,11 +24,21 @@ type Token struct {
 	Version       int64     // the connection row version it came from
 	Scopes        []string
 	HasRefresh    bool
+	// Issued is when the token was stored (the row's UpdatedAt): with Expiry it gives the lifetime.
+	Issued time.Time
 }
 
-// fresh reports whether t can be used at now without a proactive refresh.
+// fresh reports whether t can be used at now without a proactive refresh: it is further than the
+// skew from its expiry. The skew is at most a third of the token's lifetime, so a token that lives
+// shorter than the skew (30 s tokens exist) is not refreshed again on every request.
 func (t *Token) fresh(now time.Time, skew time.Duration) bool {
-	return t.Expiry.IsZero() || now.Add(skew).Before(t.Expiry)
+	if t.Expiry.IsZero() {
+		return true
+	}
+	if life := t.Expiry.Sub(t.Issued); !t.Issued.IsZero() && life > 0 && life/3 < skew {
+		skew = life / 3
+	}
+	return now.Add(skew).Before(t.Expiry)
 }
 
 // valid reports whether t has not expired yet (it may be within the refresh skew).
@@ -54,6 +65,12 @@ func Key(up *Upstream, subject string) store.ConnectionKey {
 		return store.ConnectionKey{UpstreamID: up.ID, Mode: store.ModeShared, Subject: store.SharedSubject}
 	}
 	return store.ConnectionKey{UpstreamID: up.ID, Mode: store.ModeUser, Subject: subject}
+}
+
+// leaseName is the store lease of key's refresh. PostgreSQL text cannot hold the NUL bytes of
+// cacheKey, so the parts are escaped and joined with slashes.
+func leaseName(k store.ConnectionKey) string {
+	return "refresh/" + url.PathEscape(k.UpstreamID) + "/" + string(k.Mode) + "/" + url.PathEscape(k.Subject)
 }
 
 func cacheKey(k store.ConnectionKey) string {
@@ -118,7 +135,7 @@ func (m *Manager) Lookup(ctx context.Context, ep upstream.Endpoints, up *Upstrea
 
 func tokenOf(c *store.Connection) *Token {
 	return &Token{Authorization: vault.Secret("Bearer " + c.AccessToken.Reveal()), Expiry: c.Expiry, Version: c.Version,
-		Scopes: c.Scopes, HasRefresh: !c.RefreshToken.IsZero()}
+		Scopes: c.Scopes, HasRefresh: !c.RefreshToken.IsZero(), Issued: c.UpdatedAt}
 }
 
 // Invalidate drops the cached credential for key (after a new connection, a revoke).
@@ -160,7 +177,7 @@ func (m *Manager) refreshAsync(ctx context.Context, ep upstream.Endpoints, up *U
 }
 
 func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, staleVersion int64, requestID string) (*Token, error) {
-	lease := "refresh/" + cacheKey(key)
+	lease := leaseName(key)
 	// Take the lease; while another instance holds it, watch the row: when it moves past
 	// staleVersion the other instance has refreshed and its token is used.
 	for wait := 25 * time.Millisecond; ; wait = min(wait*2, 500*time.Millisecond) {
@@ -206,7 +223,7 @@ func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstre
 	}
 	tok, err := m.engine.Refresh(ctx, up.Upstream, m.grantOf(ctx, up, conn, ep))
 	if err != nil {
-		return nil, m.refreshFailed(ctx, up, key, conn, err, requestID)
+		return m.refreshFailed(ctx, up, key, conn, err, requestID)
 	}
 	for attempt := 0; ; attempt++ {
 		conn.AccessToken = tok.AccessToken
@@ -271,32 +288,42 @@ func (m *Manager) refreshedElsewhere(ctx context.Context, key store.ConnectionKe
 	return t, true, nil
 }
 
-// refreshFailed classifies a failed refresh (DESIGN.md §8.2).
-func (m *Manager) refreshFailed(ctx context.Context, up *Upstream, key store.ConnectionKey, conn *store.Connection, err error, requestID string) error {
+// refreshFailed classifies a failed refresh (DESIGN.md §8.2). A dead grant means reconsent only
+// when the stored refresh token is still the one that was sent: when it changed, another refresh
+// won the race and its token is used (or, if that one is already unusable, the failure is
+// transient: the next attempt sends the new refresh token).
+func (m *Manager) refreshFailed(ctx context.Context, up *Upstream, key store.ConnectionKey, conn *store.Connection, err error, requestID string) (*Token, error) {
 	code := upstream.CodeOf(err)
-	m.audit.Record(ctx, audit.Event{Event: audit.UpstreamRefreshFailed, Outcome: audit.OutcomeFailure, ReasonCode: code,
-		SubjectID: key.Subject, UpstreamID: up.ID, AuthProfileID: up.AuthProfileID(), RequestID: requestID})
+	failed := func() {
+		m.audit.Record(ctx, audit.Event{Event: audit.UpstreamRefreshFailed, Outcome: audit.OutcomeFailure, ReasonCode: code,
+			SubjectID: key.Subject, UpstreamID: up.ID, AuthProfileID: up.AuthProfileID(), RequestID: requestID})
+	}
 	switch {
 	case upstream.IsGrantDead(err):
-		// Only a dead grant whose refresh token is still the one we sent means reconsent: if the
-		// row moved on, another refresh won and its token is good.
 		cur, gerr := m.store.GetConnection(ctx, key)
 		if gerr != nil {
-			return transient("re-reading the upstream connection", gerr)
+			return nil, transient("re-reading the upstream connection", gerr)
 		}
-		if cur.Version != conn.Version || cur.RefreshToken != conn.RefreshToken {
-			if t := tokenOf(cur); cur.Status == store.StatusActive && t.valid(m.now()) {
+		if cur.Status != store.StatusActive {
+			return nil, errReconsent
+		}
+		if cur.RefreshToken != conn.RefreshToken {
+			if t := tokenOf(cur); t.valid(m.now()) {
 				m.cache.Store(cacheKey(key), t)
-				return nil
+				return t, nil
 			}
+			return nil, transient("refreshing the upstream token", err)
 		}
-		return m.markReconsent(ctx, up, cur, code, "the upstream refused the refresh token", requestID)
+		failed()
+		return nil, m.markReconsent(ctx, up, cur, code, "the upstream refused the refresh token", requestID)
 	case upstream.IsClientRejected(err):
+		failed()
 		m.recordError(ctx, conn, code, "the upstream's authorization server rejected the gateway's client")
-		return setupError(up, err)
+		return nil, setupError(up, err)
 	default:
+		failed()
 		m.recordError(ctx, conn, code, "refreshing the token failed; will retry")
-		return transient("refreshing the upstream token", err)
+		return nil, transient("refreshing the upstream token", err)
 	}
 }
 
@@ -315,7 +342,9 @@ func (m *Manager) markReconsent(ctx context.Context, up *Upstream, conn *store.C
 	c.Status = store.StatusReconsentRequired
 	c.AccessToken, c.RefreshToken = "", ""
 	c.LastError = &store.LastError{Code: code, Message: msg, At: m.now()}
-	if err := m.store.PutConnection(ctx, &c); err != nil && !errors.Is(err, store.ErrConflict) {
+	if err := m.store.PutConnection(ctx, &c); err != nil {
+		// A conflict means the row changed since it was read (another instance refreshed or
+		// marked it): nothing is marked or audited twice; the next attempt decides again.
 		return transient("marking the connection for reconsent", err)
 	}
 	m.cache.Delete(cacheKey(conn.ConnectionKey))
@@ -333,6 +362,31 @@ func (m *Manager) MarkReconsent(ctx context.Context, up *Upstream, key store.Con
 	}
 	if err != nil {
 		return transient("reading the upstream connection", err)
+	}
+	if err := m.markReconsent(ctx, up, conn, code, msg, requestID); !errors.Is(err, errReconsent) {
+		return err
+	}
+	return nil
+}
+
+// markReconsentAt marks the connection at key reconsent_required if it still holds the token of
+// version (the one the upstream refused). When the row moved on (another instance refreshed, an
+// earlier request already marked it), the refused token proves nothing about the current grant:
+// the answer is transient, or the reconsent already recorded.
+func (m *Manager) markReconsentAt(ctx context.Context, up *Upstream, key store.ConnectionKey, version int64, code, msg, requestID string) error {
+	conn, err := m.store.GetConnection(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return transient("reading the upstream connection", err)
+	}
+	switch {
+	case conn.Status != store.StatusActive:
+		return nil
+	case conn.Version != version:
+		m.cache.Delete(cacheKey(key))
+		return transient("replaying with the refreshed token", errors.New("the connection changed while the request was in flight"))
 	}
 	if err := m.markReconsent(ctx, up, conn, code, msg, requestID); !errors.Is(err, errReconsent) {
 		return err
