@@ -104,6 +104,15 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	c := &cluster{t: t, hydra: h, upstream: up, ring: ring, project: writeProject(t, up.URL), logs: &syncWriter{},
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1000, MaxIdleConns: 3000}, Timeout: 60 * time.Second}}
 	t.Cleanup(c.client.CloseIdleConnections)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, l := range strings.Split(c.logs.String(), "\n") {
+				if !strings.Contains(l, "msg=request ") && l != "" {
+					t.Log(l)
+				}
+			}
+		}
+	})
 	if o.postgres {
 		c.open = postgresOpener(t, ring)
 	} else {
