@@ -133,6 +133,11 @@ func (m *Manager) RevokeConnection(ctx context.Context, r *http.Request, key sto
 			return res, err
 		}
 		res.ConnectedBy = c.ConnectedBy
+		if key.Mode == store.ModeShared {
+			if actor, _ := m.SharedConnectedBy(ctx, key.UpstreamID); actor != "" {
+				res.ConnectedBy = actor
+			}
+		}
 		if c.Status == store.StatusRevoked && !c.HasAccessToken && !c.HasRefreshToken {
 			m.Invalidate(key)
 			return res, nil
@@ -158,6 +163,24 @@ func (m *Manager) RevokeConnection(ctx context.Context, r *http.Request, key sto
 	}
 	m.audit.Record(ctx, ev)
 	return res, nil
+}
+
+// SharedConnectedBy returns which administrator connected the shared slot of upstreamID, and when.
+// The browser flow stores a shared connection under the shared subject; the administrator who
+// started the latest completed connect is the actor of its connect-started audit event (the
+// ticket's actor). Empty when the audit log does not say (retention removed it, or the CLI).
+func (m *Manager) SharedConnectedBy(ctx context.Context, upstreamID string) (actor string, at time.Time) {
+	est, err := m.store.QueryAudit(ctx, store.AuditQuery{UpstreamID: upstreamID, Subject: store.SharedSubject,
+		Event: audit.UpstreamConnectionEstablished, Limit: 1})
+	if err != nil || len(est) == 0 {
+		return "", time.Time{}
+	}
+	started, err := m.store.QueryAudit(ctx, store.AuditQuery{UpstreamID: upstreamID, Subject: store.SharedSubject,
+		Event: audit.UpstreamConnectStarted, BeforeID: est[0].ID, Limit: 1})
+	if err != nil || len(started) == 0 {
+		return "", est[0].Time
+	}
+	return started[0].Actor, est[0].Time
 }
 
 // connectionMeta reads a connection's metadata without decrypting it, so a connection whose key

@@ -315,22 +315,17 @@ func (h *Handler) registration(ctx context.Context, r *http.Request, up *connect
 	return "dynamic client registration", reg.ClientID
 }
 
-// sharedConnectedBy fills who connected a shared slot: the connect flow stores the shared subject,
-// the audit log has the administrator who started the latest connect.
+// sharedConnectedBy fills who connected a shared slot (connect.Manager.SharedConnectedBy).
 func (h *Handler) sharedConnectedBy(ctx context.Context, v *ConnectionView) {
 	if v.ConnectedBy != "" && v.ConnectedBy != store.SharedSubject {
 		return
 	}
-	est, err := h.store.QueryAudit(ctx, store.AuditQuery{UpstreamID: v.UpstreamID, Subject: store.SharedSubject,
-		Event: audit.UpstreamConnectionEstablished, Limit: 1})
-	if err != nil || len(est) == 0 {
-		return
+	actor, at := h.m.SharedConnectedBy(ctx, v.UpstreamID)
+	if actor != "" {
+		v.ConnectedBy = actor
 	}
-	v.ConnectedAt = est[0].Time
-	started, err := h.store.QueryAudit(ctx, store.AuditQuery{UpstreamID: v.UpstreamID, Subject: store.SharedSubject,
-		Event: audit.UpstreamConnectStarted, BeforeID: est[0].ID, Limit: 1})
-	if err == nil && len(started) > 0 && started[0].Actor != "" {
-		v.ConnectedBy = started[0].Actor
+	if !at.IsZero() {
+		v.ConnectedAt = at
 	}
 }
 
