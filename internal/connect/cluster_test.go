@@ -34,7 +34,10 @@ type cluster struct {
 	hydra    *hydra.Server
 	upstream *mcpupstream.Server
 	ring     *vault.Ring
+	ringKey  string // the ring's key, for helper processes
+	dbPath   string // the SQLite file, when the cluster uses SQLite
 	open     func(t *testing.T) store.Store
+	opts     clusterOptions
 	project  string
 	gws      []*instance
 	logs     *syncWriter
@@ -53,11 +56,12 @@ type clusterOptions struct {
 	instances int
 	postgres  bool
 	hydra     hydra.Options
+	// httpTimeout, when set, bounds the managers' outbound OAuth requests (hang tests).
+	httpTimeout time.Duration
 }
 
 // sqliteOpener opens one SQLite file per call site: each instance gets its own handle on it.
-func sqliteOpener(t *testing.T, ring *vault.Ring) func(t *testing.T) store.Store {
-	path := filepath.Join(t.TempDir(), "db.sqlite")
+func sqliteOpener(path string, ring *vault.Ring) func(t *testing.T) store.Store {
 	return func(t *testing.T) store.Store {
 		st, err := sqlite.Open(context.Background(), path, sqlstore.Options{Ring: ring})
 		if err != nil {
@@ -101,7 +105,7 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, hydra: h, upstream: up, ring: ring, project: writeProject(t, up.URL), logs: &syncWriter{},
+	c := &cluster{t: t, hydra: h, upstream: up, ring: ring, ringKey: key, opts: o, project: writeProject(t, up.URL), logs: &syncWriter{},
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1000, MaxIdleConns: 3000}, Timeout: 60 * time.Second}}
 	t.Cleanup(c.client.CloseIdleConnections)
 	t.Cleanup(func() {
@@ -116,7 +120,8 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	if o.postgres {
 		c.open = postgresOpener(t, ring)
 	} else {
-		c.open = sqliteOpener(t, ring)
+		c.dbPath = filepath.Join(t.TempDir(), "db.sqlite")
+		c.open = sqliteOpener(c.dbPath, ring)
 	}
 	for range o.instances {
 		c.add()
@@ -141,6 +146,9 @@ func (c *cluster) add() *instance {
 	m, err := connect.FromServices(svc)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.opts.httpTimeout > 0 {
+		m.SetHTTPTimeoutForTest(c.opts.httpTimeout) // before the server goroutines start
 	}
 	srv := httptest.NewServer(gw)
 	t.Cleanup(srv.Close)
