@@ -22,6 +22,7 @@ import (
 	_ "github.com/mcpgate/mcpgate/internal/builtin"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/policy/jwtauth"
 	"github.com/mcpgate/mcpgate/internal/setup"
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/store/sqlite"
@@ -51,7 +52,12 @@ type env struct {
 type envOptions struct {
 	upstreams []upstreamSpec
 	publicURL string // "": derived from requests
+	// jwtSecret, when set, adds an open-id-jwt-auth-inbound policy (HS256 with this secret, issuer
+	// jwtIssuer) on a route of its own, /mcp/jwt.
+	jwtSecret string
 }
+
+const jwtIssuer = "https://idp.example.test"
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
@@ -78,6 +84,15 @@ func newEnv(t *testing.T, o envOptions) *env {
 			"corsPolicy": "none",
 			"handler":    map[string]any{"module": "$import(@zuplo/runtime/mcp-gateway)", "export": "McpProxyHandler", "options": map[string]any{"rewritePattern": u.url}},
 			"policies":   map[string]any{"inbound": []string{"api-key", "mcp-token-exchange-" + u.id}}}}}
+	}
+	if o.jwtSecret != "" {
+		policies = append(policies, map[string]any{"name": "jwt", "policyType": jwtauth.PolicyType,
+			"handler": map[string]any{"module": "$import(@zuplo/runtime)", "export": jwtauth.Export,
+				"options": map[string]any{"issuer": jwtIssuer, "secret": o.jwtSecret, "audience": "https://gateway.example.test/mcp/jwt"}}})
+		paths["/mcp/jwt"] = map[string]any{"get,post": map[string]any{"operationId": "jwt-mcp", "x-zuplo-route": map[string]any{
+			"corsPolicy": "none",
+			"handler":    map[string]any{"module": "$import(@zuplo/runtime/mcp-gateway)", "export": "McpProxyHandler", "options": map[string]any{"rewritePattern": brokenUpstream(t)}},
+			"policies":   map[string]any{"inbound": []string{"jwt"}}}}}
 	}
 	pj, _ := json.Marshal(map[string]any{"policies": policies})
 	rj, _ := json.Marshal(map[string]any{"openapi": "3.1.0", "info": map[string]any{"title": "t", "version": "1"}, "paths": paths})

@@ -12,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jws"
+
 	"github.com/mcpgate/mcpgate/internal/connect"
+	"github.com/mcpgate/mcpgate/internal/policy/jwtauth"
 	"github.com/mcpgate/mcpgate/internal/setup"
 	"github.com/mcpgate/mcpgate/internal/store"
 )
@@ -301,5 +305,57 @@ func TestClassify(t *testing.T) {
 				t.Errorf("Classify = %s, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestJWTAdmins: where a JWT policy is configured, a JWT carrying the MCPGATE_ADMIN_CLAIM claim is
+// an admin (API and login form); one without it is refused like a non-admin key.
+func TestJWTAdmins(t *testing.T) {
+	t.Setenv(jwtauth.AdminClaimEnv, "roles=mcpgate-admin")
+	secret := "0123456789abcdef0123456789abcdef-setup-test"
+	e := newEnv(t, envOptions{jwtSecret: secret, upstreams: []upstreamSpec{{id: "linear", displayName: "Linear", authMode: "user-oauth", url: brokenUpstream(t)}}})
+	mint := func(sub string, roles ...string) string {
+		claims := map[string]any{"iss": jwtIssuer, "aud": "https://gateway.example.test/mcp/jwt", "sub": sub,
+			"exp": time.Now().Add(time.Hour).Unix(), "roles": roles}
+		payload, _ := json.Marshal(claims)
+		tok, err := jws.Sign(payload, jws.WithKey(jwa.HS256(), []byte(secret)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(tok)
+	}
+	adminJWT, userJWT := mint("ops@example.com", "mcpgate-admin"), mint("alice@example.com", "reader")
+
+	var list struct{ Upstreams []setup.UpstreamStatus }
+	e.apiJSON("GET", "/upstreams", adminJWT, "", &list)
+	if len(list.Upstreams) != 1 {
+		t.Fatalf("upstreams: %+v", list)
+	}
+	if status, body := e.api("GET", "/upstreams", userJWT, ""); status != http.StatusForbidden || !strings.Contains(body, "not_admin") {
+		t.Errorf("JWT without the admin claim: %d %s", status, body)
+	}
+	forged := mint("ops@example.com", "mcpgate-admin")
+	forged = forged[:len(forged)-4] + "AAAA"
+	if status, _ := e.api("GET", "/upstreams", forged, ""); status != http.StatusUnauthorized {
+		t.Errorf("JWT with a bad signature: %d", status)
+	}
+
+	c := newClient(t)
+	if resp := e.login(c, userJWT); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("login with a non-admin JWT: %d", resp.StatusCode)
+	}
+	resp := e.login(c, adminJWT)
+	ck := sessionCookie(resp)
+	if resp.StatusCode != http.StatusSeeOther || ck == nil || ck.MaxAge > 3600 || ck.MaxAge < 3500 {
+		t.Fatalf("login with an admin JWT: %d %+v (the session must end with the token)", resp.StatusCode, ck)
+	}
+	if _, page := c.get(e.base + "/setup"); !strings.Contains(page, "Sign out ops@example.com") {
+		t.Errorf("the page does not name the JWT admin")
+	}
+	// The audit log names the admin by the namespaced subject.
+	var ap setup.AuditPage
+	e.apiJSON("GET", "/audit?event="+setup.EventAdminLogin, adminJWT, "", &ap)
+	if len(ap.Events) != 1 || ap.Events[0].Actor != "jwt:"+jwtIssuer+"|ops@example.com" {
+		t.Errorf("login audit: %+v", ap.Events)
 	}
 }
