@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -60,6 +61,11 @@ type connectSetup struct {
 	key string
 	// url is the MCP route through mcpgate.
 	url string
+
+	addr, dataDir string
+	// stop stops the running gateway; earlierLogs holds the logs of gateways restart stopped.
+	stop        func()
+	earlierLogs string
 }
 
 // startConnectSetup starts Hydra (scopes mcp and admin), the upstream (admin_report needs admin),
@@ -81,13 +87,22 @@ func startConnectSetup(t *testing.T) *connectSetup {
 		t.Fatalf("keys create printed %q, want one key", key)
 	}
 	addr := freeLoopbackAddr(t)
-	gw := startServeConnect(t, addr, dataDir, up.URL)
-	return &connectSetup{hydra: h, up: up, gw: gw, key: key, url: gw.URL(connectPath)}
+	gw, stop := startServeConnect(t, addr, dataDir, up.URL)
+	return &connectSetup{hydra: h, up: up, gw: gw, key: key, url: gw.URL(connectPath), addr: addr, dataDir: dataDir, stop: stop}
+}
+
+// restart stops the gateway and serves the same project and data dir on the same address again.
+func (s *connectSetup) restart(t *testing.T) {
+	t.Helper()
+	s.stop()
+	s.earlierLogs += s.gw.Logs()
+	s.gw, s.stop = startServeConnect(t, s.addr, s.dataDir, s.up.URL)
 }
 
 // startServeConnect writes the project and runs `mcpgate serve` on addr with
 // MCPGATE_SAFEHTTP_ALLOW=127.0.0.1, so OAuth calls to the loopback Hydra (plain http) are allowed.
-func startServeConnect(t *testing.T, addr, dataDir, upstreamURL string) *gateway {
+// stop (also run when the test ends) stops it with SIGTERM and waits for it to exit.
+func startServeConnect(t *testing.T, addr, dataDir, upstreamURL string) (gw *gateway, stop func()) {
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "project")
 	routes := map[string]any{
@@ -155,9 +170,10 @@ func startServeConnect(t *testing.T, addr, dataDir, upstreamURL string) *gateway
 		waitErr = cmd.Wait()
 		close(done)
 	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(func() {
-		cancel()
-		<-done
+		stop()
 		if t.Failed() {
 			t.Logf("mcpgate serve (exit: %v) logs:\n%s", waitErr, g.Logs())
 		}
@@ -165,7 +181,7 @@ func startServeConnect(t *testing.T, addr, dataDir, upstreamURL string) *gateway
 	if err := g.waitReady(done); err != nil {
 		t.Fatalf("starting mcpgate serve: %v\n%s", err, g.Logs())
 	}
-	return g
+	return g, stop
 }
 
 // connectRequired is the part of a -32042 error the tests check.
@@ -325,7 +341,7 @@ func (s *connectSetup) approveInBrowser(t *testing.T, authURL, subject, shot str
 // upstream token, a browser ticket, the authorization code or state (DESIGN.md §8.10).
 func (s *connectSetup) checkLogs(t *testing.T, authURLs []string, callbacks []*url.URL) {
 	t.Helper()
-	logs := s.gw.Logs()
+	logs := s.earlierLogs + s.gw.Logs()
 	secrets := map[string]string{"the API key": s.key}
 	for i, sn := range s.up.Seen() {
 		secrets[fmt.Sprintf("upstream token %d", i)] = sn.Token
@@ -777,4 +793,30 @@ func TestConnectDeclined(t *testing.T) {
 	if seen := s.up.Seen(); len(seen) != 0 {
 		t.Errorf("the upstream authorized %d requests, want none", len(seen))
 	}
+}
+
+// TestConnectSurvivesRestart: a connection is stored, encrypted, in the data dir: after the
+// gateway restarts (same data dir, so the same development key), the user's calls carry their
+// upstream token without connecting again.
+func TestConnectSurvivesRestart(t *testing.T) {
+	s := startConnectSetup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	authURL := s.connectLink(t)
+	_, callback := s.approveInBrowser(t, authURL, "zoe-restart", "")
+
+	s.restart(t)
+	session, err := s.goConnect(ctx)
+	if err != nil {
+		t.Fatalf("connecting after the restart: %v", err)
+	}
+	defer session.Close()
+	if text, err := callText(t, ctx, session, "whoami"); err != nil || text != "subject=zoe-restart" {
+		t.Fatalf("whoami after the restart = %q, %v; want subject=zoe-restart", text, err)
+	}
+	if n := s.hydra.TokenCalls(""); n != 1 {
+		t.Errorf("%d token requests at Hydra, want only the code exchange (no refresh, no reconnect)", n)
+	}
+	s.checkUpstream(t, "zoe-restart")
+	s.checkLogs(t, []string{authURL}, []*url.URL{callback})
 }
