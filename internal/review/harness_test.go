@@ -57,6 +57,8 @@ type fakeUpstream struct {
 	issued map[string]bool
 	n      int
 	seen   []http.Header // headers of every MCP request, in order
+	// answer, when set, may answer an MCP request itself (return true) given the bearer token.
+	answer func(w http.ResponseWriter, r *http.Request, token string) bool
 }
 
 func startFakeUpstream(t *testing.T) *fakeUpstream {
@@ -81,9 +83,14 @@ func startFakeUpstream(t *testing.T) *fakeUpstream {
 	mux.HandleFunc("POST /mcp/", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.seen = append(f.seen, r.Header.Clone())
-		ok := f.issued[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+		token := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		ok := f.issued[token]
+		answer := f.answer
 		f.mu.Unlock()
 		_, _ = io.Copy(io.Discard, r.Body)
+		if answer != nil && answer(w, r, token) {
+			return
+		}
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer resource_metadata="`+f.URL+"/.well-known/oauth-protected-resource"+r.URL.Path+`"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
@@ -95,6 +102,12 @@ func startFakeUpstream(t *testing.T) *fakeUpstream {
 	f.Server = httptest.NewServer(mux)
 	t.Cleanup(f.Close)
 	return f
+}
+
+func (f *fakeUpstream) setAnswer(a func(w http.ResponseWriter, r *http.Request, token string) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.answer = a
 }
 
 func (f *fakeUpstream) lastHeaders() http.Header {
