@@ -1,0 +1,79 @@
+package telemetry
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// allowedLabels are the only label names a metric may have: none can carry a token, a subject
+// or a request (DESIGN.md §8.10).
+var allowedLabels = map[string]bool{"upstream": true, "outcome": true, "state": true, "code": true}
+
+func TestMetricsAreServedWithSafeLabels(t *testing.T) {
+	m := New()
+	m.Refresh("linear", RefreshSuccess, 120*time.Millisecond)
+	m.Refresh("linear", RefreshReused, time.Millisecond)
+	m.LeaseWait("linear", 40*time.Millisecond)
+	m.Replay("linear", ReplaySuccess)
+	m.StepUp("linear", StepUpLimited)
+	m.ConnectRequired("linear", "reconsent_required")
+	m.UpstreamResponse("linear", 401, 3*time.Millisecond)
+	m.UpstreamResponse("linear", 0, time.Millisecond)
+
+	mux := http.NewServeMux()
+	Mount(mux.Handle) // Default, as the gateway serves it
+	mux.Handle("GET /m", m.Handler())
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("GET: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{
+		`mcpgate_upstream_refreshes_total{outcome="success",upstream="linear"} 1`,
+		`mcpgate_upstream_refreshes_total{outcome="reused",upstream="linear"} 1`,
+		`mcpgate_upstream_refresh_duration_seconds_count{upstream="linear"} 2`,
+		`mcpgate_upstream_refresh_lease_wait_seconds_count{upstream="linear"} 1`,
+		`mcpgate_upstream_replays_total{outcome="success",upstream="linear"} 1`,
+		`mcpgate_upstream_step_ups_total{outcome="limited",upstream="linear"} 1`,
+		`mcpgate_connect_required_total{state="reconsent_required",upstream="linear"} 1`,
+		`mcpgate_upstream_response_seconds_count{code="4xx",upstream="linear"} 1`,
+		`mcpgate_upstream_response_seconds_count{code="other",upstream="linear"} 1`,
+		`go_goroutines `,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if resp, err := http.Get(srv.URL + MetricsPath); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %v %v", MetricsPath, resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
+	families, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if !strings.HasPrefix(f.GetName(), "mcpgate_") {
+			continue // the client library's own (go_info's version, promhttp's cause)
+		}
+		for _, metric := range f.GetMetric() {
+			for _, l := range metric.GetLabel() {
+				if !allowedLabels[l.GetName()] {
+					t.Errorf("%s has label %q: only %v are allowed", f.GetName(), l.GetName(), allowedLabels)
+				}
+			}
+		}
+	}
+}
