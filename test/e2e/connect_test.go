@@ -261,9 +261,14 @@ func asConnectRequired(t *testing.T, what string, err error) *connectRequired {
 // goClient returns the Go SDK client transport that sends the API key, as an MCP client
 // configured with a static key does.
 func (s *connectSetup) goTransport() *mcp.StreamableClientTransport {
+	return s.goTransportWith(s.key)
+}
+
+// goTransportWith is goTransport with another API key.
+func (s *connectSetup) goTransportWith(key string) *mcp.StreamableClientTransport {
 	return &mcp.StreamableClientTransport{
 		Endpoint:             s.url,
-		HTTPClient:           &http.Client{Transport: headerTransport{"Authorization", "Bearer " + s.key}, Timeout: 30 * time.Second},
+		HTTPClient:           &http.Client{Transport: headerTransport{"Authorization", "Bearer " + key}, Timeout: 30 * time.Second},
 		DisableStandaloneSSE: true,
 	}
 }
@@ -298,6 +303,12 @@ func callText(t *testing.T, ctx context.Context, session *mcp.ClientSession, too
 // authorization server sent the browser to (with code and state).
 func (s *connectSetup) approveInBrowser(t *testing.T, authURL, subject, shot string) (scopes []string, callback *url.URL) {
 	t.Helper()
+	return s.approveAs(t, authURL, "e2e-user", subject, shot)
+}
+
+// approveAs is approveInBrowser for a link issued to the API key consumer consumer.
+func (s *connectSetup) approveAs(t *testing.T, authURL, consumer, subject, shot string) (scopes []string, callback *url.URL) {
+	t.Helper()
 	b := browser.New(t)
 	// Hydra's login app signs in whoever its subject cookie names; the cookie belongs to its origin.
 	b.Navigate(s.hydra.LoginURL + "/error")
@@ -308,8 +319,8 @@ func (s *connectSetup) approveInBrowser(t *testing.T, authURL, subject, shot str
 	if !strings.HasSuffix(title, connectDisplayName) {
 		t.Errorf("consent page title %q, want Connect/Reconnect %s", title, connectDisplayName)
 	}
-	if got := b.Text("dl.facts dd"); got != "e2e-user" {
-		t.Errorf("consent page: connecting as %q, want the API key's consumer e2e-user", got)
+	if got := b.Text("dl.facts dd"); got != consumer {
+		t.Errorf("consent page: connecting as %q, want the API key's consumer %s", got, consumer)
 	}
 	scopes = browser.Eval[[]string](b, `Array.from(document.querySelectorAll("ul.scopes li")).map(li => li.querySelector("code").innerText.trim() + (li.classList.contains("new") ? " (new)" : ""))`)
 	b.Screenshot(shot + "consent")
@@ -797,7 +808,9 @@ func TestConnectDeclined(t *testing.T) {
 
 // TestConnectSurvivesRestart: a connection is stored, encrypted, in the data dir: after the
 // gateway restarts (same data dir, so the same development key), the user's calls carry their
-// upstream token without connecting again.
+// upstream token without connecting again. A second user, whose key was created while the
+// gateway was down, connects their own upstream account with the client registration made before
+// the restart (no second DCR at Hydra), and each user keeps getting their own token.
 func TestConnectSurvivesRestart(t *testing.T) {
 	s := startConnectSetup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
@@ -805,6 +818,8 @@ func TestConnectSurvivesRestart(t *testing.T) {
 	authURL := s.connectLink(t)
 	_, callback := s.approveInBrowser(t, authURL, "zoe-restart", "")
 
+	s.stop()
+	key2 := strings.TrimSpace(mcpgateCLI(t, s.dataDir, "keys", "create", "--consumer", "e2e-user-2"))
 	s.restart(t)
 	session, err := s.goConnect(ctx)
 	if err != nil {
@@ -818,5 +833,47 @@ func TestConnectSurvivesRestart(t *testing.T) {
 		t.Errorf("%d token requests at Hydra, want only the code exchange (no refresh, no reconnect)", n)
 	}
 	s.checkUpstream(t, "zoe-restart")
-	s.checkLogs(t, []string{authURL}, []*url.URL{callback})
+
+	client2 := mcp.NewClient(&mcp.Implementation{Name: "connect-e2e-go-client-2", Version: "1.0.0"}, nil)
+	_, err = client2.Connect(ctx, s.goTransportWith(key2), &mcp.ClientSessionOptions{ProtocolVersion: connectProtocol})
+	authURL2 := asConnectRequired(t, "second user before connecting", err).check(t, s, "authenticating")
+	_, callback2 := s.approveAs(t, authURL2, "e2e-user-2", "zoe-two", "user2-")
+	session2, err := client2.Connect(ctx, s.goTransportWith(key2), &mcp.ClientSessionOptions{ProtocolVersion: connectProtocol})
+	if err != nil {
+		t.Fatalf("second user connecting after the browser flow: %v", err)
+	}
+	defer session2.Close()
+	if text, err := callText(t, ctx, session2, "whoami"); err != nil || text != "subject=zoe-two" {
+		t.Errorf("second user's whoami = %q, %v; want subject=zoe-two", text, err)
+	}
+	if text, err := callText(t, ctx, session, "whoami"); err != nil || text != "subject=zoe-restart" {
+		t.Errorf("first user's whoami = %q, %v; want subject=zoe-restart", text, err)
+	}
+	var clients []struct {
+		ClientID string `json:"client_id"`
+	}
+	resp, err := http.Get(s.hydra.AdminURL + "/admin/clients")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&clients); err != nil {
+		t.Fatalf("listing Hydra's clients: %v", err)
+	}
+	if len(clients) != 1 {
+		t.Errorf("Hydra has %d clients, want the one the gateway registered before the restart", len(clients))
+	}
+	s.checkLogs(t, []string{authURL, authURL2}, []*url.URL{callback, callback2})
+	if strings.Contains(s.earlierLogs+s.gw.Logs(), key2) {
+		t.Error("the second API key is in the gateway's log")
+	}
+	for i, h := range s.up.Headers() {
+		for name, vs := range h {
+			for _, v := range vs {
+				if strings.Contains(v, key2) {
+					t.Errorf("request %d to the upstream carried the second API key in %s", i, name)
+				}
+			}
+		}
+	}
 }
