@@ -47,6 +47,7 @@ type Server struct {
 	log      *slog.Logger
 	routes   []*route
 	own      *http.ServeMux // health, base-path endpoints, well-known documents
+	ownIndex atomic.Pointer[ownIndex]
 	urls     *URLs
 	ready    atomic.Bool
 	cleanups []policy.CleanerUpper
@@ -93,11 +94,11 @@ func New(ctx context.Context, p *config.Project, s Settings) (*Server, error) {
 		_ = srv.Close()
 		return nil, err
 	}
-	srv.own.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	srv.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
-	})
-	srv.own.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	}))
+	srv.Handle("GET /readyz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if !srv.ready.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -105,7 +106,7 @@ func New(ctx context.Context, p *config.Project, s Settings) (*Server, error) {
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
-	})
+	}))
 	return srv, nil
 }
 
@@ -202,7 +203,10 @@ func (s *Server) build(ctx context.Context, p *config.Project) error {
 
 // Handle registers a gateway endpoint (pattern as http.ServeMux, e.g. "GET /__mcpgate/setup").
 // Endpoints are matched before routes.
-func (s *Server) Handle(pattern string, h http.Handler) { s.own.Handle(pattern, h) }
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.own.Handle(pattern, h) // panics on a conflicting pattern, before the index learns it
+	s.indexOwn(pattern)
+}
 
 // BasePath returns the base path of the gateway's own endpoints.
 func (s *Server) BasePath() string { return s.settings.BasePath }
@@ -241,7 +245,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := uuid.NewString()
 	w.Header().Set(RequestIDHeader, rid)
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, rid))
-	log := s.log.With("requestId", rid)
+	log := slog.New(&requestHandler{Handler: s.log.Handler(), rid: rid})
 	rec := &recorder{ResponseWriter: w}
 	var rt *route
 	defer func() {
@@ -258,6 +262,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	rt = s.serve(rec, r, rid, log)
 
+	if !log.Enabled(r.Context(), slog.LevelInfo) {
+		return
+	}
 	attrs := []any{"method", r.Method, "path", r.URL.Path, "status", rec.statusOrOK(), "bytes", rec.bytes,
 		"durationMs", float64(s.now().Sub(start).Microseconds()) / 1000}
 	if rt != nil && rt.info.OperationID != "" {
@@ -268,11 +275,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve dispatches the request and returns the route it matched, if any.
 func (s *Server) serve(w *recorder, r *http.Request, rid string, log *slog.Logger) *route {
-	if _, pattern := s.own.Handler(r); pattern != "" {
-		// ServeHTTP (not the handler Handler returned) so path wildcards reach r.PathValue.
-		w.own = true
-		s.own.ServeHTTP(w, r)
-		return nil
+	if s.mayBeOwn(r.URL.Path) {
+		if _, pattern := s.own.Handler(r); pattern != "" {
+			// ServeHTTP (not the handler Handler returned) so path wildcards reach r.PathValue.
+			w.own = true
+			s.own.ServeHTTP(w, r)
+			return nil
+		}
 	}
 	if !standardMethods[r.Method] {
 		s.fail(w, r, rid, log, problem.New(http.StatusNotImplemented, fmt.Sprintf("The method %s is not supported.", r.Method), nil).WithReason("method_not_supported"))
