@@ -73,12 +73,22 @@ type connectSetup struct {
 // api-key-inbound + mcp-token-exchange-inbound + McpProxyHandler.
 func startConnectSetup(t *testing.T) *connectSetup {
 	t.Helper()
+	return startConnectSetupAS(t, "")
+}
+
+// startConnectSetupAS is startConnectSetup with the upstream's metadata naming issuer as its
+// authorization server instead of Hydra (when not empty).
+func startConnectSetupAS(t *testing.T, issuer string) *connectSetup {
+	t.Helper()
 	if serveMissing != "" {
 		t.Skip(serveMissing)
 	}
 	h := hydra.Start(t, hydra.Options{Scopes: []string{"mcp", connectExtraScope}})
+	if issuer == "" {
+		issuer = h.Issuer()
+	}
 	up := mcpupstream.Start(t, mcpupstream.Options{
-		Issuer: h.Issuer(), IntrospectURL: h.AdminURL + "/admin/oauth2/introspect",
+		Issuer: issuer, IntrospectURL: h.AdminURL + "/admin/oauth2/introspect",
 		ExtraScope: connectExtraScope,
 	})
 	dataDir := filepath.Join(t.TempDir(), "data")
@@ -875,5 +885,43 @@ func TestConnectSurvivesRestart(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestConnectSetupFailure: the upstream's metadata names an authorization server that does not
+// answer. The gateway does not hand out a link that cannot work: the MCP client gets a named
+// "upstream OAuth setup" JSON-RPC error, with no URL (DESIGN.md §8.7), and so does the next call.
+func TestConnectSetupFailure(t *testing.T) {
+	dead := "http://" + freeLoopbackAddr(t) // nothing listens there any more
+	s := startConnectSetupAS(t, dead)
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	for i := range 2 {
+		_, err := s.goConnect(ctx)
+		var werr *jsonrpc.Error
+		if !errors.As(err, &werr) {
+			t.Fatalf("call %d: got %v, want a JSON-RPC error", i, err)
+		}
+		var data struct {
+			Bucket           string `json:"bucket"`
+			ReasonCode       string `json:"reasonCode"`
+			UpstreamServerID string `json:"upstreamServerId"`
+			RequestID        string `json:"requestId"`
+			AuthURL          string `json:"authUrl"`
+		}
+		if err := json.Unmarshal(werr.Data, &data); err != nil {
+			t.Fatalf("call %d: error data %s: %v", i, werr.Data, err)
+		}
+		if werr.Code == mcp.CodeURLElicitationRequired || data.AuthURL != "" || strings.Contains(werr.Message, "/connect?") {
+			t.Fatalf("call %d: %d %q %s: a connect link for an upstream whose sign-in cannot work", i, werr.Code, werr.Message, werr.Data)
+		}
+		if !strings.Contains(werr.Message, "Upstream OAuth setup for "+connectDisplayName+" failed") ||
+			(data.Bucket != "upstream OAuth setup" && data.Bucket != "upstream service response") || data.ReasonCode == "" || data.UpstreamServerID != connectUpstreamID || data.RequestID == "" {
+			t.Errorf("call %d: code %d message %q data %s, want the named upstream OAuth setup error", i, werr.Code, werr.Message, werr.Data)
+		}
+		t.Logf("call %d: code %d reason %s: %s", i, werr.Code, data.ReasonCode, werr.Message)
+	}
+	if n := s.hydra.TokenCalls(""); n != 0 {
+		t.Errorf("%d token requests at Hydra, want none", n)
 	}
 }
