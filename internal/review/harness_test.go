@@ -61,7 +61,7 @@ type fakeUpstream struct {
 	answer func(w http.ResponseWriter, r *http.Request, token string) bool
 }
 
-func startFakeUpstream(t *testing.T) *fakeUpstream {
+func startFakeUpstream(t testing.TB) *fakeUpstream {
 	f := &fakeUpstream{issued: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/oauth-protected-resource/", func(w http.ResponseWriter, r *http.Request) {
@@ -132,7 +132,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 // project writes a Zuplo project with two OAuth upstreams (alpha, beta: user-oauth, manual public
 // client) and one public MCP route, all forwarding to f.
-func project(t *testing.T, f *fakeUpstream) string {
+func project(t testing.TB, f *fakeUpstream) string {
 	t.Helper()
 	dir := t.TempDir()
 	must := func(err error) {
@@ -164,7 +164,7 @@ func project(t *testing.T, f *fakeUpstream) string {
 
 // env is one gateway (or several replicas on one store) in front of a fakeUpstream.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	up    *fakeUpstream
 	st    store.Store
 	ring  *vault.Ring
@@ -194,7 +194,7 @@ func (s *syncBuffer) String() string {
 }
 
 // newEnv starts a gateway; publicURL "" derives the public URL from each request.
-func newEnv(t *testing.T, publicURL string) *env {
+func newEnv(t testing.TB, publicURL string) *env {
 	t.Helper()
 	e := &env{t: t, up: startFakeUpstream(t), logs: &syncBuffer{}}
 	e.dir = project(t, e.up)
@@ -271,7 +271,7 @@ func (e *env) toolsCall(gw *httptest.Server, route, user string, hdr map[string]
 }
 
 // authURL returns the connect link of a -32042 answer.
-func authURL(t *testing.T, body string) string {
+func authURL(t testing.TB, body string) string {
 	t.Helper()
 	var m struct {
 		Error struct {
@@ -302,12 +302,12 @@ func (e *env) local(gw *httptest.Server, public string) string {
 // browserJar keeps cookies as a browser on the public origin would (cookiejar semantics keyed by
 // the public URL), while requests go to the local test server.
 type browserJar struct {
-	t      *testing.T
+	t      testing.TB
 	e      *env
 	cookie map[string]*http.Cookie // name+path → cookie
 }
 
-func newBrowserJar(t *testing.T, e *env) *browserJar {
+func newBrowserJar(t testing.TB, e *env) *browserJar {
 	return &browserJar{t: t, e: e, cookie: map[string]*http.Cookie{}}
 }
 
