@@ -41,11 +41,14 @@ func TestSetupUIChromium(t *testing.T) {
 		t.Fatalf("unauthenticated /setup shows %q", got)
 	}
 	b.Screenshot("login")
-	browser.Eval[string](b, `document.querySelector("#key").value = `+strconv.Quote(admin))
+	// A non-admin key is refused on the page.
+	browser.Eval[string](b, `document.querySelector("#key").value = `+strconv.Quote(alice))
 	b.ClickNavigate(`main button[type="submit"]`)
-	if got := b.Text("h1"); got != "Upstreams" {
-		t.Fatalf("after sign-in: %q", got)
+	if msg := b.Text(`main p[role="status"]`); !strings.Contains(msg, "does not belong to an administrator") {
+		t.Errorf("non-admin sign-in says %q", msg)
 	}
+	b.Screenshot("login-refused")
+	browserLogin(t, b, e, admin)
 	if cookies := browser.Eval[string](b, `document.cookie`); strings.Contains(cookies, "mcpgate-admin") {
 		t.Error("the session cookie is readable from the page (not HttpOnly)")
 	}
@@ -143,6 +146,19 @@ func TestSetupUIChromium(t *testing.T) {
 	}
 	b.Screenshot("audit")
 	for _, line := range b.Console() {
-		t.Errorf("browser console: %s", line)
+		if !strings.Contains(line, "status of 403") { // the refused sign-in answers 403
+			t.Errorf("browser console: %s", line)
+		}
+	}
+}
+
+// browserLogin signs the browser in through the login form.
+func browserLogin(t *testing.T, b *browser.Browser, e *env, key string) {
+	t.Helper()
+	b.Navigate(e.base + "/setup/login")
+	browser.Eval[string](b, `document.querySelector("#key").value = `+strconv.Quote(key))
+	b.ClickNavigate(`main button[type="submit"]`)
+	if got := b.Text("h1"); got != "Upstreams" {
+		t.Fatalf("after sign-in: %q", got)
 	}
 }

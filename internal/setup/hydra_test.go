@@ -16,6 +16,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/connect"
 	"github.com/mcpgate/mcpgate/internal/setup"
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/testutil/browser"
 	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
 	"github.com/mcpgate/mcpgate/internal/testutil/mcpupstream"
 )
@@ -207,7 +208,9 @@ func TestHealthStatesWithRealHydra(t *testing.T) {
 	if le := got["dave"].LastError; le == nil || le.Code != "revoked_by_admin" {
 		t.Errorf("dave's last error: %+v", le)
 	}
-	t.Logf("bob's last error: %+v", got["bob"].LastError)
+	if le := got["bob"].LastError; le == nil || le.Code != "client_rejected" {
+		t.Errorf("bob's last error: %+v", le)
+	}
 
 	// "Which users' Linear connections are failing, and why?" — one page.
 	failing := e.connections(admin, "linear", setup.StateFailing)
@@ -262,6 +265,35 @@ func TestHealthStatesWithRealHydra(t *testing.T) {
 	e.apiJSON("GET", "/audit?limit=500&upstream=linear", admin, "", &all)
 	if len(seen) != len(all.Events) || len(seen) < 10 {
 		t.Errorf("paged %d events one by one, %d in one page", len(seen), len(all.Events))
+	}
+
+	// The same states in a real browser, screenshot.
+	t.Run("page", func(t *testing.T) {
+		browser.Require(t)
+		b := browser.New(t)
+		browserLogin(t, b, e, admin)
+		b.Navigate(e.base + "/setup/connections?upstream=linear")
+		rows := b.Text("main > div.card:last-of-type tbody")
+		for u, w := range want {
+			if !strings.Contains(rows, u) || !strings.Contains(rows, string(w)) {
+				t.Errorf("the health page does not show %s as %s:\n%s", u, w, rows)
+			}
+		}
+		for _, code := range []string{"client_rejected", "refresh_grant_invalid", "revoked_by_admin"} {
+			if !strings.Contains(rows, code) {
+				t.Errorf("the health page does not show the error %s", code)
+			}
+		}
+		b.Screenshot("health")
+	})
+
+	// Check now through the API: fresh discovery, steps included. (The DCR registration was dropped
+	// when Hydra rejected the deleted client; the next connect registers again.)
+	var st setup.UpstreamStatus
+	e.apiJSON("POST", "/upstreams/linear/check", admin, "", &st)
+	if !st.Discovery.OK || !st.Discovery.PKCES256 || st.Discovery.Issuer != h.Issuer() || len(st.Discovery.Trace) < 2 ||
+		!strings.HasPrefix(st.Discovery.RegistrationMethod, "dynamic client registration") {
+		t.Errorf("check now: %+v", st.Discovery)
 	}
 
 	// Revoke all the failing ones; only alice's connection is left usable.
