@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/store/postgres"
 	"github.com/mcpgate/mcpgate/internal/store/sqlite"
 	"github.com/mcpgate/mcpgate/internal/store/sqlstore"
+	"github.com/mcpgate/mcpgate/internal/telemetry"
 	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
 	"github.com/mcpgate/mcpgate/internal/testutil/mcpupstream"
 	"github.com/mcpgate/mcpgate/internal/testutil/pgtest"
@@ -147,6 +149,7 @@ func (c *cluster) add() *instance {
 	if err != nil {
 		t.Fatal(err)
 	}
+	telemetry.Mount(svc.Register) // as the serve command does
 	if c.opts.httpTimeout > 0 {
 		m.SetHTTPTimeoutForTest(c.opts.httpTimeout) // before the server goroutines start
 	}
@@ -280,4 +283,29 @@ func (c *cluster) audits(user, event string) int {
 		c.t.Fatal(err)
 	}
 	return len(evs)
+}
+
+// metric scrapes instance i's /metrics and returns the value of the sample line that starts with
+// series (name{labels in alphabetical order}), or 0 when absent.
+func (c *cluster) metric(i int, series string) float64 {
+	c.t.Helper()
+	resp, err := c.client.Get(c.gws[i].srv.URL + telemetry.MetricsPath)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		c.t.Fatalf("GET /metrics: %d", resp.StatusCode)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				c.t.Fatalf("metric %s: %v", l, err)
+			}
+			return f
+		}
+	}
+	return 0
 }

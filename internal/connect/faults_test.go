@@ -90,6 +90,9 @@ func TestTokenEndpointFaultsKeepTheConnection(t *testing.T) {
 			if c.hydra.TokenCalls("refresh_token") == calls {
 				t.Fatal("no refresh was attempted")
 			}
+			if c.metric(0, `mcpgate_upstream_refreshes_total{outcome="transient",upstream="hydra-up"}`) == 0 {
+				t.Error("/metrics counts no transient refresh failure")
+			}
 			wantIntact(t, c, before)
 			if n := c.audits("alice", audit.UpstreamReconsentRequired); n != 0 {
 				t.Fatalf("%d reconsent audit events", n)

@@ -15,6 +15,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/mcpwire"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/telemetry"
 	"github.com/mcpgate/mcpgate/internal/upstream"
 )
 
@@ -36,6 +37,9 @@ const (
 // never handed to the MCP client as is: the client would start OAuth against the wrong server.
 func (m *Manager) Hook(ep upstream.Endpoints, up *Upstream, lk Lookup) policy.ResponseHook {
 	return func(c *policy.Context, r *http.Request, resp *http.Response) (*http.Response, error) {
+		if !c.Start.IsZero() {
+			telemetry.Default.UpstreamResponse(up.ID, resp.StatusCode, time.Since(c.Start))
+		}
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized:
 		case resp.StatusCode == http.StatusForbidden && isInsufficientScope(resp.Header):
@@ -70,13 +74,19 @@ func (m *Manager) Hook(ep upstream.Endpoints, up *Upstream, lk Lookup) policy.Re
 			return m.connectRequired(c, r, up, lk.Key, mcpwire.StateReconsentRequired, ch.Scopes(), nil)
 		}
 		if err != nil {
+			telemetry.Default.Replay(up.ID, telemetry.ReplayError)
 			return nil, err
 		}
 		resp2, err := c.Replay(ctx, nt.Authorization.Reveal())
 		if err != nil {
+			telemetry.Default.Replay(up.ID, telemetry.ReplayError)
 			return nil, err
 		}
+		if resp2.StatusCode != http.StatusUnauthorized {
+			telemetry.Default.Replay(up.ID, telemetry.ReplaySuccess)
+		}
 		if resp2.StatusCode == http.StatusUnauthorized {
+			telemetry.Default.Replay(up.ID, telemetry.ReplayUnauthorized)
 			ch2, _ := upstream.ParseBearerChallenge(resp2.Header)
 			up.RememberChallenge(ch2)
 			drain(resp2)
@@ -117,6 +127,7 @@ func (m *Manager) stepUp(c *policy.Context, r *http.Request, up *Upstream, lk Lo
 		}
 	}
 	if !m.allowStepUp(lk.Key, union) {
+		telemetry.Default.StepUp(up.ID, telemetry.StepUpLimited)
 		env, _ := mcpwire.Peek(c.RequestBody())
 		msg := up.DisplayName + " keeps asking for more permissions (" + strings.Join(added, ", ") +
 			") than were granted; the gateway stopped asking after " + strconv.Itoa(StepUpLimit) + " attempts in 10 minutes. Ask an administrator to check the scopes configured for " + up.DisplayName + "."
@@ -125,6 +136,7 @@ func (m *Manager) stepUp(c *policy.Context, r *http.Request, up *Upstream, lk Lo
 		return mcpwire.ErrorResponse(env, r.Header.Get("Accept"), codeStepUpLimited, msg,
 			map[string]any{"upstreamServerId": up.ID, "reasonCode": "step_up_limited", "requestedScopes": union}), nil
 	}
+	telemetry.Default.StepUp(up.ID, telemetry.StepUpAsked)
 	return m.connectRequired(c, r, up, lk.Key, mcpwire.StateReconsentRequired, union, added)
 }
 
@@ -188,6 +200,7 @@ func (m *Manager) connectRequired(c *policy.Context, r *http.Request, up *Upstre
 		cr.Message = "An administrator must connect " + up.DisplayName + " before this service is available."
 		auditEvent.ReasonCode = cr.State
 		m.audit.Record(ctx, auditEvent)
+		telemetry.Default.ConnectRequired(up.ID, cr.State)
 		return mcpwire.ConnectRequiredResponse(env, r.Header.Get("Accept"), r.Header.Get(mcpwire.ProtocolVersionHeader), c.RequestID, cr), nil
 	}
 
@@ -218,5 +231,6 @@ func (m *Manager) connectRequired(c *policy.Context, r *http.Request, up *Upstre
 	}
 	cr.Scopes = scopes
 	m.audit.Record(ctx, auditEvent)
+	telemetry.Default.ConnectRequired(up.ID, state)
 	return mcpwire.ConnectRequiredResponse(env, r.Header.Get("Accept"), r.Header.Get(mcpwire.ProtocolVersionHeader), c.RequestID, cr), nil
 }

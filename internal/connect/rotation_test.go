@@ -48,6 +48,12 @@ func testRotationRace(t *testing.T, o clusterOptions) {
 	c.connect("alice")
 	c.hydra.ResetTokenCalls()
 	refreshes, expiries := 0, 0
+	const (
+		succeeded = `mcpgate_upstream_refreshes_total{outcome="success",upstream="hydra-up"}`
+		failed    = `mcpgate_upstream_refreshes_total{outcome="transient",upstream="hydra-up"}`
+		dead      = `mcpgate_upstream_refreshes_total{outcome="reconsent",upstream="hydra-up"}`
+	)
+	succeededBefore, failedBefore, deadBefore := c.metric(0, succeeded), c.metric(0, failed), c.metric(0, dead)
 
 	for round := 1; round <= raceExpiries; round++ {
 		before := c.waitExpired("alice")
@@ -80,6 +86,13 @@ func testRotationRace(t *testing.T, o clusterOptions) {
 		if !after.Expiry.After(before.Expiry) {
 			t.Fatalf("round %d: expiry did not move: %s → %s", round, before.Expiry, after.Expiry)
 		}
+	}
+	// The metrics are process-wide: every instance serves the same counts.
+	if got := c.metric(len(c.gws)-1, succeeded) - succeededBefore; got != float64(expiries) {
+		t.Errorf("/metrics counts %v successful refreshes, want %d", got, expiries)
+	}
+	if f, d := c.metric(0, failed)-failedBefore, c.metric(0, dead)-deadBefore; f != 0 || d != 0 {
+		t.Errorf("/metrics counts %v transient and %v dead refreshes, want none", f, d)
 	}
 	if n := c.audits("alice", audit.UpstreamTokenRefreshed); n != expiries {
 		t.Errorf("%d refresh audit events, want %d", n, expiries)

@@ -12,6 +12,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/problem"
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/telemetry"
 	"github.com/mcpgate/mcpgate/internal/upstream"
 	"github.com/mcpgate/mcpgate/internal/vault"
 )
@@ -176,10 +177,23 @@ func (m *Manager) refreshAsync(ctx context.Context, ep upstream.Endpoints, up *U
 	})
 }
 
-func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, staleVersion int64, requestID string) (*Token, error) {
+func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, staleVersion int64, requestID string) (t *Token, err error) {
+	start := time.Now()
+	reused := false
+	defer func() { telemetry.Default.Refresh(up.ID, refreshOutcome(reused, err), time.Since(start)) }()
+
 	lease := leaseName(key)
 	// Take the lease; while another instance holds it, watch the row: when it moves past
 	// staleVersion the other instance has refreshed and its token is used.
+	var waitedSince, waitedUntil time.Time // the lease wait, when another instance held it
+	defer func() {
+		if !waitedSince.IsZero() {
+			if waitedUntil.IsZero() {
+				waitedUntil = time.Now()
+			}
+			telemetry.Default.LeaseWait(up.ID, waitedUntil.Sub(waitedSince))
+		}
+	}()
 	for wait := 25 * time.Millisecond; ; wait = min(wait*2, 500*time.Millisecond) {
 		err := m.store.TryAcquireLease(ctx, lease, m.holder, LeaseTTL)
 		if err == nil {
@@ -188,7 +202,11 @@ func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstre
 		if !errors.Is(err, store.ErrLeaseHeld) {
 			return nil, transient("taking the refresh lease", err)
 		}
+		if waitedSince.IsZero() {
+			waitedSince = time.Now()
+		}
 		if t, done, err := m.refreshedElsewhere(ctx, key, staleVersion); err != nil || done {
+			reused = t != nil
 			return t, err
 		}
 		select {
@@ -197,10 +215,14 @@ func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstre
 		case <-time.After(wait):
 		}
 	}
+	if !waitedSince.IsZero() {
+		waitedUntil = time.Now()
+	}
 	defer func() { _ = m.store.ReleaseLease(context.WithoutCancel(ctx), lease, m.holder) }()
 
 	// Re-read under the lease: another instance may have refreshed between our read and the lease.
 	if t, done, err := m.refreshedElsewhere(ctx, key, staleVersion); err != nil || done {
+		reused = t != nil
 		return t, err
 	}
 	conn, err := m.store.GetConnection(ctx, key)
@@ -223,7 +245,9 @@ func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstre
 	}
 	tok, err := m.engine.Refresh(ctx, up.Upstream, m.grantOf(ctx, up, conn, ep))
 	if err != nil {
-		return m.refreshFailed(ctx, up, key, conn, err, requestID)
+		t, err = m.refreshFailed(ctx, up, key, conn, err, requestID)
+		reused = t != nil
+		return t, err
 	}
 	for attempt := 0; ; attempt++ {
 		conn.AccessToken = tok.AccessToken
@@ -240,7 +264,16 @@ func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstre
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, store.ErrConflict) || attempt == 3 {
+		if !errors.Is(err, store.ErrConflict) && attempt < 8 && ctx.Err() == nil {
+			// The new refresh token exists only in memory now: a storage hiccup (a database
+			// failover) must not lose it, so the write is retried while the refresh's time lasts.
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
+			}
+			continue
+		}
+		if !errors.Is(err, store.ErrConflict) || attempt >= 8 {
 			// The upstream rotated the refresh token; losing this write would lose the grant, so
 			// it is retried above and reported loudly here.
 			m.log.Error("storing a refreshed token failed", "upstreamServerId", up.ID, "requestId", requestID, "error", err)
@@ -257,11 +290,27 @@ func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstre
 		}
 		conn = fresh
 	}
-	t := tokenOf(conn)
+	t = tokenOf(conn)
 	m.cache.Store(cacheKey(key), t)
 	m.audit.Record(ctx, audit.Event{Event: audit.UpstreamTokenRefreshed, Outcome: audit.OutcomeSuccess, SubjectID: key.Subject,
 		UpstreamID: up.ID, AuthProfileID: up.AuthProfileID(), RequestID: requestID})
 	return t, nil
+}
+
+// refreshOutcome is the telemetry outcome of one refresh.
+func refreshOutcome(reused bool, err error) string {
+	switch {
+	case err == nil && reused:
+		return telemetry.RefreshReused
+	case err == nil:
+		return telemetry.RefreshSuccess
+	case errors.Is(err, errReconsent):
+		return telemetry.RefreshDead
+	case problem.From(err).Status == http.StatusBadGateway:
+		return telemetry.RefreshSetup
+	default:
+		return telemetry.RefreshTransient
+	}
 }
 
 // refreshedElsewhere re-reads the row: done is true when it changed since staleVersion and holds a
