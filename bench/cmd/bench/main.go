@@ -69,6 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.only, "targets", "direct,mcpgate,bare,caddy,nginx", "targets in the order each round runs them (also: bare-stdlib, httputil.ReverseProxy with its defaults)")
 	fs.StringVar(&o.workloads, "workloads", "json,sse,latency", "workloads: json and sse (tools/call at -concurrency), latency (JSON, one connection: unloaded latency)")
 	fs.StringVar(&o.mcpgate, "mcpgate", "", "mcpgate binary (default: built from ./cmd/mcpgate)")
+	fs.StringVar(&o.compare, "compare", "", "a second mcpgate binary, measured as target mcpgate-b (A/B of a change)")
 	fs.StringVar(&o.caddy, "caddy", "", "caddy binary (default: $HOME/.cache/mcpgate-bench/bin/caddy, installed when missing)")
 	fs.StringVar(&o.nginx, "nginx", "", "nginx binary (default: nginx on PATH or /usr/sbin/nginx, apt-get installed when missing)")
 	fs.StringVar(&o.out, "o", "", "also write the report (markdown) to this file")

@@ -49,6 +49,20 @@ func pairedMedian(a, b []measurement, f func(a, b measurement) float64) float64 
 	return median(v)
 }
 
+// pairedRange is the smallest and largest of f(a[i], b[i]) over rounds.
+func pairedRange(a, b []measurement, f func(a, b measurement) float64) (lo, hi float64) {
+	for i := range min(len(a), len(b)) {
+		v := f(a[i], b[i])
+		if i == 0 || v < lo {
+			lo = v
+		}
+		if i == 0 || v > hi {
+			hi = v
+		}
+	}
+	return lo, hi
+}
+
 var (
 	rps     series = func(m measurement) float64 { return m.s.rps() }
 	p50     series = func(m measurement) float64 { return float64(percentile(m.s.latency, 50)) }
@@ -114,6 +128,9 @@ func writeReport(w io.Writer, o options, env string, workloads []string, targets
 			}
 			if hasGW && t.name != "mcpgate" {
 				ratio = fmt.Sprintf("%.2f×", pairedMedian(gw, ms, ratioOf))
+				if lo, hi := pairedRange(gw, ms, ratioOf); len(ms) > 1 {
+					ratio += fmt.Sprintf(" (%.2f–%.2f)", lo, hi)
+				}
 			}
 			name := t.label
 			if e := medianOf(ms, errs); e > 0 {
@@ -161,16 +178,19 @@ func writeChecks(w io.Writer, wl string, res map[string][]measurement) {
 		}
 	} else if hasBare {
 		r := pairedMedian(gw, bare, ratioOf)
-		check(r >= minRatioBare, "throughput %.2f× the bare proxy's (target ≥ %.2f×)", r, minRatioBare)
+		lo, hi := pairedRange(gw, bare, ratioOf)
+		check(r >= minRatioBare, "throughput %.2f× the bare proxy's (rounds: %.2f–%.2f; target ≥ %.2f×)", r, lo, hi, minRatioBare)
 	}
 	if caddy, ok := res["caddy"]; ok && wl != "latency" {
 		r := pairedMedian(gw, caddy, ratioOf)
-		check(r >= minRatioCaddy, "throughput %.2f× Caddy's (target ≥ %.2f×)", r, minRatioCaddy)
+		lo, hi := pairedRange(gw, caddy, ratioOf)
+		check(r >= minRatioCaddy, "throughput %.2f× Caddy's (rounds: %.2f–%.2f; target ≥ %.2f×)", r, lo, hi, minRatioCaddy)
 	}
 	if hasBare && wl != "latency" {
 		c := pairedMedian(gw, bare, func(a, b measurement) float64 { return cpuReq(a) - cpuReq(b) })
-		lines = append(lines, fmt.Sprintf("- CPU/req: mcpgate %s, bare proxy %s (%s per request)",
-			usf(medianOf(gw, cpuReq)), usf(medianOf(bare, cpuReq)), signedUs(c)))
+		lo, hi := pairedRange(gw, bare, func(a, b measurement) float64 { return cpuReq(a) - cpuReq(b) })
+		lines = append(lines, fmt.Sprintf("- CPU/req: mcpgate %s, bare proxy %s (%s per request; rounds: %s to %s)",
+			usf(medianOf(gw, cpuReq)), usf(medianOf(bare, cpuReq)), signedUs(c), signedUs(lo), signedUs(hi)))
 	}
 	if len(lines) > 0 {
 		fmt.Fprintf(w, "\nTargets (%s):\n%s\n", strings.ToUpper(wl), strings.Join(lines, "\n"))

@@ -29,6 +29,7 @@ type options struct {
 	only        string
 	workloads   string
 	mcpgate     string
+	compare     string
 	caddy       string
 	nginx       string
 	out         string
@@ -61,6 +62,7 @@ func (m measurement) perRequest(d time.Duration) time.Duration {
 var labels = map[string]string{
 	"direct":      "direct (no proxy)",
 	"mcpgate":     "mcpgate",
+	"mcpgate-b":   "mcpgate (-compare build)",
 	"bare":        "bare httputil.ReverseProxy (tuned)",
 	"bare-stdlib": "httputil.ReverseProxy, defaults",
 	"caddy":       "Caddy " + caddyVersion,
@@ -71,8 +73,15 @@ func benchmark(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	names := splitComma(o.only)
 	for _, n := range names {
 		if labels[n] == "" {
-			return fmt.Errorf("-targets: unknown target %q (direct, mcpgate, bare, bare-stdlib, caddy, nginx)", n)
+			return fmt.Errorf("-targets: unknown target %q (direct, mcpgate, mcpgate-b, bare, bare-stdlib, caddy, nginx)", n)
 		}
+	}
+	if o.compare != "" && !slices.Contains(names, "mcpgate-b") {
+		i := slices.Index(names, "mcpgate") + 1 // right after mcpgate, or first
+		names = slices.Insert(names, i, "mcpgate-b")
+	}
+	if slices.Contains(names, "mcpgate-b") && o.compare == "" {
+		return errors.New("-targets: mcpgate-b needs -compare")
 	}
 	workloads := splitComma(o.workloads)
 	for _, w := range workloads {
@@ -148,13 +157,17 @@ func benchmark(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			return err
 		}
 		switch name {
-		case "mcpgate":
+		case "mcpgate", "mcpgate-b":
 			cfg := filepath.Join(dir, "mcpgate-config")
 			if err := upstream.WriteGatewayProject(cfg, "http://"+upAddr+"/mcp"); err != nil {
 				return err
 			}
-			t.proc, err = start(ctx, dir, name, nil, o.mcpgate, "serve", "--config", cfg, "--listen", t.addr,
-				"--data-dir", filepath.Join(dir, "mcpgate-data"), "--log-level", "warn", "--log-format", "json")
+			bin := o.mcpgate
+			if name == "mcpgate-b" {
+				bin = o.compare
+			}
+			t.proc, err = start(ctx, dir, name, nil, bin, "serve", "--config", cfg, "--listen", t.addr,
+				"--data-dir", filepath.Join(dir, name+"-data"), "--log-level", "warn", "--log-format", "json")
 		case "bare":
 			t.proc, err = start(ctx, dir, name, nil, self, "bareproxy", "-listen", t.addr, "-upstream", "http://"+upAddr)
 		case "bare-stdlib":
