@@ -86,6 +86,9 @@ func New(ctx context.Context, p *config.Project, s Settings) (*Server, error) {
 		if svc.Register == nil {
 			svc.Register = srv.Handle
 		}
+		if svc.Authenticate == nil {
+			svc.Authenticate = srv.authenticate
+		}
 		if svc.Logger == nil {
 			svc.Logger = s.Logger
 		}

@@ -24,7 +24,10 @@ type Services struct {
 	SafeHTTPAllow []string
 	// Register adds a gateway endpoint (pattern as http.ServeMux). New fills it.
 	Register func(pattern string, h http.Handler)
-	Logger   *slog.Logger
+	// Authenticate authenticates a gateway endpoint's request as a route would (see
+	// Authenticator). New fills it.
+	Authenticate Authenticator
+	Logger       *slog.Logger
 	// Proxy holds the MCP proxy's gateway-level settings (header timeout, body limit); zero
 	// fields take the proxy's defaults.
 	Proxy proxy.Settings
