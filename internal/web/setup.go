@@ -27,6 +27,7 @@ var setupFuncs = template.FuncMap{
 	"isoTime": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"join":    strings.Join,
 	"inc":     func(i int) int { return i + 1 },
+	"short":   func(t time.Time) string { return formatShort(t, time.Now()) },
 	// pillClass colours a connection health state.
 	"pillClass": func(v any) string {
 		switch fmt.Sprint(v) {
@@ -104,6 +105,19 @@ func formatWhen(t time.Time) string {
 		return "—"
 	}
 	return t.UTC().Format("2 Jan 2006 15:04 UTC")
+}
+
+// formatShort is a compact time for table cells: the time of day when t is today (UTC), else the
+// date and time.
+func formatShort(t, now time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	t, now = t.UTC(), now.UTC()
+	if t.YearDay() == now.YearDay() && t.Year() == now.Year() {
+		return t.Format("15:04:05 UTC")
+	}
+	return t.Format("2 Jan 2006 15:04 UTC")
 }
 
 // relative says how far t is from now in one unit ("in 5 min", "3 h ago").
