@@ -59,6 +59,8 @@ type fakeUpstream struct {
 	seen   []http.Header // headers of every MCP request, in order
 	// answer, when set, may answer an MCP request itself (return true) given the bearer token.
 	answer func(w http.ResponseWriter, r *http.Request, token string) bool
+	// tokenAnswer, when set, may answer a token request itself (return true).
+	tokenAnswer func(w http.ResponseWriter, r *http.Request) bool
 }
 
 func startFakeUpstream(t testing.TB) *fakeUpstream {
@@ -73,6 +75,12 @@ func startFakeUpstream(t testing.TB) *fakeUpstream {
 			"response_types_supported": []string{"code"}, "code_challenge_methods_supported": []string{"S256"}})
 	})
 	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		ta := f.tokenAnswer
+		f.mu.Unlock()
+		if ta != nil && ta(w, r) {
+			return
+		}
 		f.mu.Lock()
 		f.n++
 		at := fmt.Sprintf("at-%d", f.n)
@@ -108,6 +116,12 @@ func (f *fakeUpstream) setAnswer(a func(w http.ResponseWriter, r *http.Request, 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.answer = a
+}
+
+func (f *fakeUpstream) setTokenAnswer(a func(w http.ResponseWriter, r *http.Request) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tokenAnswer = a
 }
 
 func (f *fakeUpstream) lastHeaders() http.Header {
