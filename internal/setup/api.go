@@ -23,7 +23,7 @@ func requestID(ctx context.Context) string { return gateway.RequestID(ctx) }
 func (h *Handler) bearer(f func(http.ResponseWriter, *http.Request, *Admin)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		addr := clientAddr(r)
+		addr := h.clientAddr(r)
 		if wait := h.limit.check(addr); wait > 0 {
 			h.apiError(w, r, tooMany(wait))
 			return

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -290,11 +291,41 @@ func (l *limiter) prune(addr string) []time.Time {
 	return recent
 }
 
-// clientAddr is the address failed logins are counted against: the direct peer.
-func clientAddr(r *http.Request) string {
+// clientAddr is the address failed logins are counted against: the direct peer, or, when that is
+// a trusted proxy (MCPGATE_TRUSTED_PROXIES), the nearest X-Forwarded-For address that is not one
+// (so clients behind one proxy are not slowed down together, and a client cannot pick its own).
+func (h *Handler) clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if !h.trusted(host) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		if hop == "" {
+			continue
+		}
+		if !h.trusted(hop) {
+			return hop
+		}
+		host = hop
 	}
 	return host
+}
+
+func (h *Handler) trusted(addr string) bool {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range h.urls.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }

@@ -142,7 +142,7 @@ func (h *Handler) renderLogin(w http.ResponseWriter, r *http.Request, status int
 
 func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	addr := clientAddr(r)
+	addr := h.clientAddr(r)
 	if wait := h.limit.check(addr); wait > 0 {
 		pe := tooMany(wait)
 		w.Header().Set("Retry-After", pe.Header.Get("Retry-After"))
