@@ -220,8 +220,9 @@ func (c *cluster) call(ctx context.Context, i int, user, tool string) answer {
 	return answer{status: resp.StatusCode, header: resp.Header, body: b, err: err}
 }
 
-// connect connects user through instance 0 with the headless browser flow.
-func (c *cluster) connect(user string) {
+// connect connects user through instance 0 with the headless browser flow and returns the
+// result page.
+func (c *cluster) connect(user string) string {
 	c.t.Helper()
 	a := c.call(context.Background(), 0, user, "whoami")
 	if a.err != nil || a.status != 200 {
@@ -241,6 +242,7 @@ func (c *cluster) connect(user string) {
 	if a := c.call(context.Background(), 0, user, "whoami"); a.text() != "subject="+user {
 		c.t.Fatalf("whoami after connecting: %v", a)
 	}
+	return page
 }
 
 // key is user's connection key (the test-user policy namespaces subjects with "test").

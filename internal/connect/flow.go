@@ -386,7 +386,7 @@ func (m *Manager) serveCallback(w http.ResponseWriter, r *http.Request) {
 	ev.Details = map[string]any{"scopes": strings.Join(tok.Scopes, " "), "issuer": issued.Issuer}
 	m.audit.Record(ctx, ev)
 	_ = web.RenderResult(w, web.ResultPage{Kind: web.ResultConnected, DisplayName: up.DisplayName, Subject: displaySubject(p.Subject),
-		Scopes: tok.Scopes, RequestID: rid})
+		Scopes: tok.Scopes, RequestID: rid, DisconnectURL: m.DisconnectURL(r, key)})
 }
 
 func (m *Manager) exchangeFailed(w http.ResponseWriter, r *http.Request, up *Upstream, ev audit.Event, err error) {

@@ -114,6 +114,7 @@ func FromServices(svc *gateway.Services) (*Manager, error) {
 	v, err := svc.Shared(sharedName, func() (any, error) {
 		m := newManager(svc)
 		m.routes(svc.Register)
+		m.mountDisconnect(svc.Register, svc.Authenticate)
 		return m, nil
 	})
 	if err != nil {
