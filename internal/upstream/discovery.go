@@ -303,7 +303,7 @@ func fetchOne(ctx context.Context, c httpDoer, rawURL, notFound string) (*reply,
 	r, err := get(ctx, c, rawURL)
 	if err != nil {
 		code, bucket := transportCode(err)
-		return nil, failure{code: code, bucket: bucket, reason: err.Error()}
+		return nil, failure{code: code, bucket: bucket, reason: transportReason(rawURL, err)}
 	}
 	switch {
 	case r.status == http.StatusOK:

@@ -86,7 +86,6 @@ type Error struct {
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	b.WriteString("upstream ")
 	b.WriteString(string(e.Bucket))
 	b.WriteString(": ")
 	b.WriteString(e.Code)

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/safehttp"
@@ -72,6 +74,32 @@ func transportCode(err error) (code string, bucket Bucket) {
 		return CodeSSRFBlocked, BucketOAuthSetup
 	}
 	return CodeMetadataUnreachable, BucketUpstreamResponse
+}
+
+// transportReason says why a request to rawURL got no answer, for people: the SSRF guard's own
+// refusal (which names the URL and the rule), or a short classification of the network failure —
+// never the raw Go error, which carries resolved addresses and internals.
+func transportReason(rawURL string, err error) string {
+	var se *safehttp.Error
+	if errors.As(err, &se) {
+		return se.Error()
+	}
+	var ne net.Error
+	why := "the connection failed"
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		why = "it did not answer in time"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		why = "the connection was refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		why = "the connection was reset"
+	default:
+		var de *net.DNSError
+		if errors.As(err, &de) {
+			why = "its host name could not be resolved"
+		}
+	}
+	return "could not reach " + displayURL(rawURL) + ": " + why
 }
 
 // decodeJSON decodes a metadata document leniently (unknown members are fine) but requires an
