@@ -206,16 +206,19 @@ func (m *Manager) connectRequired(c *policy.Context, r *http.Request, up *Upstre
 
 	if _, err := m.engine.Discover(ctx, up.Upstream, up.Challenge().ResourceMetadata); err != nil {
 		var ue *upstream.Error
-		reason := "discovery failed"
+		reason, bucket := "discovery failed", upstream.BucketOAuthSetup
 		if errors.As(err, &ue) {
-			reason = ue.Reason
+			reason, bucket = ue.Reason, ue.Bucket
 		}
-		m.log.Error("upstream OAuth setup failed", "upstreamServerId", up.ID, "requestId", c.RequestID, "error", err)
+		msg := "Upstream OAuth setup for " + up.DisplayName + " failed: " + reason
+		if bucket == upstream.BucketUpstreamResponse {
+			msg = "The sign-in service of " + up.DisplayName + " is not answering right now: " + reason
+		}
+		m.log.Error("upstream OAuth discovery failed", "upstreamServerId", up.ID, "requestId", c.RequestID, "error", err)
 		auditEvent.Outcome, auditEvent.ReasonCode = audit.OutcomeFailure, upstream.CodeOf(err)
 		m.audit.Record(ctx, auditEvent)
-		return mcpwire.ErrorResponse(env, r.Header.Get("Accept"), codeUpstreamSetup,
-			"Upstream OAuth setup for "+up.DisplayName+" failed: "+reason,
-			map[string]any{"bucket": string(upstream.BucketOAuthSetup), "reasonCode": upstream.CodeOf(err), "upstreamServerId": up.ID, "requestId": c.RequestID}), nil
+		return mcpwire.ErrorResponse(env, r.Header.Get("Accept"), codeUpstreamSetup, msg,
+			map[string]any{"bucket": string(bucket), "reasonCode": upstream.CodeOf(err), "upstreamServerId": up.ID, "requestId": c.RequestID}), nil
 	}
 
 	t := m.signer.New(Ticket{Subject: key.Subject, Mode: string(key.Mode), UpstreamID: up.ID, OperationID: cr.OperationID,
