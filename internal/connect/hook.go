@@ -211,9 +211,6 @@ func (m *Manager) connectRequired(c *policy.Context, r *http.Request, up *Upstre
 			reason, bucket = ue.Reason, ue.Bucket
 		}
 		msg := "Upstream OAuth setup for " + up.DisplayName + " failed: " + reason
-		if bucket == upstream.BucketUpstreamResponse {
-			msg = "The sign-in service of " + up.DisplayName + " is not answering right now: " + reason
-		}
 		m.log.Error("upstream OAuth discovery failed", "upstreamServerId", up.ID, "requestId", c.RequestID, "error", err)
 		auditEvent.Outcome, auditEvent.ReasonCode = audit.OutcomeFailure, upstream.CodeOf(err)
 		m.audit.Record(ctx, auditEvent)
