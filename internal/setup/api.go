@@ -115,6 +115,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
+func (h *Handler) apiRoutes(w http.ResponseWriter, _ *http.Request, _ *Admin) {
+	writeJSON(w, http.StatusOK, map[string]any{"routes": h.listRoutes()})
+}
+
 func (h *Handler) apiUpstreams(w http.ResponseWriter, r *http.Request, _ *Admin) {
 	ups, err := h.listUpstreams(r.Context(), r)
 	if err != nil {

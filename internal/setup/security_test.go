@@ -326,6 +326,25 @@ func TestJWTAdmins(t *testing.T) {
 	}
 	adminJWT, userJWT := mint("ops@example.com", "mcpgate-admin"), mint("alice@example.com", "reader")
 
+	// Every MCP route is listed, with or without a token-exchange upstream.
+	var routes struct{ Routes []setup.RouteView }
+	e.apiJSON("GET", "/routes", adminJWT, "", &routes)
+	if len(routes.Routes) != 2 || routes.Routes[0].Path != "/mcp/jwt" && routes.Routes[1].Path != "/mcp/jwt" {
+		t.Fatalf("routes: %+v", routes.Routes)
+	}
+	for _, r := range routes.Routes {
+		switch r.Path {
+		case "/mcp/jwt":
+			if r.AuthMode != "none" || r.UpstreamID != "" || len(r.Policies) != 1 || r.Policies[0] != "jwt" {
+				t.Errorf("public route: %+v", r)
+			}
+		case "/mcp/linear":
+			if r.AuthMode != "user-oauth" || r.UpstreamID != "linear" || r.OperationID != "linear-mcp" || r.UpstreamURL == "" {
+				t.Errorf("linear route: %+v", r)
+			}
+		}
+	}
+
 	var list struct{ Upstreams []setup.UpstreamStatus }
 	e.apiJSON("GET", "/upstreams", adminJWT, "", &list)
 	if len(list.Upstreams) != 1 {

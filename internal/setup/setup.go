@@ -19,6 +19,7 @@
 //	  GET  /setup/audit                   audit log (?user=&upstream=&event=&outcome=&since=&until=&before=)
 //
 //	API (Authorization: Bearer <admin API key or admin JWT>; JSON)
+//	  GET  /admin/api/routes              every MCP route, with its upstream and auth mode
 //	  GET  /admin/api/upstreams           GET /admin/api/upstreams/{id}
 //	  POST /admin/api/upstreams/{id}/check
 //	  GET  /admin/api/connections         POST /admin/api/connections/revoke   POST /admin/api/connections/revoke-all
@@ -55,6 +56,7 @@ type Handler struct {
 	sealer *sealer
 	limit  *limiter
 	jwt    []policy.Inbound
+	mcp    []*config.Route // the project's MCP routes, in config order
 	log    *slog.Logger
 	now    func() time.Time
 }
@@ -82,6 +84,11 @@ func Mount(svc *gateway.Services, project *config.Project) (*Handler, error) {
 		sealer: seal, log: log.With("component", "setup"), now: time.Now}
 	h.limit = newLimiter(func() time.Time { return h.now() })
 	if project != nil {
+		for _, rc := range project.Routes {
+			if policy.IsMCPHandler(rc.Handler.Export) {
+				h.mcp = append(h.mcp, rc)
+			}
+		}
 		for _, name := range project.PolicyOrder {
 			p := project.Policies[name]
 			if p == nil {
@@ -116,6 +123,7 @@ func (h *Handler) routes(register func(string, http.Handler)) {
 	api := func(pattern string, f func(http.ResponseWriter, *http.Request, *Admin)) {
 		register(pattern, h.bearer(f))
 	}
+	api("GET "+base+"/admin/api/routes", h.apiRoutes)
 	api("GET "+base+"/admin/api/upstreams", h.apiUpstreams)
 	api("GET "+base+"/admin/api/upstreams/{id}", h.apiUpstream)
 	api("POST "+base+"/admin/api/upstreams/{id}/check", h.apiCheck)

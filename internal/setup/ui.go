@@ -183,6 +183,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, _ *session
 
 // UpstreamsPage is the upstreams page's data.
 type UpstreamsPage struct {
+	Routes    []RouteView
 	Upstreams []UpstreamStatus
 	States    []string
 	Checked   string // the upstream "Check now" just ran for (its steps are shown open)
@@ -204,7 +205,7 @@ func (h *Handler) serveUpstreamsPage(w http.ResponseWriter, r *http.Request, s *
 	}
 	flash, bad := flashOf(r.URL.Query())
 	h.render(w, r, web.SetupPage{Name: "setup_upstreams", Title: "Upstreams", Nav: h.nav(s, "upstreams"), Flash: flash, FlashBad: bad,
-		Data: UpstreamsPage{Upstreams: ups, States: healthStrings(), Checked: r.URL.Query().Get("checked")}})
+		Data: UpstreamsPage{Routes: h.listRoutes(), Upstreams: ups, States: healthStrings(), Checked: r.URL.Query().Get("checked")}})
 }
 
 func (h *Handler) serveCheckForm(w http.ResponseWriter, r *http.Request, s *session) {

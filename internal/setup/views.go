@@ -36,6 +36,40 @@ const (
 	checkTimeout = 60 * time.Second
 )
 
+// RouteView is one MCP route of the configuration.
+type RouteView struct {
+	Path        string   `json:"path"`
+	Methods     []string `json:"methods"`
+	OperationID string   `json:"operationId"`
+	Summary     string   `json:"summary,omitempty"`
+	UpstreamURL string   `json:"upstreamUrl,omitempty"`
+	// UpstreamID and AuthMode name the token-exchange upstream; AuthMode is "none" for a route
+	// without one (a public upstream, or one using static headers).
+	UpstreamID string   `json:"upstreamId,omitempty"`
+	AuthMode   string   `json:"authMode"`
+	Policies   []string `json:"policies"`
+}
+
+// listRoutes returns every MCP route in configuration order.
+func (h *Handler) listRoutes() []RouteView {
+	out := []RouteView{}
+	ups := h.m.Upstreams()
+	for _, rc := range h.mcp {
+		v := RouteView{Path: rc.Path, Methods: rc.Methods, OperationID: rc.OperationID, Summary: rc.Summary, AuthMode: "none",
+			Policies: append(append([]string{}, rc.Inbound...), rc.Outbound...)}
+		if rc.Info != nil && rc.Info.Upstream != nil {
+			v.UpstreamURL = rc.Info.Upstream.String()
+		}
+		for _, up := range ups {
+			if up.OperationIDs[rc.OperationID] {
+				v.UpstreamID, v.AuthMode = up.ID, up.AuthMode
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
 // UpstreamStatus is one upstream as the admin sees it.
 type UpstreamStatus struct {
 	ID           string          `json:"id"`
