@@ -215,7 +215,7 @@ func (h *Handler) listUpstreams(ctx context.Context, r *http.Request) ([]Upstrea
 			dctx, cancel := context.WithTimeout(ctx, viewDiscoveryTimeout)
 			defer cancel()
 			d, derr := h.m.Engine().Discover(dctx, up.Upstream, up.Challenge().ResourceMetadata)
-			out[i] = h.upstreamStatus(ctx, r, up, d, derr, nil)
+			out[i] = h.upstreamStatus(ctx, r, up, d, derr)
 		})
 	}
 	wg.Wait()
@@ -276,7 +276,7 @@ func (h *Handler) check(ctx context.Context, r *http.Request, id string, admin s
 const EventDiscoveryChecked = "mcp_admin_discovery_checked"
 
 // upstreamStatus builds an upstream's status from a discovery result.
-func (h *Handler) upstreamStatus(ctx context.Context, r *http.Request, up *connect.Upstream, d *upstream.Discovery, derr error, _ []store.Connection) UpstreamStatus {
+func (h *Handler) upstreamStatus(ctx context.Context, r *http.Request, up *connect.Upstream, d *upstream.Discovery, derr error) UpstreamStatus {
 	s := UpstreamStatus{ID: up.ID, DisplayName: up.DisplayName, Summary: up.Summary, AuthMode: up.AuthMode, URL: up.URL,
 		OperationIDs: up.OperationIDList(), Scopes: up.Scopes}
 	if s.Scopes == nil {
@@ -497,7 +497,7 @@ func (rr RevokeRequest) key() (store.ConnectionKey, error) {
 	if rr.UpstreamID == "" {
 		return store.ConnectionKey{}, badRequest("upstreamId is required")
 	}
-	if rr.Shared || rr.Subject == store.SharedSubject && rr.Subject != "" {
+	if rr.Shared || rr.Subject == store.SharedSubject {
 		return store.ConnectionKey{UpstreamID: rr.UpstreamID, Mode: store.ModeShared, Subject: store.SharedSubject}, nil
 	}
 	if rr.Subject == "" {
