@@ -12,7 +12,7 @@ import (
 // connect flow, in its wide variant, with a navigation block; their forms post to the gateway
 // itself, so the CSP allows form-action 'self'.
 
-// SetupPages are the page names RenderSetup knows.
+// setupPages are the pages RenderSetup knows, by name.
 var setupPages = map[string]*template.Template{
 	"setup_login":       mustParseSetupPage("templates/setup_login.html"),
 	"setup_upstreams":   mustParseSetupPage("templates/setup_upstreams.html"),
