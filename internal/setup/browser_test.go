@@ -122,6 +122,13 @@ func TestSetupUIChromium(t *testing.T) {
 	b.Screenshot("connections-failing")
 	b.Navigate(e.base + "/setup/connections")
 	b.Screenshot("connections")
+	b.Phone()
+	b.Navigate(e.base + "/setup/connections?upstream=linear&state=failing")
+	b.Screenshot("connections-failing-phone")
+	if w := browser.Eval[float64](b, `document.documentElement.scrollWidth`); w > browser.PhoneWidth+1 {
+		t.Errorf("the connections page scrolls sideways on a phone: %vpx", w)
+	}
+	b.Desktop()
 
 	// Disconnect the shared grant: the next user call needs an administrator again.
 	b.Navigate(e.base + "/setup#up-tracker")
