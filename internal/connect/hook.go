@@ -100,6 +100,13 @@ func (m *Manager) Hook(ep upstream.Endpoints, up *Upstream, lk Lookup) policy.Re
 			}
 			return m.connectRequired(c, r, up, lk.Key, mcpwire.StateReconsentRequired, ch2.Scopes(), nil)
 		}
+		if resp2.StatusCode == http.StatusForbidden && isInsufficientScope(resp2.Header) {
+			// The refreshed token works but lacks a scope: the same step-up as a first 403.
+			ch2, _ := upstream.ParseBearerChallenge(resp2.Header)
+			up.RememberChallenge(ch2)
+			drain(resp2)
+			return m.stepUp(c, r, up, Lookup{Key: lk.Key, Token: nt}, ch2)
+		}
 		return resp2, nil
 	}
 }

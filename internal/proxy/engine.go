@@ -354,17 +354,18 @@ func (e *engine) modifyResponse(resp *http.Response) error {
 		// *problem.Error keeps its status, anything else is a 500.
 		return problem.From(err)
 	}
+	// Whether the final response came from the upstream (the first answer or a replay) is decided
+	// before it is copied into resp, which would lose its identity.
+	upstreamAnswer := cl.fromUpstream(final)
 	if final != resp {
 		// ReverseProxy writes the response it handed us; a hook that replaced it owns the old
 		// body (it may be streaming from it).
 		*resp = *final
-		final = resp
 		if resp.Body == nil {
 			resp.Body = http.NoBody
 		}
 	}
-	if e.mcp && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) &&
-		cl.fromUpstream(final) {
+	if e.mcp && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) && upstreamAnswer {
 		// An upstream challenge must not reach the MCP client, which would start OAuth against
 		// the upstream's authorization server (DESIGN.md §1). The token-exchange hook has
 		// already had its chance to turn it into connect-required.
