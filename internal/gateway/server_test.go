@@ -36,7 +36,6 @@ func (fakeMCP) Handle(c *policy.Context, w http.ResponseWriter, r *http.Request)
 	return nil
 }
 
-
 // tracer appends its name to X-Trace, and may stop or add a hook.
 type tracer struct {
 	name   string
@@ -296,5 +295,26 @@ func TestHealthAndReadiness(t *testing.T) {
 	srv.SetReady(false)
 	if resp, _ := do(t, srv, httptest.NewRequest("GET", "/readyz", nil)); resp.StatusCode != 503 {
 		t.Errorf("readyz while draining %d", resp.StatusCode)
+	}
+}
+
+func TestDNSRebindingOriginRefusedWithoutPublicURL(t *testing.T) {
+	srv := newTestServer(t, []*config.Route{mcpRoute("/mcp/a")}, nil, Settings{})
+	for _, tc := range []struct {
+		host, origin string
+		status       int
+	}{
+		{"evil.example", "http://evil.example", 403},     // the rebinding page names itself as Host
+		{"127.0.0.1:9000", "http://evil.example", 403},   // a foreign page against the real name
+		{"127.0.0.1:9000", "http://127.0.0.1:9000", 200}, // the gateway's own loopback origin
+		{"localhost:9000", "http://localhost:9000", 200}, // same, by name
+		{"evil.example:9000", "http://evil.example:9000", 403},
+	} {
+		req := httptest.NewRequest("POST", "/mcp/a", nil)
+		req.Host = tc.host
+		req.Header.Set("Origin", tc.origin)
+		if resp, _ := do(t, srv, req); resp.StatusCode != tc.status {
+			t.Errorf("Host %s Origin %s: %d, want %d", tc.host, tc.origin, resp.StatusCode, tc.status)
+		}
 	}
 }
