@@ -53,6 +53,13 @@ type Lookup struct {
 	State string
 }
 
+// While another instance holds a connection's refresh lease, one goroutine per instance polls
+// the row, starting fast (a refresh takes a few milliseconds) and backing off to a bound.
+const (
+	leasePollMin = 5 * time.Millisecond
+	leasePollMax = 250 * time.Millisecond
+)
+
 // Errors a caller maps to responses.
 var (
 	// errReconsent means the grant is dead: the connection was marked reconsent_required.
@@ -93,6 +100,29 @@ func (m *Manager) Lookup(ctx context.Context, ep upstream.Endpoints, up *Upstrea
 			return Lookup{Key: key, Token: t}, nil
 		}
 	}
+	// Every other caller reads the store (and refreshes an expired token) once per connection in
+	// this process: a burst of requests on an expired or uncached token costs one store read and
+	// one decryption, not one per request. The read runs detached, like a refresh; each caller
+	// stops waiting when its own context ends.
+	ch := m.sf.DoChan("lookup\x00"+cacheKey(key), func() (any, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RefreshTimeout)
+		defer cancel()
+		return m.lookupStored(lctx, ep, up, key, requestID)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return Lookup{}, res.Err
+		}
+		return res.Val.(Lookup), nil
+	case <-ctx.Done():
+		return Lookup{}, ctx.Err()
+	}
+}
+
+// lookupStored is Lookup's store path.
+func (m *Manager) lookupStored(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, requestID string) (Lookup, error) {
+	now := m.now()
 	conn, err := m.store.GetConnection(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
 		m.cache.Delete(cacheKey(key))
@@ -194,7 +224,7 @@ func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstre
 			telemetry.Default.LeaseWait(up.ID, waitedUntil.Sub(waitedSince))
 		}
 	}()
-	for wait := 25 * time.Millisecond; ; wait = min(wait*2, 500*time.Millisecond) {
+	for wait := leasePollMin; ; wait = min(wait*2, leasePollMax) {
 		err := m.store.TryAcquireLease(ctx, lease, m.holder, LeaseTTL)
 		if err == nil {
 			break
