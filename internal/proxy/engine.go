@@ -241,6 +241,15 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 	return cl.err
 }
 
+// Body reading bounds.
+const (
+	// preallocBody is the largest declared body allocated up front (typical MCP messages are a
+	// few KiB); larger ones grow as they arrive.
+	preallocBody = 64 << 10
+	// bodyReadTimeout bounds reading a request body.
+	bodyReadTimeout = 30 * time.Second
+)
+
 // readBody buffers the request body, bounded by the limit, so it can be forwarded with a
 // Content-Length and replayed once.
 func (e *engine) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
@@ -250,10 +259,27 @@ func (e *engine) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	if r.ContentLength > e.maxBody {
 		return nil, tooLarge(e.maxBody, nil)
 	}
-	if r.ContentLength > 0 {
+	// A client that declares a body and then stalls must not hold the connection (and its
+	// buffer) forever: the body has its own read deadline, cleared once it is in.
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)); err == nil {
+		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	}
+	if r.ContentLength > 0 && r.ContentLength <= preallocBody {
 		buf := make([]byte, r.ContentLength)
 		if _, err := io.ReadFull(r.Body, buf); err != nil {
 			return nil, bodyError(r, err)
+		}
+		return buf, nil
+	}
+	if r.ContentLength > 0 {
+		// Larger declared bodies grow as bytes arrive: a declaration alone allocates nothing.
+		buf, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength))
+		if err != nil {
+			return nil, bodyError(r, err)
+		}
+		if int64(len(buf)) != r.ContentLength {
+			return nil, bodyError(r, io.ErrUnexpectedEOF)
 		}
 		return buf, nil
 	}
