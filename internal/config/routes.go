@@ -246,6 +246,7 @@ func (l *loader) loadRoutePolicies(file string, zrPath jpath, subject string, r 
 		return
 	}
 	var exchanges []string
+	authSeen := false
 	for _, list := range []struct {
 		key  string
 		kind policy.Kind
@@ -282,8 +283,14 @@ func (l *loader) loadRoutePolicies(file string, zrPath jpath, subject string, r 
 				l.add(file, lPath.index(i), subject, "policy "+quote(name)+" is an "+policyKindName(m)+" and cannot run in policies."+list.key)
 				continue
 			}
+			if m.Authenticates && list.key == "inbound" {
+				authSeen = true
+			}
 			if m.PolicyType == tokenExchangeType {
 				exchanges = append(exchanges, name)
+				if nu, ok := l.proj.Policies[name].Handler.Value.(userNeeder); ok && nu.NeedsUser() && !authSeen && list.key == "inbound" && mcp {
+					l.add(file, lPath.index(i), subject, "policy "+quote(name)+" (user-oauth) needs to know the user: put a gateway auth policy ("+strings.Join(authPolicyTypes(), ", ")+") before it in policies.inbound")
+				}
 				if handlerOK && !mcp {
 					l.add(file, lPath.index(i), subject, "policy "+quote(name)+" ("+tokenExchangeType+") only works on a route whose handler is McpProxyHandler, got "+r.Handler.Export)
 				}

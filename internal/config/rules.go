@@ -21,6 +21,7 @@ func (l *loader) checkProject() {
 	l.checkDuplicateRoutes()
 	l.checkOperationIDs()
 	l.checkUpstreamIDs()
+	l.checkUpstreamURLs()
 	l.checkCORSRefs()
 	l.checkCompatibility()
 }
@@ -181,4 +182,49 @@ func (l *loader) reported(file, path string) bool {
 		}
 	}
 	return false
+}
+
+// userNeeder is implemented by the token-exchange policy: user-oauth needs a request user.
+type userNeeder interface{ NeedsUser() bool }
+
+// authPolicyTypes lists the policyTypes of the registered gateway auth policies, for messages.
+func authPolicyTypes() []string {
+	var out []string
+	for _, t := range policy.PolicyTypes() {
+		for _, e := range policy.Exports(policy.KindInbound) {
+			if m, _ := policy.Lookup(e); m.PolicyType == t && m.Authenticates && !slices.Contains(out, t) {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+// checkUpstreamURLs keeps one upstream URL per token-exchange policy: its connections, discovery
+// and refresh are bound to one resource, so routes forwarding elsewhere need their own policy.
+func (l *loader) checkUpstreamURLs() {
+	type use struct {
+		route int
+		url   string
+	}
+	first := map[string]use{}
+	for i, r := range l.proj.Routes {
+		if r.Info == nil || r.Info.Upstream == nil {
+			continue
+		}
+		for _, name := range r.Inbound {
+			if m, ok := l.policyMods[name]; !ok || m.PolicyType != tokenExchangeType {
+				continue
+			}
+			u := r.Info.Upstream.String()
+			f, seen := first[name]
+			if !seen {
+				first[name] = use{i, u}
+				continue
+			}
+			if f.url != u {
+				l.add(r.File, l.routeAt[i].path, l.routeAt[i].subject, "policy "+quote(name)+" is also used by "+l.routeAt[f.route].subject+", which forwards to "+f.url+" while this route forwards to "+u+"; one "+tokenExchangeType+" policy serves one upstream URL — give this route its own policy (and upstream id)")
+			}
+		}
+	}
 }

@@ -42,7 +42,7 @@ func (*testUser) HandleRequest(c *policy.Context, r *http.Request) (*http.Respon
 }
 
 func init() {
-	policy.Register(policy.Module{Export: "TestUserInboundPolicy", PolicyType: "test-user-inbound", Kind: policy.KindInbound, New: func() any { return &testUser{} }})
+	policy.Register(policy.Module{Export: "TestUserInboundPolicy", PolicyType: "test-user-inbound", Kind: policy.KindInbound, Authenticates: true, New: func() any { return &testUser{} }})
 }
 
 type env struct {

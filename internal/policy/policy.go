@@ -46,6 +46,9 @@ type Module struct {
 	// PolicyType is the policies.json policyType (policies only; empty for handlers).
 	PolicyType string
 	Kind       Kind
+	// Authenticates marks a gateway auth policy: it sets the request user. The config loader
+	// requires one before a policy that needs a user (user-oauth token exchange).
+	Authenticates bool
 	// New returns a fresh value that options are strictly decoded into. It must be a pointer.
 	New func() any
 }

@@ -45,7 +45,7 @@ func (*reviewUser) HandleRequest(c *policy.Context, r *http.Request) (*http.Resp
 }
 
 func init() {
-	policy.Register(policy.Module{Export: "ReviewUserInboundPolicy", PolicyType: "review-user-inbound", Kind: policy.KindInbound, New: func() any { return &reviewUser{} }})
+	policy.Register(policy.Module{Export: "ReviewUserInboundPolicy", PolicyType: "review-user-inbound", Kind: policy.KindInbound, Authenticates: true, New: func() any { return &reviewUser{} }})
 }
 
 // fakeUpstream is an MCP resource server and its OAuth authorization server in one httptest

@@ -57,7 +57,9 @@ func init() {
 		Export:     Export,
 		PolicyType: PolicyType,
 		Kind:       policy.KindInbound,
-		New:        func() any { return new(Policy) },
+		// Sets the request user.
+		Authenticates: true,
+		New:           func() any { return new(Policy) },
 	})
 }
 

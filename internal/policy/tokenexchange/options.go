@@ -189,6 +189,10 @@ func (p *Policy) UpstreamID() string {
 	return ""
 }
 
+// NeedsUser reports whether the policy needs an authenticated caller (user-oauth keys each
+// connection by the caller); the config loader checks a gateway auth policy runs before it.
+func (p *Policy) NeedsUser() bool { return p.AuthMode == AuthModeUser }
+
 // Delimiter returns the effective scope delimiter.
 func (p *Policy) Delimiter() string {
 	if p.ScopeDelimiter == "" {
