@@ -304,14 +304,15 @@ func firstFailure(checks []conformanceCheck) string {
 // resultDir matches the conformance suite's result folders: server-<scenario>-<timestamp>.
 var resultDir = regexp.MustCompile(`^server-(.+)-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z$`)
 
-// runConformance runs every active server scenario against url and reads the checks of each.
+// runConformance runs every server scenario, pending ones included (--suite all: they add
+// json-schema-2020-12 and server-sse-polling), against url and reads the checks of each.
 func runConformance(t *testing.T, env *nodeenv.Env, url string) conformanceRun {
 	t.Helper()
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), conformanceTimeout)
 	defer cancel()
 	start := time.Now()
-	stdout, stderr, err := env.Run(ctx, nil, conformanceEntry, "server", "--url", url, "--output-dir", out)
+	stdout, stderr, err := env.Run(ctx, nil, conformanceEntry, "server", "--suite", "all", "--url", url, "--output-dir", out)
 	// The suite exits 1 when any scenario fails, which server-everything's do by design (they expect
 	// the suite's own test server's tools); only a run that produced no results is an error.
 	if ctx.Err() != nil {

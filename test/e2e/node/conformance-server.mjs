@@ -48,6 +48,11 @@ const tools = [
   { name: 'test_tool_with_progress', description: 'Reports progress 0, 50 and 100 of 100.', inputSchema: noArgs },
   { name: 'test_error_handling', description: 'Always fails with isError.', inputSchema: noArgs },
   {
+    name: 'test_reconnection',
+    description: 'Closes its SSE stream mid-call; the result waits for the client to resume with GET and Last-Event-ID.',
+    inputSchema: noArgs,
+  },
+  {
     name: 'test_sampling',
     description: 'Asks the client for an LLM completion of prompt.',
     inputSchema: { type: 'object', properties: { prompt: { type: 'string' } }, required: ['prompt'] },
@@ -163,6 +168,12 @@ async function callTool(name, args, extra) {
     }
     case 'test_error_handling':
       return { isError: true, content: [text('This tool intentionally returns an error for testing')] };
+    case 'test_reconnection':
+      // SEP-1699 polling: end this response's connection now (the SDK sends a retry field first);
+      // the result is stored in the event store and replayed when the client comes back with GET.
+      extra.closeSSEStream?.();
+      await sleep(100);
+      return { content: [text('Reconnection test completed: the result arrived after the client resumed the stream.')] };
     case 'test_sampling': {
       const r = await extra.sendRequest(
         {
@@ -302,6 +313,34 @@ async function readJSON(req) {
   return JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
 }
 
+// retryMs is the SSE retry interval the server announces before closing a stream (SEP-1699).
+const retryMs = 200;
+
+// newEventStore keeps a session's SSE events so a client can resume a stream with Last-Event-ID.
+function newEventStore() {
+  const events = []; // { id, streamId, message }, in order
+  let seq = 0;
+  return {
+    async storeEvent(streamId, message) {
+      const id = `${streamId}_${++seq}`;
+      events.push({ id, streamId, message });
+      return id;
+    },
+    async getStreamIdForEventId(eventId) {
+      return events.find((e) => e.id === eventId)?.streamId;
+    },
+    async replayEventsAfter(lastEventId, { send }) {
+      const at = events.findIndex((e) => e.id === lastEventId);
+      if (at < 0) throw new Error(`unknown event ${lastEventId}`);
+      const { streamId } = events[at];
+      for (const e of events.slice(at + 1)) {
+        if (e.streamId === streamId) await send(e.id, e.message);
+      }
+      return streamId;
+    },
+  };
+}
+
 const sessions = new Map();
 
 const http = createServer(async (req, res) => {
@@ -323,6 +362,8 @@ const http = createServer(async (req, res) => {
     if (body?.method !== 'initialize') return reject(res, 400, 'Bad Request: no session');
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: randomUUID,
+      eventStore: newEventStore(),
+      retryInterval: retryMs,
       onsessioninitialized: (id) => sessions.set(id, transport),
     });
     transport.onclose = () => sessions.delete(transport.sessionId);
