@@ -55,10 +55,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		listen := fs.String("listen", loopback+":0", "address to serve on")
 		target := fs.String("upstream", "", "upstream base URL, e.g. http://127.0.0.1:8080")
 		stdlib := fs.Bool("stdlib", false, "httputil.ReverseProxy's defaults: no buffer pool, no full duplex")
+		idle := fs.Duration("idle-timeout", 0, "http.Server IdleTimeout (0: none, the server's default)")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
-		return serveBareProxy(ctx, *listen, *target, *stdlib)
+		return serveBareProxy(ctx, *listen, *target, *stdlib, *idle)
 	}
 	var o options
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every target once per workload")
@@ -66,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured load before each measurement")
 	fs.IntVar(&o.concurrency, "concurrency", 50, "concurrent connections (each sends requests back to back)")
 	fs.DurationVar(&o.sseDelay, "sse-delay", 2*time.Millisecond, "upstream pause between the progress event and the result of an SSE answer")
-	fs.StringVar(&o.only, "targets", "direct,mcpgate,bare,caddy,nginx", "targets in the order each round runs them (also: bare-stdlib, httputil.ReverseProxy with its defaults)")
+	fs.StringVar(&o.only, "targets", "direct,mcpgate,bare,caddy,nginx", "targets in the order each round runs them (also: bare-stdlib, httputil.ReverseProxy with its defaults; bare-idle, the tuned bare proxy with mcpgate's 120 s idle timeout)")
 	fs.StringVar(&o.workloads, "workloads", "json,sse,latency", "workloads: json and sse (tools/call at -concurrency), latency (JSON, one connection: unloaded latency)")
 	fs.StringVar(&o.mcpgate, "mcpgate", "", "mcpgate binary (default: built from ./cmd/mcpgate)")
 	fs.StringVar(&o.compare, "compare", "", "a second mcpgate binary, measured as target mcpgate-b (A/B of a change)")

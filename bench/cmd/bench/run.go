@@ -65,6 +65,7 @@ var labels = map[string]string{
 	"mcpgate-b":   "mcpgate (-compare build)",
 	"bare":        "bare httputil.ReverseProxy (tuned)",
 	"bare-stdlib": "httputil.ReverseProxy, defaults",
+	"bare-idle":   "bare, tuned, 120 s idle timeout",
 	"caddy":       "Caddy " + caddyVersion,
 	"nginx":       "nginx",
 }
@@ -73,7 +74,7 @@ func benchmark(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	names := splitComma(o.only)
 	for _, n := range names {
 		if labels[n] == "" {
-			return fmt.Errorf("-targets: unknown target %q (direct, mcpgate, mcpgate-b, bare, bare-stdlib, caddy, nginx)", n)
+			return fmt.Errorf("-targets: unknown target %q (direct, mcpgate, mcpgate-b, bare, bare-idle, bare-stdlib, caddy, nginx)", n)
 		}
 	}
 	if o.compare != "" && !slices.Contains(names, "mcpgate-b") {
@@ -170,6 +171,10 @@ func benchmark(ctx context.Context, o options, stdout, stderr io.Writer) error {
 				"--data-dir", filepath.Join(dir, name+"-data"), "--log-level", "warn", "--log-format", "json")
 		case "bare":
 			t.proc, err = start(ctx, dir, name, nil, self, "bareproxy", "-listen", t.addr, "-upstream", "http://"+upAddr)
+		case "bare-idle":
+			// mcpgate serve's keep-alive idle timeout: the server arms a read deadline after
+			// every request, which the tuned bare proxy (no idle timeout) does not pay.
+			t.proc, err = start(ctx, dir, name, nil, self, "bareproxy", "-idle-timeout", "120s", "-listen", t.addr, "-upstream", "http://"+upAddr)
 		case "bare-stdlib":
 			t.proc, err = start(ctx, dir, name, nil, self, "bareproxy", "-stdlib", "-listen", t.addr, "-upstream", "http://"+upAddr)
 		case "caddy":

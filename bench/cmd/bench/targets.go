@@ -128,7 +128,7 @@ func probe(ctx context.Context, addr string, reqs ...[]byte) error {
 
 // serveUpstream is the "upstream" subcommand: the bench upstream on addr until SIGTERM.
 func serveUpstream(ctx context.Context, addr string, sseDelay time.Duration) error {
-	return serve(ctx, addr, &upstream.Handler{SSEDelay: sseDelay})
+	return serve(ctx, addr, &upstream.Handler{SSEDelay: sseDelay}, 0)
 }
 
 // serveBareProxy is the "bareproxy" subcommand: a plain httputil.ReverseProxy (Rewrite) in front
@@ -136,7 +136,7 @@ func serveUpstream(ctx context.Context, addr string, sseDelay time.Duration) err
 // upstream keep-alive pool as large as mcpgate's, pooled 32 KiB copy buffers, and full duplex
 // (without it the server may close the request body under a streaming response, golang/go#40747).
 // With stdlib set it is httputil.ReverseProxy with its defaults, except the pool size.
-func serveBareProxy(ctx context.Context, addr, target string, stdlib bool) error {
+func serveBareProxy(ctx context.Context, addr, target string, stdlib bool, idleTimeout time.Duration) error {
 	u, err := url.Parse(target)
 	if err != nil {
 		return err
@@ -153,13 +153,13 @@ func serveBareProxy(ctx context.Context, addr, target string, stdlib bool) error
 		Transport: t,
 	}
 	if stdlib {
-		return serve(ctx, addr, rp)
+		return serve(ctx, addr, rp, idleTimeout)
 	}
 	rp.BufferPool = &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
 	return serve(ctx, addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).EnableFullDuplex()
 		rp.ServeHTTP(w, r)
-	}))
+	}), idleTimeout)
 }
 
 type bufferPool struct{ p sync.Pool }
@@ -167,8 +167,8 @@ type bufferPool struct{ p sync.Pool }
 func (b *bufferPool) Get() []byte    { return *b.p.Get().(*[]byte) }
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
-func serve(ctx context.Context, addr string, h http.Handler) error {
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+func serve(ctx context.Context, addr string, h http.Handler, idleTimeout time.Duration) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	select {
