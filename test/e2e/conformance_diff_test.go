@@ -72,7 +72,7 @@ func TestDiffConformance(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			problems, report := diffConformance(tt.direct, tt.through, nil)
+			problems, report := diffConformance(tt.direct, tt.through)
 			if len(problems) != len(tt.wantProblems) {
 				t.Fatalf("problems = %q, want %d matching %q", problems, len(tt.wantProblems), tt.wantProblems)
 			}
