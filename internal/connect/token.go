@@ -27,7 +27,15 @@ type Token struct {
 	HasRefresh    bool
 	// Issued is when the token was stored (the row's UpdatedAt): with Expiry it gives the lifetime.
 	Issued time.Time
+	// read is when the row was read; a cached token is re-checked against the store after
+	// CacheMaxAge, so a revoke on another replica (or by the CLI) takes effect within it.
+	read time.Time
 }
+
+// CacheMaxAge bounds how long a cached credential is used without re-reading its row. Within it
+// the hot path has no database round trip; past it one read per connection and instance (shared
+// by concurrent callers) confirms the connection is still active.
+const CacheMaxAge = 15 * time.Second
 
 // fresh reports whether t can be used at now without a proactive refresh: it is further than the
 // skew from its expiry. The skew is at most a third of the token's lifetime, so a token that lives
@@ -92,10 +100,11 @@ func (m *Manager) Lookup(ctx context.Context, ep upstream.Endpoints, up *Upstrea
 	now := m.now()
 	if v, ok := m.cache.Load(cacheKey(key)); ok {
 		t := v.(*Token)
-		if t.fresh(now, m.skew) {
+		recent := now.Sub(t.read) < CacheMaxAge
+		if recent && t.fresh(now, m.skew) {
 			return Lookup{Key: key, Token: t}, nil
 		}
-		if t.valid(now) {
+		if recent && t.valid(now) {
 			m.refreshAsync(ctx, ep, up, key, t.Version, requestID)
 			return Lookup{Key: key, Token: t}, nil
 		}
@@ -166,7 +175,7 @@ func (m *Manager) lookupStored(ctx context.Context, ep upstream.Endpoints, up *U
 
 func tokenOf(c *store.Connection) *Token {
 	return &Token{Authorization: vault.Secret("Bearer " + c.AccessToken.Reveal()), Expiry: c.Expiry, Version: c.Version,
-		Scopes: c.Scopes, HasRefresh: !c.RefreshToken.IsZero(), Issued: c.UpdatedAt}
+		Scopes: c.Scopes, HasRefresh: !c.RefreshToken.IsZero(), Issued: c.UpdatedAt, read: time.Now()}
 }
 
 // Invalidate drops the cached credential for key (after a new connection, a revoke).
