@@ -287,7 +287,8 @@ func (m *Manager) connectFailed(w http.ResponseWriter, r *http.Request, up *Upst
 // cross-site top-level navigation from the authorization server.
 func (m *Manager) bindingCookie(r *http.Request, upstreamID, value string, maxAge int) *http.Cookie {
 	if m.urls.HTTPS(r) {
-		return &http.Cookie{Name: bindingCookieSecure, Value: value, Path: "/", MaxAge: maxAge, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode}
+		// One cookie per upstream: connecting two upstreams at once in one browser keeps both flows.
+		return &http.Cookie{Name: bindingCookieSecure + "-" + upstreamID, Value: value, Path: "/", MaxAge: maxAge, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode}
 	}
 	return &http.Cookie{Name: bindingCookiePlain, Value: value, Path: m.urls.BasePath + "/auth/connections/" + upstreamID + "/callback",
 		MaxAge: maxAge, HttpOnly: true, SameSite: http.SameSiteLaxMode}
@@ -308,7 +309,7 @@ func (m *Manager) serveCallback(w http.ResponseWriter, r *http.Request) {
 	state := q.Get("state")
 	name := bindingCookiePlain
 	if m.urls.HTTPS(r) {
-		name = bindingCookieSecure
+		name = bindingCookieSecure + "-" + up.ID
 	}
 	cookie, cerr := r.Cookie(name)
 	if state == "" {
