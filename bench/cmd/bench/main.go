@@ -74,6 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.caddy, "caddy", "", "caddy binary (default: $HOME/.cache/mcpgate-bench/bin/caddy, installed when missing)")
 	fs.StringVar(&o.nginx, "nginx", "", "nginx binary (default: nginx on PATH or /usr/sbin/nginx, apt-get installed when missing)")
 	fs.StringVar(&o.out, "o", "", "also write the report (markdown) to this file")
+	fs.StringVar(&o.profile, "profile", "", "record each proxy with Linux perf (call graphs) in round 1 of each workload, into this directory (round 1 then includes perf's overhead)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs)")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -33,6 +33,7 @@ type options struct {
 	caddy       string
 	nginx       string
 	out         string
+	profile     string
 	keep        bool
 }
 
@@ -219,7 +220,16 @@ func benchmark(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	for round := 1; round <= o.rounds; round++ {
 		for _, w := range workloads {
 			for _, t := range targets {
+				var prof *profiler
+				if o.profile != "" && round == 1 && t.name != "direct" {
+					if prof, err = startProfile(ctx, o.profile, t, w, o.duration); err != nil {
+						return err
+					}
+				}
 				m, err := measure(ctx, o, t, up, w)
+				if perr := prof.wait(); perr != nil {
+					logf("%v", perr)
+				}
 				if err != nil {
 					return err
 				}
