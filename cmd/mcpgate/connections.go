@@ -179,14 +179,19 @@ user was authenticated: "apikey|<consumer>" or "jwt:<issuer>|<sub>"; a shared co
 	show.Flags().BoolVar(&showShared, "shared", false, "the upstream's shared connection")
 
 	var revokeShared bool
+	var revokeAS revokeASFlags
 	revoke := &cobra.Command{
 		Use:   "revoke UPSTREAM [SUBJECT]",
 		Short: "Revoke a connection: its tokens are wiped, the row and its history are kept",
 		Long: `revoke marks a connection revoked and wipes its stored tokens, so the next request of that user
-is asked to connect again. It does not call the upstream's revocation endpoint. It works even when the
-key that sealed the tokens was lost.`,
+is asked to connect again. First, when the tokens can be read, it asks the authorization server that
+issued them to revoke the refresh token (RFC 7009, when the server offers a revocation endpoint; a
+dynamically registered client's secret is found with --public-url and --base-path, as serve uses them).
+That step is best effort: the local revoke happens whatever it answers. It works even when the key
+that sealed the tokens was lost (then only locally).`,
 		Example: `  mcpgate connections revoke linear 'apikey|alice'
-  mcpgate connections revoke github --shared`,
+  mcpgate connections revoke github --shared
+  MCPGATE_PUBLIC_URL=https://mcp.example.com mcpgate connections revoke linear 'apikey|alice'`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			k, err := connectionKeyArgs(args, revokeShared)
@@ -198,6 +203,7 @@ key that sealed the tokens was lost.`,
 				return err
 			}
 			defer st.Close()
+			revokeAS.revoke(cmd, st.Store, k)
 			// Compare-and-swap on the metadata read (no decryption), retried if a refresh wins the race.
 			for attempt := 0; ; attempt++ {
 				c, err := findConnection(cmd, st.Store, k)
@@ -224,6 +230,7 @@ key that sealed the tokens was lost.`,
 		},
 	}
 	revoke.Flags().BoolVar(&revokeShared, "shared", false, "the upstream's shared connection")
+	revokeAS.register(revoke)
 
 	for _, c := range []*cobra.Command{list, show, revoke} {
 		addStateFlags(c)
