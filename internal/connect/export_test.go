@@ -1,6 +1,7 @@
 package connect
 
 import (
+	"context"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/safehttp"
@@ -16,4 +17,9 @@ func LeaseName(k store.ConnectionKey) string { return leaseName(k) }
 func (m *Manager) SetHTTPTimeoutForTest(d time.Duration) {
 	allow, _ := safehttp.ParseAllowList("127.0.0.1")
 	m.engine = upstream.New(upstream.Options{Allow: allow, Registrations: m.regs, HTTPTimeout: d})
+}
+
+// RefreshRecentForTest runs one pass of the background refresher with the given horizon.
+func (m *Manager) RefreshRecentForTest(ctx context.Context, horizon time.Duration) int {
+	return m.refreshRecent(ctx, horizon)
 }

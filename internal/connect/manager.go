@@ -98,8 +98,9 @@ type Manager struct {
 	mu        sync.RWMutex
 	upstreams map[string]*Upstream
 
-	cache sync.Map // cacheKey → *Token
-	sf    singleflight.Group
+	cache  sync.Map // cacheKey → *Token
+	recent sync.Map // cacheKey → *recentUse: connections used lately (background refresher)
+	sf     singleflight.Group
 
 	stepMu sync.Mutex
 	steps  map[string][]time.Time // step-up authorizations per (subject, upstream, scope set)

@@ -98,6 +98,7 @@ func cacheKey(k store.ConnectionKey) string {
 // an error (a transient 503), never "not connected" (DESIGN.md §8.1).
 func (m *Manager) Lookup(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, requestID string) (Lookup, error) {
 	now := m.now()
+	m.noteUse(ep, up, key, now)
 	if v, ok := m.cache.Load(cacheKey(key)); ok {
 		t := v.(*Token)
 		recent := now.Sub(t.read) < CacheMaxAge
