@@ -60,6 +60,8 @@ type clusterOptions struct {
 	hydra     hydra.Options
 	// httpTimeout, when set, bounds the managers' outbound OAuth requests (hang tests).
 	httpTimeout time.Duration
+	// extraScope is demanded by the upstream's admin_report tool only (step-up).
+	extraScope string
 }
 
 // sqliteOpener opens one SQLite file per call site: each instance gets its own handle on it.
@@ -101,7 +103,7 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 		o.hydra.Scopes = []string{"mcp"}
 	}
 	h := hydra.Start(t, o.hydra)
-	up := mcpupstream.Start(t, mcpupstream.Options{Issuer: h.PublicURL, IntrospectURL: h.AdminURL + "/admin/oauth2/introspect"})
+	up := mcpupstream.Start(t, mcpupstream.Options{Issuer: h.PublicURL, IntrospectURL: h.AdminURL + "/admin/oauth2/introspect", ExtraScope: o.extraScope})
 	key, _ := vault.GenerateKey("k1", func() string { return "" })
 	ring, err := vault.ParseRing(key)
 	if err != nil {
