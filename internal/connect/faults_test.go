@@ -117,6 +117,7 @@ func TestFailedProactiveRefreshServesTheValidToken(t *testing.T) {
 	c := newCluster(t, clusterOptions{instances: 1, hydra: hydra.Options{AccessTokenTTL: ttl}})
 	c.connect("alice")
 	before := c.connection("alice")
+	transientBefore := c.metric(0, `mcpgate_upstream_refreshes_total{outcome="transient",upstream="hydra-up"}`)
 	c.hydra.SetTokenInterceptor(func(w http.ResponseWriter, _ *http.Request, grant string) bool {
 		if grant != "refresh_token" {
 			return false
@@ -141,6 +142,23 @@ func TestFailedProactiveRefreshServesTheValidToken(t *testing.T) {
 	after := c.connection("alice")
 	if after.Status != store.StatusActive || after.AccessToken != before.AccessToken || after.RefreshToken != before.RefreshToken {
 		t.Fatal("a failed proactive refresh changed the connection's tokens")
+	}
+	// Once the failure is known, more requests in the window are served without hammering the
+	// failing token endpoint again (ProactiveRetryBackoff).
+	for c.metric(0, `mcpgate_upstream_refreshes_total{outcome="transient",upstream="hydra-up"}`) == transientBefore {
+		if time.Now().After(deadline) {
+			t.Fatal("the failed proactive refresh was not counted")
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+	calls := c.hydra.TokenCalls("refresh_token")
+	for range 5 {
+		if a := c.call(context.Background(), 0, "alice", "whoami"); a.text() != "subject=alice" {
+			t.Fatalf("within the skew after a failed refresh: %v", a)
+		}
+	}
+	if got := c.hydra.TokenCalls("refresh_token") - calls; got != 0 && time.Now().Before(before.Expiry) {
+		t.Fatalf("%d more token calls within the back-off", got)
 	}
 }
 

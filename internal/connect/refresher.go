@@ -23,12 +23,36 @@ const (
 	RecentUse = 30 * time.Minute
 )
 
+// ProactiveRetryBackoff is how long after a failed refresh a still-valid token is used without
+// trying again (requests whose token has expired still try: they cannot be served otherwise).
+const ProactiveRetryBackoff = 5 * time.Second
+
+// noteRefreshFailure remembers when a refresh of key last failed (transient or setup).
+func (m *Manager) noteRefreshFailure(key store.ConnectionKey) {
+	if v, ok := m.recent.Load(cacheKey(key)); ok {
+		v.(*recentUse).failed.Store(m.now().UnixNano())
+	}
+}
+
+// refreshFailedRecently reports whether a refresh of key failed within ProactiveRetryBackoff.
+func (m *Manager) refreshFailedRecently(key store.ConnectionKey) bool {
+	v, ok := m.recent.Load(cacheKey(key))
+	if !ok {
+		return false
+	}
+	at := v.(*recentUse).failed.Load()
+	return at != 0 && m.now().Sub(time.Unix(0, at)) < ProactiveRetryBackoff
+}
+
 // recentUse is what the refresher needs to refresh a connection as its last request would have.
 type recentUse struct {
 	ep   upstream.Endpoints
 	up   *Upstream
 	key  store.ConnectionKey
 	last atomic.Int64 // unix nanoseconds of the last Lookup
+	// failed is when a refresh last failed (unix nanoseconds, 0: never): proactive refreshes
+	// back off for ProactiveRetryBackoff.
+	failed atomic.Int64
 }
 
 // noteUse records a Lookup of key (cheap on the hot path: one map read and an atomic store).

@@ -205,6 +205,12 @@ func (m *Manager) Refresh(ctx context.Context, ep upstream.Endpoints, up *Upstre
 
 // refreshAsync starts (or joins) the connection's refresh without waiting for it.
 func (m *Manager) refreshAsync(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, staleVersion int64, requestID string) {
+	if m.refreshFailedRecently(key) {
+		// The current token is still valid and the last attempt failed moments ago: every
+		// request in the skew window would otherwise retry against an authorization server
+		// that is already struggling.
+		return
+	}
 	m.sf.DoChan(cacheKey(key), func() (any, error) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RefreshTimeout)
 		defer cancel()
@@ -220,7 +226,13 @@ func (m *Manager) refreshAsync(ctx context.Context, ep upstream.Endpoints, up *U
 func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, staleVersion int64, requestID string) (t *Token, err error) {
 	start := time.Now()
 	reused := false
-	defer func() { telemetry.Default.Refresh(up.ID, refreshOutcome(reused, err), time.Since(start)) }()
+	defer func() {
+		outcome := refreshOutcome(reused, err)
+		if outcome == telemetry.RefreshTransient || outcome == telemetry.RefreshSetup {
+			m.noteRefreshFailure(key)
+		}
+		telemetry.Default.Refresh(up.ID, outcome, time.Since(start))
+	}()
 
 	lease := leaseName(key)
 	// Take the lease; while another instance holds it, watch the row: when it moves past
