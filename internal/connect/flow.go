@@ -151,8 +151,10 @@ func (m *Manager) serveConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	scopes := scopesFor(up, t, d)
+	// The host the person will sign in at is the authorization server's, which is what they
+	// should recognise (github.com, not the MCP endpoint's API host).
 	host := ""
-	if u, err := url.Parse(up.URL); err == nil {
+	if u, err := url.Parse(d.AS.Issuer); err == nil {
 		host = u.Host
 	}
 	subject := t.Subject
