@@ -120,10 +120,25 @@ type RevokeResult struct {
 // had connected it. The next request of that user (every user, for a shared slot) is asked to
 // connect again — admin_connect_required in shared mode.
 func (m *Manager) RevokeConnection(ctx context.Context, r *http.Request, key store.ConnectionKey, actor, requestID string) (RevokeResult, error) {
-	var res RevokeResult
+	return m.revoke(ctx, r, key, actor, requestID, revocation{auditReason: "admin_revoke", errorCode: "revoked_by_admin",
+		message: "revoked by " + displaySubject(actor), withConnectedBy: true})
+}
+
+// revocation says why a connection is revoked, for its last error and the audit event.
+type revocation struct {
+	auditReason, errorCode, message string
+	// withConnectedBy names who had connected it in the audit event (an administrator's revoke).
+	withConnectedBy bool
+}
+
+// revoke is RevokeConnection and Disconnect: RFC 7009 at the authorization server first while the
+// tokens are readable (best effort, bounded), then the tokens wiped and the row kept as revoked
+// (compare-and-swap, retried when a refresh wins the race), the cached credential dropped and an
+// audit event recorded. Revoking twice is not an error (Revoked is false); a connection that never
+// existed is store.ErrNotFound.
+func (m *Manager) revoke(ctx context.Context, r *http.Request, key store.ConnectionKey, actor, requestID string, why revocation) (RevokeResult, error) {
+	res := RevokeResult{UpstreamRevocation: "skipped"}
 	up, known := m.Upstream(key.UpstreamID)
-	// Best effort at the AS first, while the tokens are still readable.
-	res.UpstreamRevocation = "skipped"
 	if full, err := m.store.GetConnection(ctx, key); err == nil && known && full.Status == store.StatusActive && !full.RefreshToken.IsZero() {
 		res.UpstreamRevocation = m.revokeAtAS(ctx, r, up, full)
 	}
@@ -133,7 +148,7 @@ func (m *Manager) RevokeConnection(ctx context.Context, r *http.Request, key sto
 			return res, err
 		}
 		res.ConnectedBy = c.ConnectedBy
-		if key.Mode == store.ModeShared {
+		if why.withConnectedBy && key.Mode == store.ModeShared {
 			if actor, _ := m.SharedConnectedBy(ctx, key.UpstreamID); actor != "" {
 				res.ConnectedBy = actor
 			}
@@ -143,7 +158,7 @@ func (m *Manager) RevokeConnection(ctx context.Context, r *http.Request, key sto
 			return res, nil
 		}
 		c.Status, c.AccessToken, c.RefreshToken, c.Expiry = store.StatusRevoked, "", "", time.Time{}
-		c.LastError = &store.LastError{Code: "revoked_by_admin", Message: "revoked by " + displaySubject(actor), At: m.now()}
+		c.LastError = &store.LastError{Code: why.errorCode, Message: why.message, At: m.now()}
 		err = m.store.PutConnection(ctx, c)
 		if errors.Is(err, store.ErrConflict) && attempt < 20 {
 			continue
@@ -155,9 +170,12 @@ func (m *Manager) RevokeConnection(ctx context.Context, r *http.Request, key sto
 	}
 	res.Revoked = true
 	m.Invalidate(key)
-	ev := audit.Event{Event: audit.UpstreamConnectionRevoked, Outcome: audit.OutcomeSuccess, ReasonCode: "admin_revoke",
-		SubjectID: key.Subject, Actor: actor, UpstreamID: key.UpstreamID, RequestID: requestID,
-		Details: map[string]any{"mode": string(key.Mode), "connectedBy": res.ConnectedBy, "upstreamRevocation": res.UpstreamRevocation}}
+	details := map[string]any{"mode": string(key.Mode), "upstreamRevocation": res.UpstreamRevocation}
+	if why.withConnectedBy {
+		details["connectedBy"] = res.ConnectedBy
+	}
+	ev := audit.Event{Event: audit.UpstreamConnectionRevoked, Outcome: audit.OutcomeSuccess, ReasonCode: why.auditReason,
+		SubjectID: key.Subject, Actor: actor, UpstreamID: key.UpstreamID, RequestID: requestID, Details: details}
 	if known {
 		ev.AuthProfileID = up.AuthProfileID()
 	}

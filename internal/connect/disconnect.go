@@ -4,14 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
-	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/problem"
 	"github.com/mcpgate/mcpgate/internal/store"
@@ -101,42 +99,8 @@ func (m *Manager) serveDisconnectAPI(w http.ResponseWriter, r *http.Request, aut
 // the cached credential dropped and an audit event recorded. Disconnecting twice is not an
 // error (Revoked is false); a connection that never existed is store.ErrNotFound.
 func (m *Manager) Disconnect(ctx context.Context, r *http.Request, key store.ConnectionKey, actor, requestID string) (RevokeResult, error) {
-	res := RevokeResult{UpstreamRevocation: "skipped"}
-	up, known := m.Upstream(key.UpstreamID)
-	if full, err := m.store.GetConnection(ctx, key); err == nil && known && full.Status == store.StatusActive && !full.RefreshToken.IsZero() {
-		res.UpstreamRevocation = m.revokeAtAS(ctx, r, up, full)
-	}
-	for attempt := 0; ; attempt++ {
-		c, err := m.connectionMeta(ctx, key)
-		if err != nil {
-			return res, err
-		}
-		res.ConnectedBy = c.ConnectedBy
-		if c.Status == store.StatusRevoked && !c.HasAccessToken && !c.HasRefreshToken {
-			m.Invalidate(key)
-			return res, nil
-		}
-		c.Status, c.AccessToken, c.RefreshToken, c.Expiry = store.StatusRevoked, "", "", time.Time{}
-		c.LastError = &store.LastError{Code: reasonUserDisconnect, Message: "disconnected by its user", At: m.now()}
-		err = m.store.PutConnection(ctx, c)
-		if errors.Is(err, store.ErrConflict) && attempt < 20 {
-			continue
-		}
-		if err != nil {
-			return res, fmt.Errorf("disconnecting: %w", err)
-		}
-		break
-	}
-	res.Revoked = true
-	m.Invalidate(key)
-	ev := audit.Event{Event: audit.UpstreamConnectionRevoked, Outcome: audit.OutcomeSuccess, ReasonCode: reasonUserDisconnect,
-		SubjectID: key.Subject, Actor: actor, UpstreamID: key.UpstreamID, RequestID: requestID,
-		Details: map[string]any{"mode": string(key.Mode), "upstreamRevocation": res.UpstreamRevocation}}
-	if known {
-		ev.AuthProfileID = up.AuthProfileID()
-	}
-	m.audit.Record(ctx, ev)
-	return res, nil
+	return m.revoke(ctx, r, key, actor, requestID, revocation{auditReason: reasonUserDisconnect, errorCode: reasonUserDisconnect,
+		message: "disconnected by its user"})
 }
 
 // DisconnectURL is the link a connect result page shows: it lets the person who just connected
