@@ -138,6 +138,12 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		Logger:        log,
 		Proxy:         proxy.Settings{HeaderTimeout: f.upstreamTimeout, MaxRequestBody: f.maxRequestBody},
 	}
+	// Runs before the store closes (defers run last-in first-out): queued audit rows are stored.
+	defer func() {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditFlushTimeout)
+		defer cancel()
+		settings.Services.(*gateway.Services).Audit.Close(actx)
+	}()
 	go store.RunSweeper(ctx, st.Store, sweepInterval, log)
 	var demoKey string
 	if f.demo {
@@ -198,6 +204,9 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	log.Info("stopped")
 	return nil
 }
+
+// auditFlushTimeout bounds storing queued audit rows at shutdown.
+const auditFlushTimeout = 5 * time.Second
 
 // sweepInterval is how often expired single-use records are removed (DESIGN.md §8.9).
 const sweepInterval = 5 * time.Minute

@@ -65,7 +65,10 @@ type Recorder struct {
 
 	once    sync.Once
 	queue   chan *store.AuditEvent
+	done    chan struct{} // closed when the writer has drained the queue after Close
 	dropped atomic.Int64
+	mu      sync.RWMutex // guards closed against RecordAsync's send
+	closed  bool
 }
 
 // RecordAsync is Record for per-request events on the hot path (mcp_request_accepted): the log line
@@ -82,8 +85,14 @@ func (r *Recorder) RecordAsync(ctx context.Context, e Event) {
 	}
 	r.once.Do(func() {
 		r.queue = make(chan *store.AuditEvent, asyncQueue)
+		r.done = make(chan struct{})
 		go r.drain()
 	})
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return
+	}
 	select {
 	case r.queue <- r.row(e):
 	default:
@@ -93,7 +102,30 @@ func (r *Recorder) RecordAsync(ctx context.Context, e Event) {
 	}
 }
 
+// Close stops the background writer after it has stored what is queued, or when ctx ends (the
+// log already has every event). Later RecordAsync calls only log.
+func (r *Recorder) Close(ctx context.Context) {
+	if r == nil {
+		return
+	}
+	r.once.Do(func() {}) // no writer started yet: none will be
+	r.mu.Lock()
+	if r.closed || r.queue == nil {
+		r.closed = true
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	close(r.queue)
+	r.mu.Unlock()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+	}
+}
+
 func (r *Recorder) drain() {
+	defer close(r.done)
 	for se := range r.queue {
 		if err := r.Store.AppendAudit(context.Background(), se); err != nil && r.Log != nil {
 			r.Log.Error("writing audit event", "event", se.Event, "error", err)

@@ -61,3 +61,19 @@ func TestNilRecorderIsANoop(t *testing.T) {
 	r.Record(context.Background(), Event{Event: RequestAccepted})
 	r.RecordAsync(context.Background(), Event{Event: RequestAccepted})
 }
+
+func TestCloseStoresQueuedEventsThenOnlyLogs(t *testing.T) {
+	st := &memAudit{added: make(chan struct{}, 100)}
+	r := &Recorder{Store: st}
+	for range 50 {
+		r.RecordAsync(context.Background(), Event{Event: RequestAccepted})
+	}
+	r.Close(context.Background())
+	if n := len(st.added); n != 50 {
+		t.Fatalf("stored %d of 50 queued events before Close returned", n)
+	}
+	r.RecordAsync(context.Background(), Event{Event: RequestAccepted}) // after Close: no panic, not stored
+	if n := len(st.added); n != 50 {
+		t.Fatalf("stored %d after Close", n)
+	}
+}
