@@ -98,12 +98,22 @@ func newUpstreamServer(t testing.TB, opts *mcp.StreamableHTTPOptions, h2 bool) *
 		u.mu.Unlock()
 		// Report a request whose context ends while the handler still runs (the gateway
 		// cancelled it), not the normal end of every request.
+		// Either side may see it first: the watcher while the handler still runs, or the handler
+		// itself when it returns because its context ended (under load the watcher can be
+		// scheduled only after the handler returned).
 		var returned atomic.Bool
-		defer returned.Store(true)
+		var once sync.Once
+		signal := func() { once.Do(func() { u.reqDone <- struct{}{} }) }
+		defer func() {
+			returned.Store(true)
+			if r.Context().Err() != nil {
+				signal()
+			}
+		}()
 		go func() {
 			<-r.Context().Done()
 			if !returned.Load() {
-				u.reqDone <- struct{}{}
+				signal()
 			}
 		}()
 		if before != nil && before(w, r) {
