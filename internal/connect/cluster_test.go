@@ -62,6 +62,9 @@ type clusterOptions struct {
 	httpTimeout time.Duration
 	// extraScope is demanded by the upstream's admin_report tool only (step-up).
 	extraScope string
+	// shared makes the upstream shared-oauth: one grant, connected by an administrator, that
+	// every user's calls use.
+	shared bool
 }
 
 // sqliteOpener opens one SQLite file per call site: each instance gets its own handle on it.
@@ -109,7 +112,7 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, hydra: h, upstream: up, ring: ring, ringKey: key, opts: o, project: writeProject(t, up.URL), logs: &syncWriter{},
+	c := &cluster{t: t, hydra: h, upstream: up, ring: ring, ringKey: key, opts: o, project: writeProjectMode(t, up.URL, authModeOf(o)), logs: &syncWriter{},
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1000, MaxIdleConns: 3000}, Timeout: 60 * time.Second}}
 	t.Cleanup(c.client.CloseIdleConnections)
 	t.Cleanup(func() {
@@ -230,7 +233,22 @@ func (c *cluster) connect(user string) string {
 	if a.err != nil || a.status != 200 {
 		c.t.Fatalf("first call: %v", a)
 	}
-	authURL := authURLOf(c.t, a.json())
+	var authURL string
+	if c.opts.shared {
+		// Nobody has connected the shared slot: users are told an administrator must; the
+		// administrator gets the connect link from the manager (the setup UI's Connect button).
+		if d := a.errorData(); d["state"] != "admin_connect_required" || d["authUrl"] != nil {
+			c.t.Fatalf("first call on an unconnected shared upstream: %v", a)
+		}
+		req := httptest.NewRequest(http.MethodGet, c.gws[0].srv.URL+"/", nil)
+		u, err := c.gws[0].manager.SharedConnectURL(req, "hydra-up", "apikey|ops")
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		authURL = u
+	} else {
+		authURL = authURLOf(c.t, a.json())
+	}
 	b := newBrowser(c.t)
 	resp, _ := b.decide(authURL, "approve")
 	if resp.StatusCode != http.StatusFound {
@@ -247,9 +265,20 @@ func (c *cluster) connect(user string) string {
 	return page
 }
 
-// key is user's connection key (the test-user policy namespaces subjects with "test").
+// key is user's connection key (the test-user policy namespaces subjects with "test"); in shared
+// mode, the upstream's shared slot.
 func (c *cluster) key(user string) store.ConnectionKey {
+	if c.opts.shared {
+		return store.ConnectionKey{UpstreamID: "hydra-up", Mode: store.ModeShared, Subject: store.SharedSubject}
+	}
 	return store.ConnectionKey{UpstreamID: "hydra-up", Mode: store.ModeUser, Subject: "test|" + user}
+}
+
+func authModeOf(o clusterOptions) string {
+	if o.shared {
+		return "shared-oauth"
+	}
+	return "user-oauth"
 }
 
 func (c *cluster) connection(user string) *store.Connection {
@@ -282,7 +311,7 @@ func (c *cluster) waitExpired(user string) *store.Connection {
 // audits counts the stored audit events named event for user.
 func (c *cluster) audits(user, event string) int {
 	c.t.Helper()
-	evs, err := c.gws[0].store.QueryAudit(context.Background(), store.AuditQuery{Subject: "test|" + user, Event: event, Limit: 1000})
+	evs, err := c.gws[0].store.QueryAudit(context.Background(), store.AuditQuery{Subject: c.key(user).Subject, Event: event, Limit: 1000})
 	if err != nil {
 		c.t.Fatal(err)
 	}

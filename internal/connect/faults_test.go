@@ -51,6 +51,12 @@ func wantIntact(t *testing.T, c *cluster, before *store.Connection) {
 // transient 503 and Retry-After; the connection keeps its tokens; once the endpoint recovers the
 // next call refreshes and succeeds, with the same refresh token (nothing was lost).
 func TestTokenEndpointFaultsKeepTheConnection(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		t.Run(authModeOf(clusterOptions{shared: shared}), func(t *testing.T) { testTokenEndpointFaults(t, shared) })
+	}
+}
+
+func testTokenEndpointFaults(t *testing.T, shared bool) {
 	release := make(chan struct{})
 	defer close(release)
 	faults := []struct {
@@ -75,7 +81,7 @@ func TestTokenEndpointFaultsKeepTheConnection(t *testing.T) {
 			panic(http.ErrAbortHandler) // the proxy drops the connection without an answer
 		}},
 	}
-	c := newCluster(t, clusterOptions{instances: 2, hydra: hydra.Options{AccessTokenTTL: faultTTL}, httpTimeout: 1500 * time.Millisecond})
+	c := newCluster(t, clusterOptions{instances: 2, hydra: hydra.Options{AccessTokenTTL: faultTTL}, httpTimeout: 1500 * time.Millisecond, shared: shared})
 	c.connect("alice")
 	for _, f := range faults {
 		t.Run(f.name, func(t *testing.T) {

@@ -55,6 +55,11 @@ type env struct {
 }
 
 func writeProject(t *testing.T, upstreamURL string) string {
+	return writeProjectMode(t, upstreamURL, "user-oauth")
+}
+
+// writeProjectMode is writeProject with the token exchange's authMode.
+func writeProjectMode(t *testing.T, upstreamURL, authMode string) string {
 	dir := t.TempDir()
 	must := func(err error) {
 		if err != nil {
@@ -66,7 +71,7 @@ func writeProject(t *testing.T, upstreamURL string) string {
 	must(os.WriteFile(filepath.Join(dir, "config", "policies.json"), []byte(`{"policies":[
 	 {"name":"test-user","policyType":"test-user-inbound","handler":{"module":"$import(@zuplo/runtime)","export":"TestUserInboundPolicy","options":{}}},
 	 {"name":"mcp-token-exchange-hydra-up","policyType":"mcp-token-exchange-inbound","handler":{"module":"$import(@zuplo/runtime/mcp-gateway)","export":"McpTokenExchangeInboundPolicy",
-	   "options":{"displayName":"Hydra Upstream","summary":"A Go SDK server behind Ory Hydra.","authMode":"user-oauth","scopes":["mcp","offline_access"]}}}]}`), 0o644))
+	   "options":{"displayName":"Hydra Upstream","summary":"A Go SDK server behind Ory Hydra.","authMode":"`+authMode+`","scopes":["mcp","offline_access"]}}}]}`), 0o644))
 	must(os.WriteFile(filepath.Join(dir, "config", "routes.oas.json"), []byte(`{"openapi":"3.1.0","info":{"title":"t","version":"1"},"paths":{
 	 "/mcp/up":{"get,post":{"operationId":"up-mcp","x-zuplo-route":{"corsPolicy":"none",
 	   "handler":{"module":"$import(@zuplo/runtime/mcp-gateway)","export":"McpProxyHandler","options":{"rewritePattern":"`+upstreamURL+`"}},

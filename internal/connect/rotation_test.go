@@ -36,6 +36,12 @@ func TestRotationRacePostgres(t *testing.T) {
 	testRotationRace(t, clusterOptions{instances: 3, postgres: true})
 }
 
+// TestRotationRaceSharedPostgres is the same race for a shared-oauth upstream: one grant, connected
+// by an administrator, refreshed once per expiry for every user's calls.
+func TestRotationRaceSharedPostgres(t *testing.T) {
+	testRotationRace(t, clusterOptions{instances: 3, postgres: true, shared: true})
+}
+
 // testRotationRace: Hydra rotates refresh tokens strictly (reusing one is invalid_grant and kills
 // the grant). Several gateway instances on one database serve 500 concurrent calls of one user
 // each time the token has expired: every call must succeed with the user's own token, Hydra must
