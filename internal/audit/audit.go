@@ -64,7 +64,7 @@ type Recorder struct {
 	Now   func() time.Time
 
 	once    sync.Once
-	queue   chan *store.AuditEvent
+	queue   chan queued
 	done    chan struct{} // closed when the writer has drained the queue after Close
 	dropped atomic.Int64
 	mu      sync.RWMutex // guards closed against RecordAsync's send
@@ -84,7 +84,7 @@ func (r *Recorder) RecordAsync(ctx context.Context, e Event) {
 		return
 	}
 	r.once.Do(func() {
-		r.queue = make(chan *store.AuditEvent, asyncQueue)
+		r.queue = make(chan queued, asyncQueue)
 		r.done = make(chan struct{})
 		go r.drain()
 	})
@@ -94,7 +94,7 @@ func (r *Recorder) RecordAsync(ctx context.Context, e Event) {
 		return
 	}
 	select {
-	case r.queue <- r.row(e):
+	case r.queue <- queued{e: e, at: r.clock()()}:
 	default:
 		if n := r.dropped.Add(1); r.Log != nil && (n == 1 || n%1000 == 0) {
 			r.Log.Warn("audit store writer is behind; dropped per-request audit rows (the log has them)", "dropped", n)
@@ -126,7 +126,10 @@ func (r *Recorder) Close(ctx context.Context) {
 
 func (r *Recorder) drain() {
 	defer close(r.done)
-	for se := range r.queue {
+	for q := range r.queue {
+		// The row (details JSON) is built here, off the request path.
+		se := r.row(q.e)
+		se.Time = q.at
 		if err := r.Store.AppendAudit(context.Background(), se); err != nil && r.Log != nil {
 			r.Log.Error("writing audit event", "event", se.Event, "error", err)
 		}
@@ -170,6 +173,19 @@ func (r *Recorder) log(e Event) {
 	r.Log.Info("audit", attrs...)
 }
 
+// queued is an event waiting for the background writer, with the time it happened.
+type queued struct {
+	e  Event
+	at time.Time
+}
+
+func (r *Recorder) clock() func() time.Time {
+	if r.Now != nil {
+		return r.Now
+	}
+	return time.Now
+}
+
 func (r *Recorder) row(e Event) *store.AuditEvent {
 	details := map[string]any{}
 	for k, v := range e.Details {
@@ -182,10 +198,6 @@ func (r *Recorder) row(e Event) *store.AuditEvent {
 	if len(details) > 0 {
 		raw, _ = json.Marshal(details)
 	}
-	now := time.Now
-	if r.Now != nil {
-		now = r.Now
-	}
-	return &store.AuditEvent{Time: now(), Event: e.Event, Outcome: e.Outcome, ReasonCode: e.ReasonCode, UpstreamID: e.UpstreamID,
+	return &store.AuditEvent{Time: r.clock()(), Event: e.Event, Outcome: e.Outcome, ReasonCode: e.ReasonCode, UpstreamID: e.UpstreamID,
 		OperationID: e.OperationID, Subject: e.SubjectID, Actor: e.Actor, RequestID: e.RequestID, Details: raw}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
@@ -86,24 +85,11 @@ func (p *Policy) HandleRequest(c *policy.Context, r *http.Request) (*http.Respon
 		return nil, problem.New(http.StatusServiceUnavailable, "The gateway cannot check API keys right now; try again shortly.", err).
 			WithReason("store_unavailable").WithHeader("Retry-After", storeRetryAfter)
 	}
-	if u != nil {
-		r.Header.Del(header)
-		c.User = u
-		return nil, nil
-	}
-	if p.AllowUnauthenticatedRequests || (!present && c.User != nil) {
-		// The request goes on without (or with an earlier policy's) user. A failed Authorization
-		// stays for a later auth policy to read: the proxy never forwards it. Any other header
-		// would be forwarded, so it goes.
-		if !strings.EqualFold(header, "Authorization") {
-			r.Header.Del(header)
-		}
-		return nil, nil
-	}
-	r.Header.Del(header)
-	refusal.Policy = p.st.name
-	refusal.Challenge = p.challenge(refusal.Reason)
-	return nil, authcommon.Refuse(c, r, p.st.audit, *refusal)
+	return nil, authcommon.Conclude(c, r, header, u, present, p.AllowUnauthenticatedRequests, func() error {
+		refusal.Policy = p.st.name
+		refusal.Challenge = p.challenge(refusal.Reason)
+		return authcommon.Refuse(c, r, p.st.audit, *refusal)
+	})
 }
 
 // authenticate returns the user of a valid key, or why the key was refused, or a store error.

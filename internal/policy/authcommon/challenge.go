@@ -137,3 +137,24 @@ func Credential(r *http.Request, header, scheme string) (cred string, present, o
 	}
 	return rest, true, true
 }
+
+// Conclude applies an authentication attempt the same way for every gateway auth policy: a
+// user continues the request with the credential header removed; with allowAnonymous (or when
+// no credential was sent and an earlier policy already set a user) the request continues, and a
+// failed Authorization stays for a later auth policy to read (the proxy never forwards it) while
+// any other header goes; otherwise the header is removed and refuse answers.
+func Conclude(c *policy.Context, r *http.Request, header string, u *policy.User, present, allowAnonymous bool, refuse func() error) error {
+	if u != nil {
+		r.Header.Del(header)
+		c.User = u
+		return nil
+	}
+	if allowAnonymous || (!present && c.User != nil) {
+		if !strings.EqualFold(header, "Authorization") {
+			r.Header.Del(header)
+		}
+		return nil
+	}
+	r.Header.Del(header)
+	return refuse()
+}

@@ -124,27 +124,15 @@ func (p *Policy) HandleRequest(c *policy.Context, r *http.Request) (*http.Respon
 		return nil, problem.New(http.StatusServiceUnavailable, "The gateway cannot verify tokens right now; try again shortly.", err).
 			WithReason("jwks_unavailable").WithHeader("Retry-After", keysRetryAfter)
 	}
-	if u != nil {
-		r.Header.Del(header)
-		c.User = u
-		return nil, nil
-	}
-	if p.AllowUnauthenticatedRequests || (!present && c.User != nil) {
-		// See api-key-inbound: a failed Authorization stays for a later auth policy (the proxy
-		// never forwards it); any other header goes.
-		if !strings.EqualFold(header, "Authorization") {
-			r.Header.Del(header)
+	return nil, authcommon.Conclude(c, r, header, u, present, p.AllowUnauthenticatedRequests, func() error {
+		refusal.Policy = p.st.name
+		refusal.Challenge = p.challenge(r, refusal.Reason)
+		if refusal.Details == nil {
+			refusal.Details = map[string]any{}
 		}
-		return nil, nil
-	}
-	r.Header.Del(header)
-	refusal.Policy = p.st.name
-	refusal.Challenge = p.challenge(r, refusal.Reason)
-	if refusal.Details == nil {
-		refusal.Details = map[string]any{}
-	}
-	refusal.Details["issuer"] = p.Issuer
-	return nil, authcommon.Refuse(c, r, p.st.audit, *refusal)
+		refusal.Details["issuer"] = p.Issuer
+		return authcommon.Refuse(c, r, p.st.audit, *refusal)
+	})
 }
 
 // challenge is the WWW-Authenticate of a refusal. With oAuthResourceMetadataEnabled it points MCP
