@@ -9,16 +9,22 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/connect"
 	"github.com/mcpgate/mcpgate/internal/demo"
 	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/proxy"
+	"github.com/mcpgate/mcpgate/internal/publicurl"
+	"github.com/mcpgate/mcpgate/internal/setup"
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/telemetry"
 )
 
 // Defaults of serve's flags.
@@ -101,7 +107,7 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		}
 		settings.PublicURL = u
 	}
-	if settings.TrustedProxies, err = gateway.ParseTrustedProxies(f.trustedProxies); err != nil {
+	if settings.TrustedProxies, err = publicurl.ParseTrustedProxies(f.trustedProxies); err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	if !strings.HasPrefix(f.basePath, "/") {
@@ -130,34 +136,63 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	defer st.Close()
 	log.Info("state opened", "backend", st.Backend, "database", st.Location, "keyId", st.Ring.NewestKeyID())
-	settings.Services = &gateway.Services{
-		Store:         st.Store,
-		Ring:          st.Ring,
-		Audit:         &audit.Recorder{Log: log.With("component", "audit"), Store: st.Store},
-		SafeHTTPAllow: splitList(f.safeHTTPAllow),
-		Logger:        log,
-		Proxy:         proxy.Settings{HeaderTimeout: f.upstreamTimeout, MaxRequestBody: f.maxRequestBody},
-	}
+	// The components every module and endpoint shares, built in dependency order.
+	urls := &publicurl.URLs{Public: settings.PublicURL, TrustedProxies: settings.TrustedProxies, BasePath: normalizeBasePath(f.basePath)}
+	recorder := &audit.Recorder{Log: log.With("component", "audit"), Store: st.Store}
 	// Runs before the store closes (defers run last-in first-out): queued audit rows are stored.
 	defer func() {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditFlushTimeout)
 		defer cancel()
-		settings.Services.(*gateway.Services).Audit.Close(actx)
+		recorder.Close(actx)
 	}()
 	go store.RunSweeper(ctx, st.Store, sweepInterval, log)
+	manager, err := connect.New(connect.Deps{Store: st.Store, Ring: st.Ring, Audit: recorder, URLs: urls,
+		SafeHTTPAllow: splitList(f.safeHTTPAllow), Logger: log})
+	if err != nil {
+		return err
+	}
 	var demoKey string
 	if f.demo {
 		if demoKey, err = demoAPIKey(ctx, st); err != nil {
 			return err
 		}
 	}
+
+	// The gateway provisions every policy and handler of the project with this host.
+	settings.Host = &policy.Host{
+		Logger:      log,
+		URLs:        urls,
+		Audit:       recorder,
+		APIKeys:     st.Store,
+		Connections: manager,
+		Proxy:       policy.ProxySettings{HeaderTimeout: f.upstreamTimeout, MaxRequestBody: f.maxRequestBody},
+	}
 	gw, err := gateway.New(ctx, project, settings)
 	if err != nil {
 		return err
 	}
 	defer gw.Close()
-	if err := runServeHooks(ctx, project, settings.Services.(*gateway.Services)); err != nil {
-		return err
+
+	// The gateway's own endpoints, beside the routes.
+	manager.Mount(gw.Handle, settings.Host.Authenticate)
+	if _, err := setup.Mount(setup.Deps{Store: st.Store, Ring: st.Ring, Audit: recorder, URLs: urls, Manager: manager,
+		Register: gw.Handle, Logger: log}, project); err != nil {
+		return fmt.Errorf("mounting the setup UI: %w", err)
+	}
+	log.Info("setup UI mounted", "path", urls.BasePath+"/setup", "api", urls.BasePath+"/admin/api")
+	// Prometheus metrics (refresh outcomes, lease waits, replays, step-ups, connect-required
+	// answers, upstream latency). No token or subject is ever a label; restrict who may scrape it
+	// at the network level, like /healthz.
+	telemetry.Mount(gw.Handle)
+	log.Info("metrics mounted", "path", telemetry.MetricsPath)
+
+	// The background refresher keeps connections used in the last 30 minutes fresh ahead of their
+	// next request, until serve stops. It runs only when a token-exchange policy is configured;
+	// MCPGATE_BACKGROUND_REFRESH=off turns it off.
+	if len(manager.Upstreams()) > 0 && os.Getenv("MCPGATE_BACKGROUND_REFRESH") != "off" {
+		go manager.RunBackgroundRefresh(ctx, connect.BackgroundInterval)
+		log.Info("background refresh of recently used connections started", "interval", connect.BackgroundInterval.String(),
+			"recentUse", connect.RecentUse.String())
 	}
 
 	ln, err := net.Listen("tcp", f.listen)
@@ -208,8 +243,11 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 // auditFlushTimeout bounds storing queued audit rows at shutdown.
 const auditFlushTimeout = 5 * time.Second
 
-// sweepInterval is how often expired single-use records are removed (DESIGN.md §8.9).
+// sweepInterval is how often expired single-use records are removed.
 const sweepInterval = 5 * time.Minute
+
+// normalizeBasePath makes "/x/" and "/x" the same base path, as gateway.New does.
+func normalizeBasePath(p string) string { return "/" + strings.Trim(p, "/") }
 
 // splitList splits a comma-separated flag value.
 func splitList(v string) []string {

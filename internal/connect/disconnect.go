@@ -10,8 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/problem"
+	"github.com/mcpgate/mcpgate/internal/requestid"
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/web"
 )
@@ -19,7 +20,7 @@ import (
 // A user disconnects their own connection in one of two ways:
 //
 //   - DELETE {base}/connections/{upstream id} with the gateway credential their MCP client uses
-//     (authenticated by the inbound policies of a route of that upstream, gateway.Authenticator);
+//     (authenticated by the inbound policies of a route of that upstream, policy.Authenticator);
 //   - the "Disconnect" link on the connect result page: a short-lived sealed token naming the
 //     connection, a confirm page, and a same-origin POST carrying a CSRF token.
 //
@@ -43,7 +44,7 @@ const (
 )
 
 // mountDisconnect registers the disconnect endpoints. The API authenticates with auth.
-func (m *Manager) mountDisconnect(register func(string, http.Handler), auth gateway.Authenticator) {
+func (m *Manager) mountDisconnect(register func(string, http.Handler), auth policy.Authenticator) {
 	base := m.urls.BasePath
 	register("DELETE "+base+"/connections/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.serveDisconnectAPI(w, r, auth)
@@ -61,9 +62,9 @@ type DisconnectResult struct {
 	UpstreamRevocation string `json:"upstreamRevocation"`
 }
 
-func (m *Manager) serveDisconnectAPI(w http.ResponseWriter, r *http.Request, auth gateway.Authenticator) {
+func (m *Manager) serveDisconnectAPI(w http.ResponseWriter, r *http.Request, auth policy.Authenticator) {
 	fail := func(err error) {
-		problem.Write(w, problem.From(err), r.URL.Path, gateway.RequestID(r.Context()))
+		problem.Write(w, problem.From(err), r.URL.Path, requestid.From(r.Context()))
 	}
 	up, ok := m.Upstream(r.PathValue("id"))
 	if !ok {
@@ -84,7 +85,7 @@ func (m *Manager) serveDisconnectAPI(w http.ResponseWriter, r *http.Request, aut
 		return
 	}
 	key := Key(up, user.Subject())
-	res, err := m.Disconnect(r.Context(), r, key, user.Subject(), gateway.RequestID(r.Context()))
+	res, err := m.Disconnect(r.Context(), r, key, user.Subject(), requestid.From(r.Context()))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		fail(transient("disconnecting", err))
 		return
@@ -155,7 +156,7 @@ func (m *Manager) serveDisconnectConfirm(w http.ResponseWriter, r *http.Request)
 	renderDisconnectPage(w, http.StatusOK, disconnectView{
 		Title: "Disconnect " + up.DisplayName + "?", DisplayName: up.DisplayName, Subject: displaySubject(t.Subject),
 		Action: m.urls.Gateway(r, "/auth/connections/"+url.PathEscape(up.ID)+"/disconnect"), Token: raw,
-		CSRF: m.csrf.Token(disconnectPrefix + t.ID), RequestID: gateway.RequestID(r.Context()),
+		CSRF: m.csrf.Token(disconnectPrefix + t.ID), RequestID: requestid.From(r.Context()),
 	})
 }
 
@@ -183,14 +184,14 @@ func (m *Manager) serveDisconnectPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := store.ConnectionKey{UpstreamID: up.ID, Mode: store.ModeUser, Subject: t.Subject}
-	res, err := m.Disconnect(ctx, r, key, t.Subject, gateway.RequestID(ctx))
+	res, err := m.Disconnect(ctx, r, key, t.Subject, requestid.From(ctx))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		m.pageError(w, r, http.StatusServiceUnavailable, web.BucketGatewayConfig, codeStorage, "Try again shortly",
 			"The gateway could not disconnect "+up.DisplayName+".", err)
 		return
 	}
 	v := disconnectView{Title: up.DisplayName + " is disconnected", DisplayName: up.DisplayName, Subject: displaySubject(t.Subject),
-		Done: true, AlreadyDone: !res.Revoked, RequestID: gateway.RequestID(ctx)}
+		Done: true, AlreadyDone: !res.Revoked, RequestID: requestid.From(ctx)}
 	switch {
 	case res.UpstreamRevocation == "revoked":
 		v.Note = up.DisplayName + "'s authorization server was told to revoke the access too."

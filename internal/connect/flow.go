@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
-	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/requestid"
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/upstream"
 	"github.com/mcpgate/mcpgate/internal/vault"
@@ -48,7 +48,7 @@ func (m *Manager) routes(register func(string, http.Handler)) {
 
 // pageError renders the browser error page; the cause goes to the log only.
 func (m *Manager) pageError(w http.ResponseWriter, r *http.Request, status int, bucket web.Bucket, code, title, msg string, cause error) {
-	rid := gateway.RequestID(r.Context())
+	rid := requestid.From(r.Context())
 	log := m.log.With("requestId", rid, "code", code)
 	if status >= 500 {
 		log.Error("browser flow failed", "error", cause)
@@ -166,7 +166,7 @@ func (m *Manager) serveConsent(w http.ResponseWriter, r *http.Request) {
 		Reconnect: t.State == "reconsent_required", Subject: displaySubject(subject), UpstreamHost: host, ExpiresAt: t.ExpiresAt,
 		Action:    m.urls.Gateway(r, "/auth/connections/"+url.PathEscape(up.ID)+"/connect"),
 		Hidden:    []web.Field{{Name: "browserTicket", Value: raw}, {Name: "operationId", Value: op}},
-		CSRFToken: m.csrf.Token(t.ID), RequestID: gateway.RequestID(r.Context()),
+		CSRFToken: m.csrf.Token(t.ID), RequestID: requestid.From(r.Context()),
 	})
 	if err != nil {
 		m.log.Error("rendering the consent page", "error", err)
@@ -196,7 +196,7 @@ func displaySubject(s string) string {
 // serveDecision handles Approve and Cancel.
 func (m *Manager) serveDecision(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	rid := gateway.RequestID(ctx)
+	rid := requestid.From(ctx)
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		m.pageError(w, r, http.StatusBadRequest, web.BucketGatewayConfig, codeCSRF, "Bad request", "The form could not be read.", err)
@@ -280,7 +280,7 @@ func (m *Manager) serveDecision(w http.ResponseWriter, r *http.Request) {
 
 func (m *Manager) connectFailed(w http.ResponseWriter, r *http.Request, up *Upstream, t Ticket, err error) {
 	m.audit.Record(r.Context(), audit.Event{Event: audit.UpstreamConnectionFailed, Outcome: audit.OutcomeFailure, ReasonCode: upstream.CodeOf(err),
-		SubjectID: t.Subject, UpstreamID: up.ID, OperationID: t.OperationID, AuthProfileID: up.AuthProfileID(), RequestID: gateway.RequestID(r.Context())})
+		SubjectID: t.Subject, UpstreamID: up.ID, OperationID: t.OperationID, AuthProfileID: up.AuthProfileID(), RequestID: requestid.From(r.Context())})
 	m.pageError(w, r, http.StatusBadGateway, web.BucketUpstreamOAuth, upstream.CodeOf(err), "Cannot connect "+up.DisplayName,
 		"The gateway could not start signing you in to "+up.DisplayName+".", err)
 }
@@ -301,7 +301,7 @@ func (m *Manager) bindingCookie(r *http.Request, upstreamID, value string, maxAg
 // exchanged with the verifier and resource, and the connection stored.
 func (m *Manager) serveCallback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	rid := gateway.RequestID(ctx)
+	rid := requestid.From(ctx)
 	up, ok := m.Upstream(r.PathValue("id"))
 	if !ok {
 		m.ticketError(w, r, errUnknownUpstream)

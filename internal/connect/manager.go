@@ -21,7 +21,8 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
-	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/publicurl"
 	"github.com/mcpgate/mcpgate/internal/safehttp"
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/upstream"
@@ -42,24 +43,21 @@ const (
 	RetryAfterSeconds = 5
 )
 
-// sharedName is the Services.Shared key of the gateway's Manager.
-const sharedName = "connect.Manager"
-
-// Upstream is one upstream as the token-exchange policy configured it.
+// Upstream is one upstream as the token-exchange policy configured it (policy.UpstreamSpec), with
+// what the manager learns of it at run time.
 type Upstream struct {
-	upstream.Upstream
-	Summary  string
-	Mode     store.Mode // user or shared
-	AuthMode string     // user-oauth or shared-oauth
-	// OperationIDs are the routes that use this upstream.
-	OperationIDs map[string]bool
+	policy.UpstreamSpec
 
 	mu        sync.Mutex
 	challenge upstream.BearerChallenge // the upstream's latest challenge (resource_metadata, scope)
 }
 
 // AuthProfileID is "<id>:<authMode>", as Zuplo names it.
-func (u *Upstream) AuthProfileID() string { return u.ID + ":" + u.AuthMode }
+func (u *Upstream) AuthProfileID() string { return u.ID + ":" + u.AuthMode() }
+
+// AuthMode is the token-exchange authMode the upstream was configured with: user-oauth or
+// shared-oauth.
+func (u *Upstream) AuthMode() string { return string(u.Mode) + "-oauth" }
 
 // RememberChallenge keeps the upstream's latest challenge for discovery and scope selection.
 func (u *Upstream) RememberChallenge(c upstream.BearerChallenge) {
@@ -81,11 +79,37 @@ func (u *Upstream) Challenge() upstream.BearerChallenge {
 	return u.challenge
 }
 
+// Store is the part of the gateway's store the connection manager uses.
+type Store interface {
+	GetConnection(ctx context.Context, k store.ConnectionKey) (*store.Connection, error)
+	PutConnection(ctx context.Context, c *store.Connection) error
+	ListConnections(ctx context.Context, f store.ConnectionFilter) ([]store.Connection, error)
+	store.ClientRegistrations
+	CreatePending(ctx context.Context, state string, p *store.PendingAuthorization) error
+	ConsumePending(ctx context.Context, state string) (*store.PendingAuthorization, error)
+	UseTicket(ctx context.Context, id string, expiresAt time.Time) error
+	TryAcquireLease(ctx context.Context, name, holder string, ttl time.Duration) error
+	ReleaseLease(ctx context.Context, name, holder string) error
+	QueryAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, error)
+}
+
+// Deps are what a Manager is built from.
+type Deps struct {
+	Store Store
+	Ring  *vault.Ring
+	Audit *audit.Recorder
+	URLs  *publicurl.URLs
+	// SafeHTTPAllow lists hosts/CIDRs for which outbound OAuth calls may use http and private
+	// addresses (MCPGATE_SAFEHTTP_ALLOW; development and tests).
+	SafeHTTPAllow []string
+	Logger        *slog.Logger
+}
+
 // Manager is the gateway-wide connection manager. Safe for concurrent use.
 type Manager struct {
-	store  store.Store
+	store  Store
 	audit  *audit.Recorder
-	urls   *gateway.URLs
+	urls   *publicurl.URLs
 	signer *Signer
 	csrf   *web.CSRF
 	engine *upstream.Engine
@@ -106,40 +130,27 @@ type Manager struct {
 	steps  map[string][]time.Time // step-up authorizations per (subject, upstream, scope set)
 }
 
-// FromServices returns the gateway's Manager, creating it (and registering the browser endpoints)
-// on first use.
-func FromServices(svc *gateway.Services) (*Manager, error) {
-	if svc == nil || svc.Store == nil || svc.Ring == nil || svc.URLs == nil {
-		return nil, errors.New("connect: the gateway was started without a store and key ring")
+// New builds the gateway's connection manager. Its browser endpoints are added by Mount, once
+// the gateway exists.
+func New(d Deps) (*Manager, error) {
+	if d.Store == nil || d.Ring == nil || d.URLs == nil {
+		return nil, errors.New("connect: a connection manager needs a store, a key ring and the public URLs")
 	}
-	v, err := svc.Shared(sharedName, func() (any, error) {
-		m := newManager(svc)
-		m.routes(svc.Register)
-		m.mountDisconnect(svc.Register, svc.Authenticate)
-		return m, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*Manager), nil
-}
-
-func newManager(svc *gateway.Services) *Manager {
-	log := svc.Logger
+	log := d.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	allow, err := safehttp.ParseAllowList(strings.Join(svc.SafeHTTPAllow, ","))
+	allow, err := safehttp.ParseAllowList(strings.Join(d.SafeHTTPAllow, ","))
 	if err != nil {
-		log.Error("MCPGATE_SAFEHTTP_ALLOW is invalid; ignoring it", "error", err)
+		return nil, fmt.Errorf("MCPGATE_SAFEHTTP_ALLOW: %w", err)
 	}
-	regs := upstream.StoreRegistrations(svc.Store)
+	regs := storeRegistrations{d.Store}
 	return &Manager{
-		store:     svc.Store,
-		audit:     svc.Audit,
-		urls:      svc.URLs,
-		signer:    NewSigner(svc.Ring.DeriveKey("browser-ticket")),
-		csrf:      web.NewCSRF(svc.Ring.DeriveKey("csrf")),
+		store:     d.Store,
+		audit:     d.Audit,
+		urls:      d.URLs,
+		signer:    NewSigner(d.Ring.DeriveKey("browser-ticket")),
+		csrf:      web.NewCSRF(d.Ring.DeriveKey("csrf")),
 		engine:    upstream.New(upstream.Options{Allow: allow, Registrations: regs}),
 		regs:      regs,
 		log:       log.With("component", "connect"),
@@ -148,7 +159,14 @@ func newManager(svc *gateway.Services) *Manager {
 		now:       time.Now,
 		upstreams: map[string]*Upstream{},
 		steps:     map[string][]time.Time{},
-	}
+	}, nil
+}
+
+// Mount registers the browser endpoints (consent, callback, client metadata, disconnect) and the
+// disconnect API, which authenticates with auth.
+func (m *Manager) Mount(register func(pattern string, h http.Handler), auth policy.Authenticator) {
+	m.routes(register)
+	m.mountDisconnect(register, auth)
 }
 
 // holderID names this process in refresh leases.

@@ -2,11 +2,9 @@ package connect
 
 import (
 	"context"
-	"errors"
 	"sync/atomic"
 	"time"
 
-	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/upstream"
 )
@@ -104,21 +102,4 @@ func (m *Manager) refreshRecent(ctx context.Context, horizon time.Duration) int 
 		return true
 	})
 	return started
-}
-
-// errNoManager means the gateway has no connection manager (no token-exchange policy).
-var errNoManager = errors.New("connect: no connection manager")
-
-// Existing returns the gateway's Manager if a token-exchange policy created one, else nil. Unlike
-// FromServices it never creates one (nor registers the browser endpoints).
-func Existing(svc *gateway.Services) *Manager {
-	if svc == nil {
-		return nil
-	}
-	v, err := svc.Shared(sharedName, func() (any, error) { return nil, errNoManager })
-	if err != nil {
-		return nil
-	}
-	m, _ := v.(*Manager)
-	return m
 }

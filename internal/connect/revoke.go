@@ -43,7 +43,7 @@ func RevokeAtAuthorizationServer(ctx context.Context, regs store.ClientRegistrat
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	cache := upstream.StoreRegistrations(regs)
+	cache := storeRegistrations{regs}
 	e := upstream.New(upstream.Options{Allow: o.Allow, Registrations: cache, HTTPTimeout: o.Timeout})
 	up := upstream.Upstream{ID: conn.UpstreamID, URL: conn.Resource, DisplayName: conn.UpstreamID}
 	d, err := e.Discover(ctx, up, "")

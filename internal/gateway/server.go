@@ -20,13 +20,12 @@ import (
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/problem"
+	"github.com/mcpgate/mcpgate/internal/publicurl"
+	"github.com/mcpgate/mcpgate/internal/requestid"
 )
 
 // DefaultBasePath is where the gateway's own endpoints live unless --base-path says otherwise.
 const DefaultBasePath = "/__mcpgate"
-
-// RequestIDHeader carries the request id on every response.
-const RequestIDHeader = "X-Request-Id"
 
 // Settings are the gateway-level settings that do not come from the Zuplo files.
 type Settings struct {
@@ -37,8 +36,9 @@ type Settings struct {
 	BasePath       string
 	TrustedProxies []netip.Prefix
 	Logger         *slog.Logger
-	// Services is handed to every module's Provision as policy.Env.Services.
-	Services any
+	// Host is handed to every module's Provision as policy.Env.Host; New fills its URLs,
+	// Register and Authenticate when they are nil. Nil means an empty Host.
+	Host *policy.Host
 }
 
 // Server is an http.Handler for one loaded project.
@@ -48,7 +48,7 @@ type Server struct {
 	routes   []*route
 	own      *http.ServeMux // health, base-path endpoints, well-known documents
 	ownIndex atomic.Pointer[ownIndex]
-	urls     *URLs
+	urls     *publicurl.URLs
 	ready    atomic.Bool
 	cleanups []policy.CleanerUpper
 	now      func() time.Time
@@ -77,22 +77,24 @@ func New(ctx context.Context, p *config.Project, s Settings) (*Server, error) {
 	if s.Logger == nil {
 		s.Logger = slog.Default()
 	}
-	srv := &Server{settings: s, log: s.Logger, own: http.NewServeMux(), now: time.Now,
-		urls: &URLs{Public: s.PublicURL, TrustedProxies: s.TrustedProxies, BasePath: s.BasePath}}
-	if svc, ok := s.Services.(*Services); ok {
-		if svc.URLs == nil {
-			svc.URLs = srv.urls
-		}
-		if svc.Register == nil {
-			svc.Register = srv.Handle
-		}
-		if svc.Authenticate == nil {
-			svc.Authenticate = srv.authenticate
-		}
-		if svc.Logger == nil {
-			svc.Logger = s.Logger
-		}
+	if s.Host == nil {
+		s.Host = &policy.Host{}
 	}
+	srv := &Server{settings: s, log: s.Logger, own: http.NewServeMux(), now: time.Now}
+	h := s.Host
+	if h.URLs == nil {
+		h.URLs = &publicurl.URLs{Public: s.PublicURL, TrustedProxies: s.TrustedProxies, BasePath: s.BasePath}
+	}
+	if h.Register == nil {
+		h.Register = srv.Handle
+	}
+	if h.Authenticate == nil {
+		h.Authenticate = srv.authenticate
+	}
+	if h.Logger == nil {
+		h.Logger = s.Logger
+	}
+	srv.urls = h.URLs
 	if err := srv.build(ctx, p); err != nil {
 		_ = srv.Close()
 		return nil, err
@@ -128,8 +130,9 @@ func (s *Server) build(ctx context.Context, p *config.Project) error {
 		}
 		provisioned[name] = true
 		if pr, ok := v.(policy.Provisioner); ok {
-			env := &policy.Env{Name: name, Logger: s.log.With("policy", name), Routes: routes, Services: s.settings.Services}
+			env := &policy.Env{Name: name, Logger: s.log.With("policy", name), Routes: routes, Host: s.settings.Host}
 			if err := pr.Provision(ctx, env); err != nil {
+				cleanupFailed(v)
 				return fmt.Errorf("provisioning policy %q: %w", name, err)
 			}
 		}
@@ -185,8 +188,9 @@ func (s *Server) build(ctx context.Context, p *config.Project) error {
 			return fmt.Errorf("%s: route %s: handler %q is not available in this build", rc.File, rc.Path, rc.Handler.Export)
 		}
 		if pr, ok := rc.Handler.Value.(policy.Provisioner); ok {
-			env := &policy.Env{Name: rc.OperationID, Logger: s.log.With("route", rc.Path), Routes: []*policy.RouteInfo{rt.info}, Services: s.settings.Services}
+			env := &policy.Env{Name: rc.OperationID, Logger: s.log.With("route", rc.Path), Routes: []*policy.RouteInfo{rt.info}, Host: s.settings.Host}
 			if err := pr.Provision(ctx, env); err != nil {
+				cleanupFailed(rc.Handler.Value)
 				return fmt.Errorf("%s: route %s: provisioning handler %s: %w", rc.File, rc.Path, rc.Handler.Export, err)
 			}
 		}
@@ -204,15 +208,20 @@ func (s *Server) build(ctx context.Context, p *config.Project) error {
 	return nil
 }
 
+// cleanupFailed releases what a module whose Provision failed had already acquired, as Caddy
+// does; the modules provisioned before it are cleaned up by New (Close).
+func cleanupFailed(v any) {
+	if c, ok := v.(policy.CleanerUpper); ok {
+		_ = c.Cleanup()
+	}
+}
+
 // Handle registers a gateway endpoint (pattern as http.ServeMux, e.g. "GET /__mcpgate/setup").
 // Endpoints are matched before routes.
 func (s *Server) Handle(pattern string, h http.Handler) {
 	s.own.Handle(pattern, h) // panics on a conflicting pattern, before the index learns it
 	s.indexOwn(pattern)
 }
-
-// BasePath returns the base path of the gateway's own endpoints.
-func (s *Server) BasePath() string { return s.settings.BasePath }
 
 // SetReady marks the server ready (or draining) for /readyz.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
@@ -226,17 +235,9 @@ func (s *Server) Close() error {
 	return errors.Join(errs...)
 }
 
-type ctxKey struct{}
-
-// RequestID returns the id of the request ctx belongs to, or "".
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(ctxKey{}).(string)
-	return id
-}
-
 // Logger returns the request's logger (every line carries the request id).
 func (s *Server) Logger(ctx context.Context) *slog.Logger {
-	if id := RequestID(ctx); id != "" {
+	if id := requestid.From(ctx); id != "" {
 		return s.log.With("requestId", id)
 	}
 	return s.log
@@ -246,8 +247,8 @@ func (s *Server) Logger(ctx context.Context) *slog.Logger {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	rid := uuid.NewString()
-	w.Header().Set(RequestIDHeader, rid)
-	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, rid))
+	w.Header().Set(requestid.Header, rid)
+	r = r.WithContext(requestid.With(r.Context(), rid))
 	log := slog.New(&requestHandler{Handler: s.log.Handler(), rid: rid})
 	rec := &recorder{ResponseWriter: w}
 	var rt *route
@@ -402,6 +403,6 @@ func (s *Server) Fail(w http.ResponseWriter, r *http.Request, err error) {
 	if !ok {
 		rec = &recorder{ResponseWriter: w}
 	}
-	rid := RequestID(r.Context())
+	rid := requestid.From(r.Context())
 	s.fail(rec, r, rid, s.Logger(r.Context()), err)
 }

@@ -42,15 +42,14 @@ func (u *User) Subject() string {
 	return u.Namespace + "|" + u.Sub
 }
 
-// Env is what Provision gets. Fields are added as capabilities land; a module uses what it needs.
+// Env is what Provision gets.
 type Env struct {
 	Name   string // the policy or route it is configured under
 	Logger *slog.Logger
 	// Routes are the routes that use this policy (for a handler: its own route).
 	Routes []*RouteInfo
-	// Services holds gateway-wide components (store, vault, public URL, …) by interface; see
-	// the gateway package for what it provides.
-	Services any
+	// Host holds the gateway-wide components, typed (see Host). The gateway never passes nil.
+	Host *Host
 }
 
 // Context is the per-request state shared by the pipeline. It is not safe for concurrent use

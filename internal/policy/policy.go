@@ -1,9 +1,13 @@
 // Package policy defines what a built-in policy or handler is, the per-request Context they share,
 // and the registry that config names them from (by their Zuplo export, e.g. ApiKeyInboundPolicy).
 //
-// Lifecycle, after Caddy's: New() (no side effects) → strict JSON decode of options → SetName (if
-// implemented) → Validate() (checks only, offline) → Provision(ctx, env) (hydrate) → use → Cleanup().
-// Every stage but New is an optional one-method interface.
+// Lifecycle: New() (no side effects) → strict JSON decode of options → SetName (if implemented) →
+// Validate() → Provision(ctx, env) (hydrate) → use → Cleanup(). Every stage but New is an optional
+// one-method interface. Caddy runs Provision before Validate; here Validate comes first because
+// it is offline and config.Load runs it, so `mcpgate validate` reports every problem of a project
+// without touching a store, a network or a key ring. Whatever Provision needs to check beyond the
+// options (a host component, a route's upstream URL) it checks itself. When Provision fails, the
+// gateway calls Cleanup on that module and on every module provisioned before it.
 package policy
 
 import (
@@ -135,7 +139,8 @@ type Provisioner interface {
 	Provision(ctx context.Context, env *Env) error
 }
 
-// CleanerUpper releases what Provision acquired.
+// CleanerUpper releases what Provision acquired. It is also called when Provision failed, so it
+// must cope with a partly provisioned module.
 type CleanerUpper interface{ Cleanup() error }
 
 // Inbound runs before the handler. It continues by returning (nil, nil), possibly after changing

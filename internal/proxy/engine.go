@@ -40,7 +40,7 @@ const getDetail = "MCP Gateway routes support stateless Streamable HTTP requests
 // errHeaderTimeout is the cancellation cause when the upstream sends no response headers in time.
 var errHeaderTimeout = errors.New("proxy: no response headers from upstream within the timeout")
 
-// engine forwards requests for one route. It is built once (Provision, or the first request) and
+// engine forwards requests for one route. It is built once, by Provision, and
 // is safe for concurrent use; per-request state lives in a call.
 type engine struct {
 	mcp           bool // McpProxyHandler: POST only, upstream challenges stripped
@@ -54,10 +54,8 @@ type engine struct {
 }
 
 func newEngine(mcp bool, o *Options, s Settings, env *policy.Env) *engine {
-	if env != nil {
-		if sp, ok := env.Services.(SettingsProvider); ok {
-			s = merge(s, sp.ProxySettings())
-		}
+	if env.Host != nil {
+		s = merge(s, env.Host.Proxy)
 	}
 	s = merge(s, Settings{
 		HeaderTimeout:      DefaultHeaderTimeout,
@@ -66,7 +64,7 @@ func newEngine(mcp bool, o *Options, s Settings, env *policy.Env) *engine {
 		Transport:          sharedTransport,
 	})
 	log := slog.Default()
-	if env != nil && env.Logger != nil {
+	if env.Logger != nil {
 		log = env.Logger
 	}
 	e := &engine{
@@ -78,12 +76,10 @@ func newEngine(mcp bool, o *Options, s Settings, env *policy.Env) *engine {
 		streamWrite:   s.StreamWriteTimeout,
 		transport:     s.Transport,
 	}
-	if env != nil {
-		for _, ri := range env.Routes {
-			if ri != nil && ri.Upstream != nil {
-				e.target = ri.Upstream
-				break
-			}
+	for _, ri := range env.Routes {
+		if ri != nil && ri.Upstream != nil {
+			e.target = ri.Upstream
+			break
 		}
 	}
 	if o.FollowRedirects {
@@ -121,27 +117,36 @@ func merge(s, d Settings) Settings {
 
 // Provision implements policy.Provisioner.
 func (p *MCPProxy) Provision(_ context.Context, env *policy.Env) error {
-	p.once.Do(func() { p.eng = newEngine(true, &p.Options, p.Settings, env) })
+	p.eng = newEngine(true, &p.Options, p.Settings, env)
 	return nil
 }
 
 // Handle implements policy.Handler. GET (and every method but POST) answers 405 with Allow: POST.
 func (p *MCPProxy) Handle(c *policy.Context, w http.ResponseWriter, r *http.Request) error {
-	p.once.Do(func() { p.eng = newEngine(true, &p.Options, p.Settings, nil) })
+	if p.eng == nil {
+		return errNotProvisioned
+	}
 	return p.eng.serve(c, w, r)
 }
 
 // Provision implements policy.Provisioner.
 func (p *URLRewrite) Provision(_ context.Context, env *policy.Env) error {
-	p.once.Do(func() { p.eng = newEngine(false, &p.Options, p.Settings, env) })
+	p.eng = newEngine(false, &p.Options, p.Settings, env)
 	return nil
 }
 
 // Handle implements policy.Handler: every method is forwarded.
 func (p *URLRewrite) Handle(c *policy.Context, w http.ResponseWriter, r *http.Request) error {
-	p.once.Do(func() { p.eng = newEngine(false, &p.Options, p.Settings, nil) })
+	if p.eng == nil {
+		return errNotProvisioned
+	}
 	return p.eng.serve(c, w, r)
 }
+
+// errNotProvisioned: a handler used without Provision would forward without the host's settings
+// (timeouts, body limit), so it refuses instead.
+var errNotProvisioned = problem.New(http.StatusInternalServerError, "The route's handler was not provisioned.",
+	errors.New("proxy: Handle called before Provision")).WithReason("gateway_configuration")
 
 // MethodNotAllowed is the 405 an MCP route answers to anything but POST.
 func MethodNotAllowed() *problem.Error {

@@ -7,9 +7,7 @@ package proxy
 
 import (
 	"errors"
-	"net/http"
 	"net/url"
-	"sync"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/policy"
@@ -34,20 +32,9 @@ const (
 	DefaultStreamWriteTimeout = 60 * time.Second
 )
 
-// Settings are gateway-level knobs of the engine (flags / MCPGATE_* variables, not route options).
-// A zero field means its default.
-type Settings struct {
-	HeaderTimeout      time.Duration
-	MaxRequestBody     int64
-	StreamWriteTimeout time.Duration
-	// Transport replaces the shared upstream transport (tests, custom TLS). Nil means the shared
-	// one tuned for many concurrent clients.
-	Transport http.RoundTripper
-}
-
-// SettingsProvider is what the engine looks for in policy.Env.Services at Provision time; the
-// gateway's services value implements it to pass --proxy-* settings.
-type SettingsProvider interface{ ProxySettings() Settings }
+// Settings are the gateway-level knobs of the engine (flags / MCPGATE_* variables, not route
+// options), as the host passes them in policy.Host.Proxy. A zero field means its default.
+type Settings = policy.ProxySettings
 
 // Options are the route options shared by McpProxyHandler and urlRewriteHandler.
 type Options struct {
@@ -87,12 +74,11 @@ func (o *Options) Validate() error {
 // mcpVirtualServerHandler): POST only, GET and every other method answer 405.
 type MCPProxy struct {
 	Options
-	// Settings may be set by the gateway before Provision; zero fields fall back to the services'
-	// ProxySettings, then to the defaults.
+	// Settings may be set before Provision; zero fields fall back to the host's Proxy settings,
+	// then to the defaults.
 	Settings Settings `json:"-"`
 
-	once sync.Once
-	eng  *engine
+	eng *engine
 }
 
 // URLRewrite is the urlRewriteHandler route handler: every method is forwarded.
@@ -100,8 +86,7 @@ type URLRewrite struct {
 	Options
 	Settings Settings `json:"-"`
 
-	once sync.Once
-	eng  *engine
+	eng *engine
 }
 
 func init() {

@@ -9,14 +9,14 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
-	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/problem"
+	"github.com/mcpgate/mcpgate/internal/requestid"
 )
 
 // maxJSONBody bounds an admin API request body.
 const maxJSONBody = 64 << 10
 
-func requestID(ctx context.Context) string { return gateway.RequestID(ctx) }
+func requestID(ctx context.Context) string { return requestid.From(ctx) }
 
 // bearer authenticates an admin API request by its Authorization: Bearer credential (an admin
 // API key or an admin JWT). Failures count towards the address's failed logins.

@@ -16,9 +16,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/policy/apikey"
+	"github.com/mcpgate/mcpgate/internal/requestid"
 	"github.com/mcpgate/mcpgate/internal/store"
 )
 
@@ -96,7 +96,7 @@ func (h *Handler) authenticateJWT(ctx context.Context, r *http.Request, tok stri
 	for _, v := range h.jwt {
 		req := r.Clone(ctx)
 		req.Header = http.Header{"Authorization": {"Bearer " + tok}}
-		c := &policy.Context{RequestID: gateway.RequestID(ctx), Log: h.log}
+		c := &policy.Context{RequestID: requestid.From(ctx), Log: h.log}
 		if _, err := v.HandleRequest(c, req); err != nil || c.User == nil {
 			continue
 		}

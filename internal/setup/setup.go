@@ -39,19 +39,20 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/connect"
-	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/policy/jwtauth"
+	"github.com/mcpgate/mcpgate/internal/publicurl"
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/vault"
 	"github.com/mcpgate/mcpgate/internal/web"
 )
 
 // Handler serves the admin API and the setup UI.
 type Handler struct {
 	m      *connect.Manager
-	store  store.Store
+	store  Store
 	audit  *audit.Recorder
-	urls   *gateway.URLs
+	urls   *publicurl.URLs
 	csrf   *web.CSRF
 	sealer *sealer
 	limit  *limiter
@@ -61,26 +62,42 @@ type Handler struct {
 	now    func() time.Time
 }
 
-// Mount builds the handler for the gateway's services and registers its endpoints. project is the
-// loaded configuration: its JWT policies (open-id-jwt-auth-inbound) also authenticate admins that
-// carry the MCPGATE_ADMIN_CLAIM claim. Call it after gateway.New (the policies are provisioned).
-func Mount(svc *gateway.Services, project *config.Project) (*Handler, error) {
-	if svc == nil || svc.Store == nil || svc.Ring == nil || svc.URLs == nil || svc.Register == nil {
-		return nil, errors.New("setup: the gateway was started without a store, key ring and endpoint registry")
+// Store is the part of the gateway's store the setup UI and admin API use.
+type Store interface {
+	LookupAPIKey(ctx context.Context, hash []byte) (*store.APIKey, error)
+	ListAPIKeys(ctx context.Context) ([]store.APIKey, error)
+	ListConnections(ctx context.Context, f store.ConnectionFilter) ([]store.Connection, error)
+	GetClientRegistration(ctx context.Context, k store.ClientRegistrationKey) (*store.ClientRegistration, error)
+	QueryAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, error)
+}
+
+// Deps are what the setup UI is built from.
+type Deps struct {
+	Store    Store
+	Ring     *vault.Ring
+	Audit    *audit.Recorder
+	URLs     *publicurl.URLs
+	Manager  *connect.Manager
+	Register func(pattern string, h http.Handler)
+	Logger   *slog.Logger
+}
+
+// Mount builds the handler and registers its endpoints. project is the loaded configuration: its
+// JWT policies (open-id-jwt-auth-inbound) also authenticate admins that carry the
+// MCPGATE_ADMIN_CLAIM claim. Call it after gateway.New (the policies are provisioned).
+func Mount(d Deps, project *config.Project) (*Handler, error) {
+	if d.Store == nil || d.Ring == nil || d.URLs == nil || d.Register == nil || d.Manager == nil {
+		return nil, errors.New("setup: needs a store, a key ring, the public URLs, the endpoint registry and the connection manager")
 	}
-	m, err := connect.FromServices(svc)
+	seal, err := newSealer(d.Ring.DeriveKey("admin-session"))
 	if err != nil {
 		return nil, err
 	}
-	seal, err := newSealer(svc.Ring.DeriveKey("admin-session"))
-	if err != nil {
-		return nil, err
-	}
-	log := svc.Logger
+	log := d.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	h := &Handler{m: m, store: svc.Store, audit: svc.Audit, urls: svc.URLs, csrf: web.NewCSRF(svc.Ring.DeriveKey("admin-csrf")),
+	h := &Handler{m: d.Manager, store: d.Store, audit: d.Audit, urls: d.URLs, csrf: web.NewCSRF(d.Ring.DeriveKey("admin-csrf")),
 		sealer: seal, log: log.With("component", "setup"), now: time.Now}
 	h.limit = newLimiter(func() time.Time { return h.now() })
 	if project != nil {
@@ -99,7 +116,7 @@ func Mount(svc *gateway.Services, project *config.Project) (*Handler, error) {
 			}
 		}
 	}
-	h.routes(svc.Register)
+	h.routes(d.Register)
 	return h, nil
 }
 

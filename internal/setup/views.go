@@ -62,7 +62,7 @@ func (h *Handler) listRoutes() []RouteView {
 		}
 		for _, up := range ups {
 			if up.OperationIDs[rc.OperationID] {
-				v.UpstreamID, v.AuthMode = up.ID, up.AuthMode
+				v.UpstreamID, v.AuthMode = up.ID, up.AuthMode()
 			}
 		}
 		out = append(out, v)
@@ -277,7 +277,7 @@ const EventDiscoveryChecked = "mcp_admin_discovery_checked"
 
 // upstreamStatus builds an upstream's status from a discovery result.
 func (h *Handler) upstreamStatus(ctx context.Context, r *http.Request, up *connect.Upstream, d *upstream.Discovery, derr error) UpstreamStatus {
-	s := UpstreamStatus{ID: up.ID, DisplayName: up.DisplayName, Summary: up.Summary, AuthMode: up.AuthMode, URL: up.URL,
+	s := UpstreamStatus{ID: up.ID, DisplayName: up.DisplayName, Summary: up.Summary, AuthMode: up.AuthMode(), URL: up.URL,
 		OperationIDs: up.OperationIDList(), Scopes: up.Scopes}
 	if s.Scopes == nil {
 		s.Scopes = []string{}

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/vault"
 )
 
@@ -38,8 +37,8 @@ type Registration struct {
 // ErrNoRegistration is what RegistrationCache.GetRegistration returns for a missing or expired entry.
 var ErrNoRegistration = errors.New("no client registration")
 
-// RegistrationCache stores client registrations; internal/store implements it through
-// StoreRegistrations, tests use MemoryRegistrations.
+// RegistrationCache stores client registrations. The engine keeps none of its own state: the
+// gateway passes one backed by its store (internal/connect), tests use MemoryRegistrations.
 type RegistrationCache interface {
 	// GetRegistration returns the registration or ErrNoRegistration.
 	GetRegistration(ctx context.Context, k RegistrationKey) (*Registration, error)
@@ -435,33 +434,4 @@ func (e *Engine) clientRejected(ctx context.Context, up Upstream, clientID strin
 	return base
 }
 
-// StoreRegistrations adapts a store's client registrations to RegistrationCache.
-func StoreRegistrations(s store.ClientRegistrations) RegistrationCache { return storeRegistrations{s} }
-
-type storeRegistrations struct{ s store.ClientRegistrations }
-
-func (a storeRegistrations) GetRegistration(ctx context.Context, k RegistrationKey) (*Registration, error) {
-	r, err := a.s.GetClientRegistration(ctx, store.ClientRegistrationKey(k))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrNoRegistration
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &Registration{RegistrationKey: RegistrationKey(r.ClientRegistrationKey), Method: r.Method, ClientID: r.ClientID,
-		ClientSecret: r.ClientSecret, AuthMethod: r.AuthMethod, RegisteredAt: r.RegisteredAt, ExpiresAt: r.ExpiresAt}, nil
-}
-
-func (a storeRegistrations) PutRegistration(ctx context.Context, r *Registration) error {
-	return a.s.PutClientRegistration(ctx, &store.ClientRegistration{ClientRegistrationKey: store.ClientRegistrationKey(r.RegistrationKey),
-		Method: r.Method, ClientID: r.ClientID, ClientSecret: r.ClientSecret, AuthMethod: r.AuthMethod, RegisteredAt: r.RegisteredAt, ExpiresAt: r.ExpiresAt})
-}
-
-func (a storeRegistrations) DeleteRegistrations(ctx context.Context, upstreamID string) (int, error) {
-	return a.s.DeleteClientRegistrations(ctx, upstreamID)
-}
-
-var (
-	_ RegistrationCache = (*MemoryRegistrations)(nil)
-	_ RegistrationCache = storeRegistrations{}
-)
+var _ RegistrationCache = (*MemoryRegistrations)(nil)

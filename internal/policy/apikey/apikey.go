@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
-	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/policy/authcommon"
 	"github.com/mcpgate/mcpgate/internal/problem"
@@ -39,14 +38,13 @@ type state struct {
 
 // Provision connects the policy to the gateway's key store.
 func (p *Policy) Provision(_ context.Context, env *policy.Env) error {
-	svc := gateway.ServicesFrom(env.Services)
-	if svc == nil || svc.Store == nil {
-		return errors.New("api-key-inbound needs the gateway's store, and the gateway gave none")
+	if env.Host == nil || env.Host.APIKeys == nil {
+		return errors.New("api-key-inbound needs the gateway's key store (Host.APIKeys), and the gateway gave none")
 	}
 	st := &state{
 		name:  env.Name,
-		keys:  svc.Store,
-		audit: svc.Audit,
+		keys:  env.Host.APIKeys,
+		audit: env.Host.Audit,
 		now:   time.Now,
 	}
 	st.cache = newKeyCache(time.Duration(p.CacheTTL())*time.Second, maxCacheEntries, st.lookupStore)

@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/publicurl"
 )
 
 // WellKnownPRM is the RFC 9728 well-known prefix; a resource's metadata lives at this prefix
@@ -34,13 +34,13 @@ func MetadataPath(path string) string {
 
 // MetadataURL is the public URL of the metadata of the resource r addresses: the value of
 // resource_metadata in the route's WWW-Authenticate challenges.
-func MetadataURL(urls *gateway.URLs, r *http.Request) string {
+func MetadataURL(urls *publicurl.URLs, r *http.Request) string {
 	return urls.URL(r, MetadataPath(r.URL.Path))
 }
 
 // MetadataServer answers metadata requests for the routes of one policy.
 type MetadataServer struct {
-	URLs *gateway.URLs
+	URLs *publicurl.URLs
 	// AuthorizationServers are the issuers MCP clients should get tokens from.
 	AuthorizationServers []string
 	Scopes               []string

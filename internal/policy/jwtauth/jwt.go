@@ -17,10 +17,10 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
-	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/policy/authcommon"
 	"github.com/mcpgate/mcpgate/internal/problem"
+	"github.com/mcpgate/mcpgate/internal/publicurl"
 )
 
 // Runtime constants.
@@ -45,7 +45,7 @@ type state struct {
 	keys      keySource
 	audit     *audit.Recorder
 	log       *slog.Logger
-	urls      *gateway.URLs
+	urls      *publicurl.URLs
 	now       func() time.Time
 	adminName string // claim name; empty: no JWT caller is an admin
 	adminWant string // required value; empty: true or "true"
@@ -54,33 +54,27 @@ type state struct {
 // Provision sets up the key source and, with oAuthResourceMetadataEnabled, serves the RFC 9728
 // metadata of every route that uses the policy.
 func (p *Policy) Provision(_ context.Context, env *policy.Env) error {
-	svc := gateway.ServicesFrom(env.Services)
+	host := env.Host
+	if host == nil {
+		host = &policy.Host{}
+	}
 	log := env.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 	st := &state{name: env.Name, log: log, now: time.Now}
-	if svc != nil {
-		st.audit, st.urls = svc.Audit, svc.URLs
-	}
+	st.audit, st.urls = host.Audit, host.URLs
 	if st.urls == nil {
-		st.urls = &gateway.URLs{}
+		st.urls = &publicurl.URLs{}
 	}
 	if p.JwkURL != "" {
-		build := func() (any, error) {
+		// One cache per JWKS URL for the whole gateway: policies of one issuer (one per route,
+		// each with its audience) share fetches and the refetch rate limit.
+		st.keys = policy.Shared(host, "jwtauth.jwks "+p.JwkURL, func() *remoteKeys {
 			rk := newRemoteKeys(p.JwkURL)
 			rk.now = func() time.Time { return st.now() }
-			return rk, nil
-		}
-		var v any
-		if svc != nil {
-			// One cache per JWKS URL for the whole gateway: policies of one issuer (one per route,
-			// each with its audience) share fetches and the refetch rate limit.
-			v, _ = svc.Shared("jwtauth.jwks "+p.JwkURL, build)
-		} else {
-			v, _ = build()
-		}
-		st.keys = v.(*remoteKeys)
+			return rk
+		})
 	} else {
 		st.keys = secretKeys{secret: []byte(p.Secret.Reveal())}
 		if len(p.Secret.Reveal()) < 32 {
@@ -94,11 +88,11 @@ func (p *Policy) Provision(_ context.Context, env *policy.Env) error {
 		st.adminName, st.adminWant, _ = strings.Cut(v, "=")
 	}
 	if p.OAuthResourceMetadataEnabled {
-		if svc == nil || svc.Register == nil {
-			return errors.New("oAuthResourceMetadataEnabled needs the gateway's endpoint registry, and the gateway gave none")
+		if host.Register == nil {
+			return errors.New("oAuthResourceMetadataEnabled needs the gateway's endpoint registry (Host.Register), and the gateway gave none")
 		}
 		ms := &authcommon.MetadataServer{URLs: st.urls, AuthorizationServers: []string{p.Issuer}, Scopes: p.ScopesSupported}
-		for _, path := range ms.Register(svc.Register, env.Routes) {
+		for _, path := range ms.Register(host.Register, env.Routes) {
 			log.Warn("no protected-resource metadata served for this route: its path has no single well-known URL, or another policy serves it", "route", path)
 		}
 	}

@@ -13,8 +13,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/mcpgate/mcpgate/internal/audit"
-	"github.com/mcpgate/mcpgate/internal/connect"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/vault"
 )
@@ -92,10 +90,8 @@ type Policy struct {
 	ClientRegistration *ClientRegistration `json:"clientRegistration,omitempty"`
 
 	name string
-	// Runtime, set by Provision (runtime.go).
-	m     *connect.Manager
-	up    *connect.Upstream
-	audit *audit.Recorder
+	// inject applies the caller's credential; set by Provision (runtime.go).
+	inject policy.Inbound
 }
 
 // ClientRegistration is the clientRegistration option in either of its shapes.

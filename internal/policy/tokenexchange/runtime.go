@@ -6,20 +6,16 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/mcpgate/mcpgate/internal/audit"
-	"github.com/mcpgate/mcpgate/internal/connect"
-	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/policy"
-	"github.com/mcpgate/mcpgate/internal/problem"
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/upstream"
 )
 
-// Provision registers the upstream with the gateway's connection manager.
+// Provision attaches the upstream to the gateway's connection manager (Host.Connections), which
+// returns the step that applies the caller's credential on each request.
 func (p *Policy) Provision(_ context.Context, env *policy.Env) error {
-	m, err := connect.FromServices(gateway.ServicesFrom(env.Services))
-	if err != nil {
-		return err
+	if env.Host == nil || env.Host.Connections == nil {
+		return errors.New("mcp-token-exchange-inbound needs the gateway's connection manager (Host.Connections), and the gateway gave none")
 	}
 	var upstreamURL string
 	ops := map[string]bool{}
@@ -34,7 +30,7 @@ func (p *Policy) Provision(_ context.Context, env *policy.Env) error {
 		ops[rt.OperationID] = true
 	}
 	reg := p.Registration()
-	up := &connect.Upstream{
+	spec := policy.UpstreamSpec{
 		Upstream: upstream.Upstream{
 			ID: p.UpstreamID(), URL: upstreamURL, DisplayName: p.DisplayName,
 			ProtectedResourceMetadataURL: p.ProtectedResourceMetadataURL,
@@ -43,52 +39,22 @@ func (p *Policy) Provision(_ context.Context, env *policy.Env) error {
 			Registration: upstream.RegistrationConfig{Mode: reg.Mode, ClientID: reg.ClientID, ClientSecret: reg.ClientSecret,
 				TokenEndpointAuthMethod: reg.AuthMethod},
 		},
-		Summary: p.Summary, Mode: store.ModeUser, AuthMode: p.AuthMode, OperationIDs: ops,
+		Summary: p.Summary, Mode: store.ModeUser, OperationIDs: ops,
 	}
 	if p.AuthMode == AuthModeShared {
-		up.Mode = store.ModeShared
+		spec.Mode = store.ModeShared
 	}
-	if err := m.Add(up); err != nil {
+	in, err := env.Host.Connections.Attach(spec)
+	if err != nil {
 		return err
 	}
-	p.m, p.up = m, up
-	p.audit = gateway.ServicesFrom(env.Services).Audit
+	p.inject = in
 	return nil
 }
 
-// actorOf names the caller when it differs from the connection's subject (shared mode).
-func actorOf(c *policy.Context) string {
-	if c.User == nil {
-		return ""
-	}
-	return c.User.Subject()
-}
-
-// HandleRequest injects the caller's upstream credential when there is a usable one, and always
-// registers the response hook that handles the upstream's 401/403.
+// HandleRequest applies the caller's upstream credential (the connection manager's step).
 func (p *Policy) HandleRequest(c *policy.Context, r *http.Request) (*http.Response, error) {
-	var subject string
-	if p.up.Mode == store.ModeUser {
-		if c.User == nil {
-			return nil, problem.New(http.StatusInternalServerError,
-				"The route's "+PolicyType+" policy for "+p.up.DisplayName+" runs before any gateway authentication, so there is no user to connect. Put an authentication policy (api-key-inbound, open-id-jwt-auth-inbound) before it.",
-				errors.New("token exchange without request user")).WithReason("gateway_configuration")
-		}
-		subject = c.User.Subject()
-	}
-	ep := p.m.Endpoints(r)
-	lk, err := p.m.Lookup(r.Context(), ep, p.up, connect.Key(p.up, subject), c.RequestID)
-	if err != nil {
-		return nil, err
-	}
-	if lk.Token != nil {
-		c.SetUpstreamAuthorization(lk.Token.Authorization.Reveal())
-		p.audit.RecordAsync(r.Context(), audit.Event{Event: audit.RequestAccepted, Outcome: audit.OutcomeSuccess,
-			SubjectID: lk.Key.Subject, UpstreamID: p.up.ID, OperationID: c.Route.OperationID, AuthProfileID: p.up.AuthProfileID(),
-			RequestID: c.RequestID, Actor: actorOf(c)})
-	}
-	c.AddResponseHook(p.m.Hook(ep, p.up, lk))
-	return nil, nil
+	return p.inject.HandleRequest(c, r)
 }
 
 var (

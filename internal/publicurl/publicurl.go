@@ -1,4 +1,7 @@
-package gateway
+// Package publicurl derives the gateway's externally visible URLs (links, redirect URIs, metadata
+// documents): from the configured public URL, or else from the request, honouring forwarded
+// headers only from trusted proxies.
+package publicurl
 
 import (
 	"net"
@@ -17,15 +20,6 @@ type URLs struct {
 	// BasePath prefixes the gateway's own endpoints.
 	BasePath string
 }
-
-// PublicBase returns the externally visible base of the gateway.
-func (s *Server) PublicBase(r *http.Request) *url.URL { return s.urls.Base(r) }
-
-// PublicURL joins the public base with path.
-func (s *Server) PublicURL(r *http.Request, path string) string { return s.urls.URL(r, path) }
-
-// URLs returns the server's URL deriver (for gateway endpoints and policies).
-func (s *Server) URLs() *URLs { return s.urls }
 
 // Base returns the externally visible scheme://host of the gateway for r: the configured
 // public URL when set; else the request's own host, with X-Forwarded-Proto/Host honoured only when
@@ -89,40 +83,6 @@ func firstValue(v string) string {
 		v = v[:i]
 	}
 	return strings.TrimSpace(v)
-}
-
-// originAllowed reports whether a browser Origin may call an MCP route: its CORS policy allows
-// it, or it is the gateway's own origin. The gateway's own origin is the configured public URL;
-// without one it cannot be derived from the request — a DNS-rebinding page sends its own name as
-// Host — so only a loopback origin calling a loopback Host (local development) counts as own.
-func (s *Server) originAllowed(rt *route, r *http.Request, origin string) bool {
-	if rt.cors != nil && rt.cors.allowsOrigin(origin) {
-		return true
-	}
-	if pub := s.settings.PublicURL; pub != nil {
-		return strings.EqualFold(origin, pub.Scheme+"://"+pub.Host)
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	return isLoopbackHost(u.Hostname()) && isLoopbackHost(hostOnly(r.Host)) && strings.EqualFold(u.Host, r.Host)
-}
-
-// isLoopbackHost reports whether a host name or address is the local machine.
-func isLoopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(strings.Trim(h, "[]"))
-	return err == nil && a.Unmap().IsLoopback()
-}
-
-func hostOnly(hostport string) string {
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		return h
-	}
-	return hostport
 }
 
 // ParseTrustedProxies parses a comma-separated list of IPs and CIDRs.
