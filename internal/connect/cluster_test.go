@@ -13,24 +13,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpgate/mcpgate/internal/audit"
-	"github.com/mcpgate/mcpgate/internal/config"
-	"github.com/mcpgate/mcpgate/internal/connect"
-	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/store/postgres"
-	"github.com/mcpgate/mcpgate/internal/store/sqlite"
 	"github.com/mcpgate/mcpgate/internal/store/sqlstore"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
+	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
 	"github.com/mcpgate/mcpgate/internal/testutil/mcpupstream"
 	"github.com/mcpgate/mcpgate/internal/testutil/pgtest"
 	"github.com/mcpgate/mcpgate/internal/vault"
 )
 
-// A cluster is several gateway instances (each its own gateway.Server, Services, Manager and
-// store handle) sharing one database, in front of one Hydra-protected upstream: what several
-// replicas behind a load balancer look like, in one test process.
+// A cluster is several gateway instances (each a whole gatewaytest.Gateway: its own gateway
+// server, host, connection manager and store handle) sharing one database, in front of one
+// Hydra-protected upstream: what several replicas behind a load balancer look like, in one test
+// process.
 type cluster struct {
 	t        *testing.T
 	hydra    *hydra.Server
@@ -41,17 +38,9 @@ type cluster struct {
 	open     func(t *testing.T) store.Store
 	opts     clusterOptions
 	project  string
-	gws      []*instance
-	logs     *syncWriter
+	gws      []*gatewaytest.Gateway
+	logs     *gatewaytest.Buffer
 	client   *http.Client
-}
-
-type instance struct {
-	srv     *httptest.Server
-	gw      *gateway.Server
-	svc     *gateway.Services
-	store   store.Store
-	manager *connect.Manager
 }
 
 type clusterOptions struct {
@@ -69,17 +58,7 @@ type clusterOptions struct {
 
 // sqliteOpener opens one SQLite file per call site: each instance gets its own handle on it.
 func sqliteOpener(path string, ring *vault.Ring) func(t *testing.T) store.Store {
-	return func(t *testing.T) store.Store {
-		st, err := sqlite.Open(context.Background(), path, sqlstore.Options{Ring: ring})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
-		if err := st.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
+	return func(t *testing.T) store.Store { return gatewaytest.Store(t, path, ring) }
 }
 
 func postgresOpener(t *testing.T, ring *vault.Ring) func(t *testing.T) store.Store {
@@ -107,12 +86,17 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	}
 	h := hydra.Start(t, o.hydra)
 	up := mcpupstream.Start(t, mcpupstream.Options{Issuer: h.PublicURL, IntrospectURL: h.AdminURL + "/admin/oauth2/introspect", ExtraScope: o.extraScope})
-	key, _ := vault.GenerateKey("k1", func() string { return "" })
+	// The ring is built from a key of our own (not gatewaytest.Ring): the lease-holder helper
+	// process opens the same store and needs the key itself.
+	key, err := vault.GenerateKey("k1", func() string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
 	ring, err := vault.ParseRing(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, hydra: h, upstream: up, ring: ring, ringKey: key, opts: o, project: writeProjectMode(t, up.URL, authModeOf(o)), logs: &syncWriter{},
+	c := &cluster{t: t, hydra: h, upstream: up, ring: ring, ringKey: key, opts: o, project: writeProjectMode(t, up.URL, authModeOf(o)), logs: &gatewaytest.Buffer{},
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1000, MaxIdleConns: 3000}, Timeout: 60 * time.Second}}
 	t.Cleanup(c.client.CloseIdleConnections)
 	t.Cleanup(func() {
@@ -136,33 +120,17 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	return c
 }
 
-// add starts one more gateway instance on the shared database.
-func (c *cluster) add() *instance {
-	t := c.t
-	p, err := config.Load(c.project, func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := c.open(t)
+// add starts one more gateway instance, with its own store handle, on the shared database.
+func (c *cluster) add() *gatewaytest.Gateway {
 	log := slog.New(slog.NewTextHandler(c.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("instance", len(c.gws))
-	svc := &gateway.Services{Store: st, Ring: c.ring, Audit: &audit.Recorder{Log: log, Store: st}, SafeHTTPAllow: []string{"127.0.0.1"}, Logger: log}
-	gw, err := gateway.New(context.Background(), p, gateway.Settings{Logger: log, Services: svc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := connect.FromServices(svc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	telemetry.Mount(svc.Register) // as the serve command does
-	if c.opts.httpTimeout > 0 {
-		m.SetHTTPTimeoutForTest(c.opts.httpTimeout) // before the server goroutines start
-	}
-	srv := httptest.NewServer(gw)
-	t.Cleanup(srv.Close)
-	in := &instance{srv: srv, gw: gw, svc: svc, store: st, manager: m}
-	c.gws = append(c.gws, in)
-	return in
+	g := gatewaytest.New(c.t, gatewaytest.Options{Dir: c.project, Store: c.open(c.t), Ring: c.ring, Metrics: true, Logger: log,
+		BeforeStart: func(g *gatewaytest.Gateway) {
+			if c.opts.httpTimeout > 0 {
+				g.Manager.SetHTTPTimeoutForTest(c.opts.httpTimeout) // before the server goroutines start
+			}
+		}})
+	c.gws = append(c.gws, g)
+	return g
 }
 
 // answer is one tools/call outcome as a client sees it.
@@ -208,14 +176,14 @@ func (a answer) String() string {
 // call posts a tools/call as user to instance i. Safe from any goroutine.
 func (c *cluster) call(ctx context.Context, i int, user, tool string) answer {
 	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + tool + `","arguments":{}}}`
-	req, err := http.NewRequestWithContext(ctx, "POST", c.gws[i].srv.URL+"/mcp/up", strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, "POST", c.gws[i].URL+"/mcp/up", strings.NewReader(body))
 	if err != nil {
 		return answer{err: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	req.Header.Set("MCP-Protocol-Version", "2025-11-25")
-	req.Header.Set("X-Test-User", user)
+	req.Header.Set(gatewaytest.UserHeader, user)
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return answer{err: err}
@@ -240,8 +208,8 @@ func (c *cluster) connect(user string) string {
 		if d := a.errorData(); d["state"] != "admin_connect_required" || d["authUrl"] != nil {
 			c.t.Fatalf("first call on an unconnected shared upstream: %v", a)
 		}
-		req := httptest.NewRequest(http.MethodGet, c.gws[0].srv.URL+"/", nil)
-		u, err := c.gws[0].manager.SharedConnectURL(req, "hydra-up", "apikey|ops")
+		req := httptest.NewRequest(http.MethodGet, c.gws[0].URL+"/", nil)
+		u, err := c.gws[0].Manager.SharedConnectURL(req, "hydra-up", "apikey|ops")
 		if err != nil {
 			c.t.Fatal(err)
 		}
@@ -283,7 +251,7 @@ func authModeOf(o clusterOptions) string {
 
 func (c *cluster) connection(user string) *store.Connection {
 	c.t.Helper()
-	conn, err := c.gws[0].store.GetConnection(context.Background(), c.key(user))
+	conn, err := c.gws[0].Store.GetConnection(context.Background(), c.key(user))
 	if err != nil {
 		c.t.Fatalf("reading %s's connection: %v", user, err)
 	}
@@ -311,7 +279,7 @@ func (c *cluster) waitExpired(user string) *store.Connection {
 // audits counts the stored audit events named event for user.
 func (c *cluster) audits(user, event string) int {
 	c.t.Helper()
-	evs, err := c.gws[0].store.QueryAudit(context.Background(), store.AuditQuery{Subject: c.key(user).Subject, Event: event, Limit: 1000})
+	evs, err := c.gws[0].Store.QueryAudit(context.Background(), store.AuditQuery{Subject: c.key(user).Subject, Event: event, Limit: 1000})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -322,7 +290,7 @@ func (c *cluster) audits(user, event string) int {
 // series (name{labels in alphabetical order}), or 0 when absent.
 func (c *cluster) metric(i int, series string) float64 {
 	c.t.Helper()
-	resp, err := c.client.Get(c.gws[i].srv.URL + telemetry.MetricsPath)
+	resp, err := c.client.Get(c.gws[i].URL + telemetry.MetricsPath)
 	if err != nil {
 		c.t.Fatal(err)
 	}

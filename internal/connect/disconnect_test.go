@@ -11,13 +11,14 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 )
 
 // deleteConnection sends DELETE {base}/connections/{id} as user to instance i.
 func (c *cluster) deleteConnection(i int, user, id string) (int, map[string]any) {
 	c.t.Helper()
-	req, _ := http.NewRequest("DELETE", c.gws[i].srv.URL+"/__mcpgate/connections/"+id, nil)
-	req.Header.Set("X-Test-User", user)
+	req, _ := http.NewRequest("DELETE", c.gws[i].Base+"/connections/"+id, nil)
+	req.Header.Set(gatewaytest.UserHeader, user)
 	resp, err := c.client.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
@@ -39,7 +40,7 @@ func wantDisconnected(t *testing.T, c *cluster, before *store.Connection) {
 	if in := c.hydra.Introspect(t, before.RefreshToken.Reveal()); in.Active {
 		t.Error("the refresh token is still active at Hydra: RFC 7009 revocation did not happen")
 	}
-	evs, err := c.gws[0].store.QueryAudit(t.Context(), store.AuditQuery{Subject: "test|alice", Event: audit.UpstreamConnectionRevoked})
+	evs, err := c.gws[0].Store.QueryAudit(t.Context(), store.AuditQuery{Subject: "test|alice", Event: audit.UpstreamConnectionRevoked})
 	if err != nil || len(evs) != 1 || evs[0].ReasonCode != "user_disconnect" || evs[0].Actor != "test|alice" {
 		t.Fatalf("revoke audit events: %+v %v", evs, err)
 	}
@@ -140,7 +141,7 @@ func TestDisconnectLinkOnTheResultPage(t *testing.T) {
 		t.Fatal("a refused post disconnected")
 	}
 
-	resp, done := post(url.Values{"t": {token}, "csrf": {htmlUnescape(csrf[1])}}, c.gws[0].srv.URL)
+	resp, done := post(url.Values{"t": {token}, "csrf": {htmlUnescape(csrf[1])}}, c.gws[0].URL)
 	if resp.StatusCode != 200 || !strings.Contains(done, "is disconnected") {
 		t.Fatalf("disconnect: %d %s", resp.StatusCode, done)
 	}

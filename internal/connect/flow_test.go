@@ -1,115 +1,54 @@
 package connect_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/mcpgate/mcpgate/internal/audit"
-	_ "github.com/mcpgate/mcpgate/internal/builtin"
-	"github.com/mcpgate/mcpgate/internal/config"
-	"github.com/mcpgate/mcpgate/internal/gateway"
-	"github.com/mcpgate/mcpgate/internal/policy"
-	"github.com/mcpgate/mcpgate/internal/store"
-	"github.com/mcpgate/mcpgate/internal/store/sqlite"
-	"github.com/mcpgate/mcpgate/internal/store/sqlstore"
+	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
 	"github.com/mcpgate/mcpgate/internal/testutil/mcpupstream"
-	"github.com/mcpgate/mcpgate/internal/vault"
 )
-
-// testUser authenticates the caller from the X-Test-User header: a stand-in for gateway auth,
-// which has its own tests.
-type testUser struct{}
-
-func (*testUser) HandleRequest(c *policy.Context, r *http.Request) (*http.Response, error) {
-	if u := r.Header.Get("X-Test-User"); u != "" {
-		c.User = &policy.User{Sub: u, Namespace: "test"}
-		r.Header.Del("X-Test-User")
-	}
-	return nil, nil
-}
-
-func init() {
-	policy.Register(policy.Module{Export: "TestUserInboundPolicy", PolicyType: "test-user-inbound", Kind: policy.KindInbound, Authenticates: true, New: func() any { return &testUser{} }})
-}
 
 type env struct {
 	t        *testing.T
 	hydra    *hydra.Server
 	upstream *mcpupstream.Server
-	gw       *httptest.Server
-	store    store.Store
-	logs     *syncWriter
+	gw       *gatewaytest.Gateway
+	logs     *gatewaytest.Buffer
 }
 
 func writeProject(t *testing.T, upstreamURL string) string {
 	return writeProjectMode(t, upstreamURL, "user-oauth")
 }
 
-// writeProjectMode is writeProject with the token exchange's authMode.
+// writeProjectMode is writeProject with the token exchange's authMode. Its one route is guarded
+// by the test auth policy (gatewaytest.TestUserInboundPolicy: the caller names itself in
+// X-Test-User) and the token exchange.
 func writeProjectMode(t *testing.T, upstreamURL, authMode string) string {
-	dir := t.TempDir()
-	must := func(err error) {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(os.MkdirAll(filepath.Join(dir, "config"), 0o755))
-	must(os.WriteFile(filepath.Join(dir, "zuplo.jsonc"), []byte(`{"version":1,"compatibilityDate":"2026-03-01"}`), 0o644))
-	must(os.WriteFile(filepath.Join(dir, "config", "policies.json"), []byte(`{"policies":[
-	 {"name":"test-user","policyType":"test-user-inbound","handler":{"module":"$import(@zuplo/runtime)","export":"TestUserInboundPolicy","options":{}}},
+	return gatewaytest.Project(t, map[string]string{
+		"config/policies.json": `{"policies":[
+	 {"name":"test-user","policyType":"` + gatewaytest.TestUserPolicyType + `","handler":{"module":"$import(@zuplo/runtime)","export":"` + gatewaytest.TestUserExport + `","options":{}}},
 	 {"name":"mcp-token-exchange-hydra-up","policyType":"mcp-token-exchange-inbound","handler":{"module":"$import(@zuplo/runtime/mcp-gateway)","export":"McpTokenExchangeInboundPolicy",
-	   "options":{"displayName":"Hydra Upstream","summary":"A Go SDK server behind Ory Hydra.","authMode":"`+authMode+`","scopes":["mcp","offline_access"]}}}]}`), 0o644))
-	must(os.WriteFile(filepath.Join(dir, "config", "routes.oas.json"), []byte(`{"openapi":"3.1.0","info":{"title":"t","version":"1"},"paths":{
+	   "options":{"displayName":"Hydra Upstream","summary":"A Go SDK server behind Ory Hydra.","authMode":"` + authMode + `","scopes":["mcp","offline_access"]}}}]}`,
+		"config/routes.oas.json": `{"openapi":"3.1.0","info":{"title":"t","version":"1"},"paths":{
 	 "/mcp/up":{"get,post":{"operationId":"up-mcp","x-zuplo-route":{"corsPolicy":"none",
-	   "handler":{"module":"$import(@zuplo/runtime/mcp-gateway)","export":"McpProxyHandler","options":{"rewritePattern":"`+upstreamURL+`"}},
-	   "policies":{"inbound":["test-user","mcp-token-exchange-hydra-up"]}}}}}}`), 0o644))
-	return dir
+	   "handler":{"module":"$import(@zuplo/runtime/mcp-gateway)","export":"McpProxyHandler","options":{"rewritePattern":"` + upstreamURL + `"}},
+	   "policies":{"inbound":["test-user","mcp-token-exchange-hydra-up"]}}}}}}`,
+	})
 }
 
 func setup(t *testing.T) *env {
 	t.Helper()
 	h := hydra.Start(t, hydra.Options{Scopes: []string{"mcp"}})
 	up := mcpupstream.Start(t, mcpupstream.Options{Issuer: h.PublicURL, IntrospectURL: h.AdminURL + "/admin/oauth2/introspect"})
-	p, err := config.Load(writeProject(t, up.URL), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := vault.GenerateKey("k1", func() string { return "" })
-	ring, err := vault.ParseRing(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db.sqlite"), sqlstore.Options{Ring: ring})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncWriter{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc := &gateway.Services{Store: st, Ring: ring, Audit: &audit.Recorder{Log: log, Store: st}, SafeHTTPAllow: []string{"127.0.0.1"}, Logger: log}
-	gw, err := gateway.New(context.Background(), p, gateway.Settings{Logger: log, Services: svc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gw)
-	t.Cleanup(srv.Close)
-	return &env{t: t, hydra: h, upstream: up, gw: srv, store: st, logs: logs}
+	gw := gatewaytest.New(t, gatewaytest.Options{Dir: writeProject(t, up.URL)})
+	return &env{t: t, hydra: h, upstream: up, gw: gw, logs: gw.Logs}
 }
 
 // call posts a tools/call as user and returns the decoded JSON-RPC answer.
@@ -120,7 +59,7 @@ func (e *env) call(user, tool string) map[string]any {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	req.Header.Set("MCP-Protocol-Version", "2025-11-25")
-	req.Header.Set("X-Test-User", user)
+	req.Header.Set(gatewaytest.UserHeader, user)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
@@ -310,22 +249,4 @@ func TestCancelRendersPageAndConnectsNothing(t *testing.T) {
 		t.Fatalf("cancel: %d %s", resp.StatusCode, page)
 	}
 	authURLOf(t, e.call("alice", "whoami"))
-}
-
-// syncWriter collects log output from many goroutines.
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }

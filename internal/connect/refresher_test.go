@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpgate/mcpgate/internal/connect"
-	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
 )
 
@@ -20,14 +18,14 @@ func TestBackgroundRefresherKeepsRecentConnectionsFresh(t *testing.T) {
 	before := c.connection("alice")
 	calls := c.hydra.TokenCalls("refresh_token")
 
-	if n := c.gws[1].manager.RefreshRecentForTest(t.Context(), time.Hour); n != 0 {
+	if n := c.gws[1].Manager.RefreshRecentForTest(t.Context(), time.Hour); n != 0 {
 		t.Fatalf("instance 1 never served alice but started %d refreshes", n)
 	}
-	if n := c.gws[0].manager.RefreshRecentForTest(t.Context(), time.Second); n != 0 {
+	if n := c.gws[0].Manager.RefreshRecentForTest(t.Context(), time.Second); n != 0 {
 		t.Fatalf("a fresh token was refreshed (%d)", n)
 	}
 	// Due within the horizon: refreshed now, ahead of any request.
-	if n := c.gws[0].manager.RefreshRecentForTest(t.Context(), 10*time.Second); n != 1 {
+	if n := c.gws[0].Manager.RefreshRecentForTest(t.Context(), 10*time.Second); n != 1 {
 		t.Fatalf("want 1 background refresh, started %d", n)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -58,18 +56,12 @@ func TestBackgroundRefresherStopsWithItsContext(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		c.gws[0].manager.RunBackgroundRefresh(ctx, time.Millisecond)
+		c.gws[0].Manager.RunBackgroundRefresh(ctx, time.Millisecond)
 	}()
 	cancel()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("RunBackgroundRefresh did not return after its context ended")
-	}
-	if connect.Existing(c.gws[0].svc) != c.gws[0].manager {
-		t.Fatal("Existing does not return the gateway's manager")
-	}
-	if connect.Existing(&gateway.Services{}) != nil {
-		t.Fatal("Existing made a manager for a gateway without token exchange")
 	}
 }

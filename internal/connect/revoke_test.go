@@ -18,7 +18,7 @@ func TestRevokeAtAuthorizationServerWithoutAGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := c.gws[0].store
+	st := c.gws[0].Store
 
 	if !c.hydra.Introspect(t, conn.RefreshToken.Reveal()).Active {
 		t.Fatal("the refresh token is not active before the revocation")
@@ -31,7 +31,7 @@ func TestRevokeAtAuthorizationServerWithoutAGateway(t *testing.T) {
 		}
 	}
 
-	got := connect.RevokeAtAuthorizationServer(t.Context(), st, conn, connect.RevokeOptions{PublicURL: c.gws[0].srv.URL, BasePath: "/__mcpgate", Allow: allow})
+	got := connect.RevokeAtAuthorizationServer(t.Context(), st, conn, connect.RevokeOptions{PublicURL: c.gws[0].URL, BasePath: "/__mcpgate", Allow: allow})
 	if got != "revoked" {
 		t.Fatalf("revocation: %s", got)
 	}
@@ -39,7 +39,7 @@ func TestRevokeAtAuthorizationServerWithoutAGateway(t *testing.T) {
 		t.Fatal("the refresh token is still active at Hydra")
 	}
 	// Idempotent at the AS (RFC 7009: an invalid token is not an error).
-	if got := connect.RevokeAtAuthorizationServer(t.Context(), st, conn, connect.RevokeOptions{PublicURL: c.gws[0].srv.URL, BasePath: "/__mcpgate", Allow: allow}); got != "revoked" {
+	if got := connect.RevokeAtAuthorizationServer(t.Context(), st, conn, connect.RevokeOptions{PublicURL: c.gws[0].URL, BasePath: "/__mcpgate", Allow: allow}); got != "revoked" {
 		t.Fatalf("second revocation: %s", got)
 	}
 }

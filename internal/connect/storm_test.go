@@ -119,11 +119,11 @@ func (c *cluster) lookupStorm(t *testing.T, n int, user string) []time.Duration 
 	}
 	targets := make([]target, len(c.gws))
 	for i, in := range c.gws {
-		up, ok := in.manager.Upstream("hydra-up")
+		up, ok := in.Manager.Upstream("hydra-up")
 		if !ok {
 			t.Fatal("upstream not registered")
 		}
-		targets[i] = target{m: in.manager, up: up, r: httptest.NewRequest("GET", in.srv.URL+"/mcp/up", nil)}
+		targets[i] = target{m: in.Manager, up: up, r: httptest.NewRequest("GET", in.URL+"/mcp/up", nil)}
 	}
 	key := c.key(user)
 	out := make([]time.Duration, n)

@@ -27,6 +27,8 @@ type Host struct {
 	APIKeys store.APIKeys
 	// Connections is the gateway's connection manager (mcp-token-exchange-inbound).
 	Connections Connections
+	// SignIn is the gateway's authorization server for MCP clients (mcp-oauth-inbound).
+	SignIn SignIn
 	// Register adds a gateway endpoint (pattern as http.ServeMux) served before the routes.
 	Register func(pattern string, h http.Handler)
 	// Authenticate authenticates a gateway endpoint's request as a route would.

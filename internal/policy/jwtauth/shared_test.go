@@ -3,17 +3,16 @@ package jwtauth
 import (
 	"testing"
 
-	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/policy"
 )
 
 // TestPoliciesOfOneJWKSShareItsCache: one policy per route (each with its audience) for the same
 // issuer must not multiply JWKS fetches or escape the refetch rate limit.
 func TestPoliciesOfOneJWKSShareItsCache(t *testing.T) {
-	svc := &gateway.Services{}
+	host := &policy.Host{}
 	provision := func(jwk, aud string) keySource {
 		p := &Policy{Issuer: "https://idp.test", JwkURL: jwk, Audience: aud}
-		if err := p.Provision(t.Context(), &policy.Env{Name: aud, Services: svc}); err != nil {
+		if err := p.Provision(t.Context(), &policy.Env{Name: aud, Host: host}); err != nil {
 			t.Fatal(err)
 		}
 		return p.st.keys

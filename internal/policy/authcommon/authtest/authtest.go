@@ -1,11 +1,10 @@
-// Package authtest runs gateway-auth policies inside a real gateway for their tests: a migrated
-// SQLite store, an audit recorder writing to it, and a route whose handler records what would go
-// upstream.
+// Package authtest runs gateway-auth policies inside a real gateway for their tests: a gateway
+// wired as serve wires it (gatewaytest.New: a migrated SQLite store, an audit recorder writing to
+// it, ...) serving one route whose handler records what would go upstream.
 package authtest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -13,32 +12,38 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/config"
-	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/store"
-	"github.com/mcpgate/mcpgate/internal/store/sqlite"
-	"github.com/mcpgate/mcpgate/internal/store/sqlstore"
-	"github.com/mcpgate/mcpgate/internal/store/storetest"
+	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
+	"github.com/mcpgate/mcpgate/internal/vault"
 )
 
-// Store opens a migrated SQLite store that lives as long as the test.
+// Store opens a migrated SQLite store that lives as long as the test (gatewaytest.Store), sealed
+// with the ring every store of this package shares, so that New can give the gateway the ring of
+// a store the test opened itself.
 func Store(t testing.TB) store.Store {
 	t.Helper()
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "mcpgate.db"), sqlstore.Options{Ring: storetest.Ring(t, "k1")})
-	if err != nil {
-		t.Fatal(err)
+	return gatewaytest.Store(t, "", sharedRing(t))
+}
+
+var (
+	ringOnce sync.Once
+	ring     *vault.Ring
+)
+
+// sharedRing is the key ring of every store Store opens.
+func sharedRing(t testing.TB) *vault.Ring {
+	t.Helper()
+	ringOnce.Do(func() { ring = gatewaytest.Ring(t) })
+	if ring == nil {
+		t.Fatal("authtest: no key ring (generating it failed in an earlier test)")
 	}
-	t.Cleanup(func() { _ = s.Close() })
-	if err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return ring
 }
 
 // Seen is what the route handler received: the request as it would be forwarded upstream.
@@ -92,7 +97,8 @@ type Options struct {
 	Options string
 	// Before are policies that run before this one, in order.
 	Before []Spec
-	// Store defaults to a fresh one.
+	// Store defaults to a fresh one; one the test passes must come from Store (or wrap one that
+	// does), whose key ring the gateway is given.
 	Store store.Store
 	// TrustedProxies may set X-Forwarded-Proto/Host; PublicURL overrides derivation.
 	TrustedProxies []netip.Prefix
@@ -102,11 +108,10 @@ type Options struct {
 // Spec is a further policy on the route.
 type Spec struct{ Name, Export, Options string }
 
-// Gateway is a running gateway with one route guarded by one policy.
+// Gateway is a running gateway (gatewaytest.New) with one route guarded by one policy.
 type Gateway struct {
-	*gateway.Server
-	Store    store.Store
-	Upstream *Upstream
+	*gatewaytest.Gateway // its Store is the store the policy uses
+	Upstream             *Upstream
 	// Value is the provisioned policy.
 	Value any
 }
@@ -146,17 +151,15 @@ func New(t testing.TB, o Options) *Gateway {
 		Policies:     policies,
 		CORSPolicies: map[string]*config.CORSPolicy{},
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := &gateway.Services{Store: o.Store, Audit: &audit.Recorder{Log: log, Store: o.Store}, Logger: log}
-	srv, err := gateway.New(context.Background(), proj, gateway.Settings{
-		Logger: log, Services: svc, TrustedProxies: o.TrustedProxies, PublicURL: o.PublicURL,
-	})
-	if err != nil {
-		t.Fatalf("starting gateway: %v", err)
+	pub := ""
+	if o.PublicURL != nil {
+		pub = o.PublicURL.String()
 	}
-	t.Cleanup(func() { _ = srv.Close() })
-	srv.SetReady(true)
-	return &Gateway{Server: srv, Store: o.Store, Upstream: up, Value: v}
+	g := gatewaytest.New(t, gatewaytest.Options{
+		Config: proj, Store: o.Store, Ring: sharedRing(t), PublicURL: pub, TrustedProxies: o.TrustedProxies,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	return &Gateway{Gateway: g, Upstream: up, Value: v}
 }
 
 // decode makes the module export and decodes and validates its options strictly.
