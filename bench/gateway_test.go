@@ -7,7 +7,6 @@ package bench_test
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,14 +21,15 @@ import (
 	"github.com/mcpgate/mcpgate/bench/upstream"
 	_ "github.com/mcpgate/mcpgate/internal/builtin"
 	"github.com/mcpgate/mcpgate/internal/config"
-	"github.com/mcpgate/mcpgate/internal/gateway"
-	"github.com/mcpgate/mcpgate/internal/proxy"
+	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/requestid"
+	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 )
 
 // newGateway loads the benchmark project (one McpProxyHandler route, no policies) forwarding to
-// upstreamURL and builds the gateway as mcpgate serve does, with its logger at warn (as the
-// harness runs it) and, when rt is set, that upstream transport.
-func newGateway(tb testing.TB, upstreamURL string, rt http.RoundTripper) *gateway.Server {
+// upstreamURL and builds the gateway as mcpgate serve does (gatewaytest.New), with its logger at
+// warn (as the harness runs it) and, when rt is set, that upstream transport.
+func newGateway(tb testing.TB, upstreamURL string, rt http.RoundTripper) *gatewaytest.Gateway {
 	tb.Helper()
 	dir := tb.TempDir()
 	if err := upstream.WriteGatewayProject(dir, upstreamURL); err != nil {
@@ -39,17 +39,11 @@ func newGateway(tb testing.TB, upstreamURL string, rt http.RoundTripper) *gatewa
 	if err != nil {
 		tb.Fatalf("loading the benchmark project: %v", err)
 	}
-	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	gw, err := gateway.New(context.Background(), p, gateway.Settings{
-		Logger:   log,
-		Services: &gateway.Services{Logger: log, Proxy: proxy.Settings{Transport: rt}},
+	return gatewaytest.New(tb, gatewaytest.Options{
+		Config: p,
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Proxy:  policy.ProxySettings{Transport: rt},
 	})
-	if err != nil {
-		tb.Fatalf("building the gateway: %v", err)
-	}
-	tb.Cleanup(func() { _ = gw.Close() })
-	gw.SetReady(true)
-	return gw
 }
 
 // cannedUpstream answers every request in memory with a prebuilt upstream response, so the
@@ -202,8 +196,7 @@ func BenchmarkGateway(b *testing.B) {
 		}
 		up := httptest.NewServer(&upstream.Handler{SSEDelay: -1})
 		b.Cleanup(up.Close)
-		gw := httptest.NewServer(newGateway(b, up.URL+"/mcp", nil))
-		b.Cleanup(gw.Close)
+		gw := newGateway(b, up.URL+"/mcp", nil)
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8, DisableCompression: true}}
 		b.Cleanup(client.CloseIdleConnections)
 		for _, target := range []struct{ name, url string }{{"direct", up.URL + "/mcp"}, {"mcpgate", gw.URL + "/mcp"}} {
@@ -243,8 +236,7 @@ func BenchmarkGateway(b *testing.B) {
 func TestGatewayForwardsWhatTheBenchmarkSends(t *testing.T) {
 	up := httptest.NewServer(&upstream.Handler{SSEDelay: -1})
 	defer up.Close()
-	gw := httptest.NewServer(newGateway(t, up.URL+"/mcp", nil))
-	defer gw.Close()
+	gw := newGateway(t, up.URL+"/mcp", nil)
 	for _, sse := range []bool{false, true} {
 		get := func(base string) (string, http.Header) {
 			req, err := http.NewRequest(http.MethodPost, base+"/mcp", strings.NewReader(upstream.ToolsCall))
@@ -272,8 +264,8 @@ func TestGatewayForwardsWhatTheBenchmarkSends(t *testing.T) {
 		if through != direct {
 			t.Fatalf("sse=%v: through the gateway %q, direct %q", sse, through, direct)
 		}
-		if h.Get(gateway.RequestIDHeader) == "" {
-			t.Fatalf("sse=%v: no %s: the answer did not come through the gateway", sse, gateway.RequestIDHeader)
+		if h.Get(requestid.Header) == "" {
+			t.Fatalf("sse=%v: no %s: the answer did not come through the gateway", sse, requestid.Header)
 		}
 	}
 }

@@ -6,27 +6,19 @@
 package examples_test
 
 import (
-	"context"
-	"log/slog"
 	"maps"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/mcpgate/mcpgate/internal/audit"
 	_ "github.com/mcpgate/mcpgate/internal/builtin"
 	"github.com/mcpgate/mcpgate/internal/config"
-	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/policy/apikey"
 	"github.com/mcpgate/mcpgate/internal/policy/jwtauth"
 	"github.com/mcpgate/mcpgate/internal/policy/tokenexchange"
-	"github.com/mcpgate/mcpgate/internal/store/sqlite"
-	"github.com/mcpgate/mcpgate/internal/store/sqlstore"
-	"github.com/mcpgate/mcpgate/internal/vault"
+	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 )
 
 // Values the test environment gives the examples' $env() variables. The secret must never
@@ -162,34 +154,10 @@ func TestProviderExamples(t *testing.T) {
 // it never reaches the provider.
 func serveUnauthenticated(t *testing.T, p *config.Project, ex example) {
 	t.Helper()
-	ctx := context.Background()
-	key, err := vault.GenerateKey("k1", func() string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := vault.ParseRing(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "mcpgate.db"), sqlstore.Options{Ring: ring})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	svc := &gateway.Services{Store: st, Ring: ring, Audit: &audit.Recorder{Log: log, Store: st}, Logger: log}
-	gw, err := gateway.New(ctx, p, gateway.Settings{Logger: log, Services: svc})
-	if err != nil {
-		t.Fatalf("building the gateway: %v", err)
-	}
-	srv := httptest.NewServer(gw)
-	t.Cleanup(srv.Close)
+	g := gatewaytest.New(t, gatewaytest.Options{Config: p})
 
 	body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"examples-test","version":"1"}}}`
-	req, err := http.NewRequest(http.MethodPost, srv.URL+"/mcp/"+ex.dir, strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, g.URL+"/mcp/"+ex.dir, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/store/sqlite"
 	"github.com/mcpgate/mcpgate/internal/store/sqlstore"
+	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 	"github.com/mcpgate/mcpgate/internal/vault"
 )
 
@@ -154,15 +155,7 @@ func openTestStore(t *testing.T, dataDir, keys string) store.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := sqlite.Open(t.Context(), filepath.Join(dataDir, sqlite.FileName), sqlstore.Options{Ring: ring})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return gatewaytest.Store(t, filepath.Join(dataDir, sqlite.FileName), ring)
 }
 
 func seedConnections(t *testing.T, s store.Store, n int) {

@@ -37,16 +37,16 @@ func (m mustNotRun) HandleRequest(*policy.Context, *http.Request) (*http.Respons
 
 func TestAuthenticateRunsTheRoutesInboundPoliciesUntilAUser(t *testing.T) {
 	var ran bool
-	svc := &Services{}
+	host := &policy.Host{}
 	srv := newTestServer(t, []*config.Route{mcpRoute("/other", "trace"), mcpRoute("/mcp/up", "trace", "auth", "after")},
 		map[string]*config.Policy{"trace": pol("trace", &tracer{name: "t"}), "auth": pol("auth", headerAuth{}), "after": pol("after", mustNotRun{&ran})},
-		Settings{Services: svc})
-	if svc.Authenticate == nil {
-		t.Fatal("New did not fill Services.Authenticate")
+		Settings{Host: host})
+	if host.Authenticate == nil {
+		t.Fatal("New did not fill Host.Authenticate")
 	}
 	var got *policy.User
 	srv.Handle("DELETE /__mcpgate/connections/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, ok := svc.Authenticate(w, r, map[string]bool{"mcp-up": true})
+		u, ok := host.Authenticate(w, r, map[string]bool{"mcp-up": true})
 		if ok {
 			got = u
 			w.WriteHeader(http.StatusNoContent)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/requestid"
 )
 
 func TestEveryLogLineOfARequestCarriesItsRequestID(t *testing.T) {
@@ -24,7 +25,7 @@ func TestEveryLogLineOfARequestCarriesItsRequestID(t *testing.T) {
 		buf.Reset()
 		rec := httptest.NewRecorder()
 		srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader("{}")))
-		rid := rec.Header().Get(RequestIDHeader)
+		rid := rec.Header().Get(requestid.Header)
 		lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 		if rid == "" || len(lines) == 0 || lines[0] == "" {
 			t.Fatalf("%s: request id %q, log %q", path, rid, buf.String())

@@ -15,6 +15,9 @@ import (
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/problem"
+	_ "github.com/mcpgate/mcpgate/internal/proxy" // registers McpProxyHandler, the export mcpRoute names: what makes a route an MCP route
+	"github.com/mcpgate/mcpgate/internal/publicurl"
+	"github.com/mcpgate/mcpgate/internal/requestid"
 )
 
 // fakeMCP stands in for the MCP proxy handler: it echoes what the pipeline gave it and runs the
@@ -122,7 +125,7 @@ func TestPipelineRunsPoliciesInOrderAndChainsHooks(t *testing.T) {
 	if strings.Join(order, ",") != "h1:,h2:h1" || resp.Header.Get("X-Hook") != "h1h2" {
 		t.Errorf("hooks ran as %v, final X-Hook %q", order, resp.Header.Get("X-Hook"))
 	}
-	if resp.Header.Get(RequestIDHeader) == "" {
+	if resp.Header.Get(requestid.Header) == "" {
 		t.Error("no request id header")
 	}
 }
@@ -137,8 +140,8 @@ func TestPolicyStopSkipsLaterPoliciesAndRendersProblem(t *testing.T) {
 		t.Fatalf("got %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	trace, _ := body["trace"].(map[string]any)
-	if trace["requestId"] != resp.Header.Get(RequestIDHeader) || trace["requestId"] == "" {
-		t.Errorf("problem trace.requestId %v, header %q", trace["requestId"], resp.Header.Get(RequestIDHeader))
+	if trace["requestId"] != resp.Header.Get(requestid.Header) || trace["requestId"] == "" {
+		t.Errorf("problem trace.requestId %v, header %q", trace["requestId"], resp.Header.Get(requestid.Header))
 	}
 	if body["reasonCode"] != "stopped" || body["detail"] != "stopped by gate" {
 		t.Errorf("body %v", body)
@@ -266,7 +269,7 @@ func TestCORSAndOriginCheck(t *testing.T) {
 }
 
 func TestPublicBaseHonoursForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
-	trusted, _ := ParseTrustedProxies("10.0.0.0/8, 127.0.0.1")
+	trusted, _ := publicurl.ParseTrustedProxies("10.0.0.0/8, 127.0.0.1")
 	srv := newTestServer(t, nil, nil, Settings{TrustedProxies: trusted})
 	req := httptest.NewRequest("GET", "/x", nil)
 	req.Host = "internal:9000"
@@ -274,15 +277,15 @@ func TestPublicBaseHonoursForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
 	req.Header.Set("X-Forwarded-Host", "mcp.example.com")
 
 	req.RemoteAddr = "10.1.2.3:5555"
-	if got := srv.PublicURL(req, "/cb"); got != "https://mcp.example.com/cb" {
+	if got := srv.urls.URL(req, "/cb"); got != "https://mcp.example.com/cb" {
 		t.Errorf("trusted proxy: %s", got)
 	}
 	req.RemoteAddr = "203.0.113.9:5555"
-	if got := srv.PublicURL(req, "/cb"); got != "http://internal:9000/cb" {
+	if got := srv.urls.URL(req, "/cb"); got != "http://internal:9000/cb" {
 		t.Errorf("untrusted peer: %s", got)
 	}
 	fixed := newTestServer(t, nil, nil, Settings{PublicURL: &url.URL{Scheme: "https", Host: "fixed.example"}, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}})
-	if got := fixed.PublicURL(req, "/cb"); got != "https://fixed.example/cb" {
+	if got := fixed.urls.URL(req, "/cb"); got != "https://fixed.example/cb" {
 		t.Errorf("--public-url must win: %s", got)
 	}
 }

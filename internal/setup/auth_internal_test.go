@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/publicurl"
 )
 
 func TestClientAddr(t *testing.T) {
-	h := &Handler{urls: &gateway.URLs{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}
+	h := &Handler{urls: &publicurl.URLs{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}
 	for _, tc := range []struct {
 		name, remote, xff, want string
 	}{

@@ -4,31 +4,21 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"net/http/httptest"
-
-	"github.com/mcpgate/mcpgate/internal/audit"
-	_ "github.com/mcpgate/mcpgate/internal/builtin"
-	"github.com/mcpgate/mcpgate/internal/config"
-	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/connect"
 	"github.com/mcpgate/mcpgate/internal/policy/jwtauth"
-	"github.com/mcpgate/mcpgate/internal/setup"
 	"github.com/mcpgate/mcpgate/internal/store"
-	"github.com/mcpgate/mcpgate/internal/store/sqlite"
-	"github.com/mcpgate/mcpgate/internal/store/sqlstore"
+	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
-	"github.com/mcpgate/mcpgate/internal/vault"
 )
 
 // upstreamSpec is one token-exchange upstream of the test project.
@@ -40,13 +30,13 @@ type upstreamSpec struct {
 // env is a gateway with api-key-inbound and token-exchange routes, the setup UI mounted, on a real
 // SQLite store.
 type env struct {
-	t      *testing.T
-	gw     *httptest.Server
-	store  store.Store
-	svc    *gateway.Services
-	dbPath string
-	logs   *syncWriter
-	base   string // gateway URL + base path
+	t       *testing.T
+	gw      *httptest.Server
+	store   store.Store
+	manager *connect.Manager
+	dbPath  string
+	logs    *gatewaytest.Buffer
+	base    string // gateway URL + base path
 }
 
 type envOptions struct {
@@ -61,15 +51,6 @@ const jwtIssuer = "https://idp.example.test"
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	dir := t.TempDir()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(os.MkdirAll(filepath.Join(dir, "config"), 0o755))
-	must(os.WriteFile(filepath.Join(dir, "zuplo.jsonc"), []byte(`{"version":1,"compatibilityDate":"2026-03-01"}`), 0o644))
 	policies := []map[string]any{{"name": "api-key", "policyType": "api-key-inbound",
 		"handler": map[string]any{"module": "$import(@zuplo/runtime)", "export": "ApiKeyInboundPolicy", "options": map[string]any{"cacheTtlSeconds": 0}}}}
 	paths := map[string]any{}
@@ -96,34 +77,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	pj, _ := json.Marshal(map[string]any{"policies": policies})
 	rj, _ := json.Marshal(map[string]any{"openapi": "3.1.0", "info": map[string]any{"title": "t", "version": "1"}, "paths": paths})
-	must(os.WriteFile(filepath.Join(dir, "config", "policies.json"), pj, 0o644))
-	must(os.WriteFile(filepath.Join(dir, "config", "routes.oas.json"), rj, 0o644))
-	p, err := config.Load(dir, func(string) (string, bool) { return "", false })
-	must(err)
+	dir := gatewaytest.Project(t, map[string]string{"config/policies.json": string(pj), "config/routes.oas.json": string(rj)})
 
-	key, _ := vault.GenerateKey("k1", func() string { return "" })
-	ring, err := vault.ParseRing(key)
-	must(err)
+	ring := gatewaytest.Ring(t)
 	dbPath := filepath.Join(t.TempDir(), "db.sqlite")
-	st, err := sqlite.Open(context.Background(), dbPath, sqlstore.Options{Ring: ring})
-	must(err)
-	t.Cleanup(func() { _ = st.Close() })
-	must(st.Migrate(context.Background()))
-	logs := &syncWriter{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc := &gateway.Services{Store: st, Ring: ring, Audit: &audit.Recorder{Log: log, Store: st}, SafeHTTPAllow: []string{"127.0.0.1"}, Logger: log}
-	settings := gateway.Settings{Logger: log, Services: svc}
-	if o.publicURL != "" {
-		settings.PublicURL, _ = url.Parse(o.publicURL)
-	}
-	gw, err := gateway.New(context.Background(), p, settings)
-	must(err)
-	t.Cleanup(func() { _ = gw.Close() })
-	_, err = setup.Mount(svc, p)
-	must(err)
-	srv := httptest.NewServer(gw)
-	t.Cleanup(srv.Close)
-	return &env{t: t, gw: srv, store: st, svc: svc, dbPath: dbPath, logs: logs, base: srv.URL + gateway.DefaultBasePath}
+	st := gatewaytest.Store(t, dbPath, ring)
+	g := gatewaytest.New(t, gatewaytest.Options{Dir: dir, Store: st, Ring: ring, Setup: true, PublicURL: o.publicURL})
+	return &env{t: t, gw: g.HTTP, store: st, manager: g.Manager, dbPath: dbPath, logs: g.Logs, base: g.Base}
 }
 
 // key creates an API key for consumer.
@@ -308,35 +268,5 @@ func (e *env) connectUser(h *hydra.Server, id, key, hydraSubject string) {
 	callback := h.AuthorizeHeadless(e.t, resp.Header.Get("Location"), hydraSubject)
 	if resp, page := c.get(callback.String()); resp.StatusCode != 200 {
 		e.t.Fatalf("callback: %d %s", resp.StatusCode, page)
-	}
-}
-
-// syncWriter collects log output from many goroutines.
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/setup"
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/testutil/browser"
+	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
 	"github.com/mcpgate/mcpgate/internal/testutil/mcpupstream"
 )
@@ -163,7 +164,7 @@ func TestHealthStatesWithRealHydra(t *testing.T) {
 			t.Errorf("%s just connected: %s", u, c.Health)
 		}
 	}
-	eventually(t, 3*shortTTL, "every token to expire", func() bool {
+	gatewaytest.Eventually(t, 3*shortTTL, "every token to expire", func() bool {
 		for _, c := range e.connections(admin, "linear", "").Connections {
 			if c.Health != connect.HealthExpired {
 				return false
@@ -351,7 +352,7 @@ func TestSharedOAuthRefreshAndRetry(t *testing.T) {
 	}
 
 	// Expired: one refresh for everyone.
-	eventually(t, 3*shortTTL, "the shared token to expire", func() bool {
+	gatewaytest.Eventually(t, 3*shortTTL, "the shared token to expire", func() bool {
 		return e.connections(admin, "tracker", "").Connections[0].Health == connect.HealthExpired
 	})
 	h.ResetTokenCalls()
@@ -391,7 +392,7 @@ func TestSharedOAuthRefreshAndRetry(t *testing.T) {
 	// The grant is revoked at the AS: after expiry the refresh is invalid_grant, and users are
 	// told an administrator must act.
 	h.RevokeConsent(t, "team-bot")
-	eventually(t, 3*shortTTL, "the shared token to expire", func() bool {
+	gatewaytest.Eventually(t, 3*shortTTL, "the shared token to expire", func() bool {
 		return e.connections(admin, "tracker", "").Connections[0].Health == connect.HealthExpired
 	})
 	if d := connectRequired(e.call("tracker", users["alice"], "whoami")); d == nil || d["state"] != "admin_connect_required" {
@@ -463,9 +464,5 @@ func (e *env) spoilAccessToken(conn *store.Connection) {
 		e.t.Fatal(err)
 	}
 	// This process's manager forgets its in-memory copy, as another replica's would be stale.
-	m, err := connect.FromServices(e.svc)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	m.Invalidate(conn.ConnectionKey)
+	e.manager.Invalidate(conn.ConnectionKey)
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
+	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
 	"github.com/mcpgate/mcpgate/internal/testutil/nodeenv"
 )
@@ -157,7 +158,7 @@ func startAuthGateway(t *testing.T, addr, upstream string, routes []authRoute, p
 	cmd.Env = append(environWithout("MCPGATE_"), "MCPGATE_LOG_FORMAT=json")
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 15 * time.Second
-	g := &gateway{logs: new(lockedBuffer)}
+	g := &gateway{logs: new(gatewaytest.Buffer)}
 	cmd.Stdout, cmd.Stderr = g.logs, g.logs
 	if err := cmd.Start(); err != nil {
 		cancel()

@@ -33,6 +33,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgate/mcpgate/internal/testutil/browser"
+	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
 	"github.com/mcpgate/mcpgate/internal/testutil/mcpupstream"
 	"github.com/mcpgate/mcpgate/internal/testutil/nodeenv"
@@ -168,7 +169,7 @@ func startServeConnect(t *testing.T, addr, dataDir, upstreamURL string) (gw *gat
 	cmd.Env = append(environWithout("MCPGATE_"), "MCPGATE_LOG_FORMAT=json", "MCPGATE_SAFEHTTP_ALLOW=127.0.0.1")
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 15 * time.Second
-	g := &gateway{logs: new(lockedBuffer)}
+	g := &gateway{logs: new(gatewaytest.Buffer)}
 	cmd.Stdout, cmd.Stderr = g.logs, g.logs
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -520,7 +521,7 @@ func TestConnectTypeScriptClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr gatewaytest.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

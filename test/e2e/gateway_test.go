@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,10 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 )
 
 // gatewayStartTimeout bounds how long mcpgate serve may take to report ready.
@@ -40,7 +40,7 @@ type gatewayOptions struct {
 type gateway struct {
 	// Base is http://127.0.0.1:PORT.
 	Base string
-	logs *lockedBuffer
+	logs *gatewaytest.Buffer
 }
 
 // URL returns the gateway URL of path.
@@ -76,7 +76,7 @@ func startGateway(t *testing.T, opts gatewayOptions, routes ...mcpRoute) *gatewa
 	cmd.Env = append(environWithout("MCPGATE_"), "MCPGATE_LOG_FORMAT=json")
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 15 * time.Second
-	g := &gateway{logs: new(lockedBuffer)}
+	g := &gateway{logs: new(gatewaytest.Buffer)}
 	cmd.Stdout, cmd.Stderr = g.logs, g.logs
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -215,22 +215,4 @@ func environWithout(prefix string) []string {
 		}
 	}
 	return env
-}
-
-// lockedBuffer collects a process's output while tests read it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/testutil/browser"
+	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 )
 
 // TestQuickstartOAuthWalkthrough is README command 1 as a new user follows it: the quickstart
@@ -38,7 +39,7 @@ func TestQuickstartOAuthWalkthrough(t *testing.T) {
 	cmd.Env = append(environWithout("MCPGATE_"), "MCPGATE_LOG_FORMAT=json")
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 15 * time.Second
-	g := &gateway{logs: new(lockedBuffer)}
+	g := &gateway{logs: new(gatewaytest.Buffer)}
 	cmd.Stdout, cmd.Stderr = g.logs, g.logs
 	if err := cmd.Start(); err != nil {
 		cancel()
