@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -16,14 +17,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/connect"
 	"github.com/mcpgate/mcpgate/internal/demo"
 	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/policy/jwtauth"
 	"github.com/mcpgate/mcpgate/internal/proxy"
 	"github.com/mcpgate/mcpgate/internal/publicurl"
 	"github.com/mcpgate/mcpgate/internal/setup"
+	"github.com/mcpgate/mcpgate/internal/signin"
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/subject"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
 )
 
@@ -151,6 +156,17 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	// The gateway's authorization server for MCP clients (mcp-oauth-inbound) and the browser
+	// sign-in the connect pages use.
+	signIn, err := signin.New(signin.Deps{Store: st.Store, Ring: st.Ring, Audit: recorder, URLs: urls, Upstreams: manager,
+		SafeHTTPAllow: splitList(f.safeHTTPAllow), Logger: log})
+	if err != nil {
+		return err
+	}
+	binding, err := connectBinding(os.Getenv("MCPGATE_CONNECT_BINDING"))
+	if err != nil {
+		return err
+	}
 	var demoKey string
 	if f.demo {
 		if demoKey, err = demoAPIKey(ctx, st); err != nil {
@@ -165,6 +181,7 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		Audit:       recorder,
 		APIKeys:     st.Store,
 		Connections: manager,
+		SignIn:      signIn,
 		Proxy:       policy.ProxySettings{HeaderTimeout: f.upstreamTimeout, MaxRequestBody: f.maxRequestBody},
 	}
 	gw, err := gateway.New(ctx, project, settings)
@@ -174,12 +191,15 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	defer gw.Close()
 
 	// The gateway's own endpoints, beside the routes.
-	manager.Mount(gw.Handle, settings.Host.Authenticate)
-	if _, err := setup.Mount(setup.Deps{Store: st.Store, Ring: st.Ring, Audit: recorder, URLs: urls, Manager: manager,
-		Register: gw.Handle, Logger: log}, project); err != nil {
+	signIn.Mount(gw.Handle)
+	admin, err := setup.Mount(setup.Deps{Store: st.Store, Ring: st.Ring, Audit: recorder, URLs: urls, Manager: manager,
+		Register: gw.Handle, Logger: log}, project)
+	if err != nil {
 		return fmt.Errorf("mounting the setup UI: %w", err)
 	}
 	log.Info("setup UI mounted", "path", urls.BasePath+"/setup", "api", urls.BasePath+"/admin/api")
+	manager.Mount(gw.Handle, settings.Host.Authenticate, connect.BindingOptions{Mode: binding, Sessions: signIn, Admins: admin})
+	warnBinding(log, binding, project, signIn)
 	// Prometheus metrics (refresh outcomes, lease waits, replays, step-ups, connect-required
 	// answers, upstream latency). No token or subject is ever a label; restrict who may scrape it
 	// at the network level, like /healthz.
@@ -245,6 +265,36 @@ const auditFlushTimeout = 5 * time.Second
 
 // sweepInterval is how often expired single-use records are removed.
 const sweepInterval = 5 * time.Minute
+
+// connectBinding reads MCPGATE_CONNECT_BINDING: "" or "session" (connect pages act only for the
+// person signed in), or "ticket" (the link alone; an explicit opt-out).
+func connectBinding(v string) (connect.Binding, error) {
+	switch connect.Binding(v) {
+	case "", connect.BindingSession:
+		return connect.BindingSession, nil
+	case connect.BindingTicket:
+		return connect.BindingTicket, nil
+	}
+	return "", fmt.Errorf("MCPGATE_CONNECT_BINDING: must be session or ticket, got %q", v)
+}
+
+// warnBinding says at start where a connect link alone authorizes whoever opens it.
+func warnBinding(log *slog.Logger, b connect.Binding, project *config.Project, signIn *signin.Server) {
+	if b == connect.BindingTicket {
+		log.Warn("MCPGATE_CONNECT_BINDING=ticket: connect links are not bound to the person signed in; a link forwarded to someone else connects their upstream account under the sender's identity")
+		return
+	}
+	for _, name := range project.PolicyOrder {
+		p := project.Policies[name]
+		if p == nil {
+			continue
+		}
+		if j, ok := p.Handler.Value.(*jwtauth.Policy); ok && !signIn.HasLogin(subject.JWTPrefix+j.Issuer) {
+			log.Warn("connect links of this JWT policy's users are bound only by the link: the gateway has no sign-in at its issuer (add an mcp-oauth-inbound policy with oidc.issuer set to it)",
+				"policy", name, "issuer", j.Issuer)
+		}
+	}
+}
 
 // normalizeBasePath makes "/x/" and "/x" the same base path, as gateway.New does.
 func normalizeBasePath(p string) string { return "/" + strings.Trim(p, "/") }

@@ -28,6 +28,14 @@ const (
 	UpstreamReconsentRequired     = "mcp_auth_upstream_reconsent_required"
 	UpstreamConnectionRevoked     = "mcp_auth_upstream_connection_revoked"
 	ConnectRequired               = "mcp_auth_connect_required"
+
+	// Sign-in (the gateway as the MCP clients' authorization server).
+	BrowserLogin            = "mcp_auth_browser_login"
+	ClientRegistered        = "mcp_auth_client_registered"
+	DownstreamTokenIssued   = "mcp_auth_downstream_token_issued"
+	DownstreamTokenRefresh  = "mcp_auth_downstream_token_refreshed"
+	DownstreamTokenRevoked  = "mcp_auth_downstream_token_revoked"
+	DownstreamTokenValidate = "mcp_auth_downstream_token_validated" // counted in /metrics, never a row per request
 )
 
 // Outcomes.

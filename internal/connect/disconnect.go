@@ -153,10 +153,13 @@ func (m *Manager) serveDisconnectConfirm(w http.ResponseWriter, r *http.Request)
 		m.disconnectLinkError(w, r, err)
 		return
 	}
+	if !m.bound(w, r, t, m.urls.URL(r, r.URL.RequestURI())) {
+		return
+	}
 	renderDisconnectPage(w, http.StatusOK, disconnectView{
 		Title: "Disconnect " + up.DisplayName + "?", DisplayName: up.DisplayName, Subject: displaySubject(t.Subject),
 		Action: m.urls.Gateway(r, "/auth/connections/"+url.PathEscape(up.ID)+"/disconnect"), Token: raw,
-		CSRF: m.csrf.Token(disconnectPrefix + t.ID), RequestID: requestid.From(r.Context()),
+		CSRF: m.browserCSRF(w, r, disconnectPrefix+t.ID), RequestID: requestid.From(r.Context()),
 	})
 }
 
@@ -178,7 +181,10 @@ func (m *Manager) serveDisconnectPost(w http.ResponseWriter, r *http.Request) {
 		m.disconnectLinkError(w, r, err)
 		return
 	}
-	if !m.csrf.Verify(disconnectPrefix+t.ID, r.PostForm.Get("csrf")) {
+	if !m.bound(w, r, t, m.urls.Gateway(r, "/auth/connections/"+url.PathEscape(up.ID)+"/disconnect")+"?"+url.Values{"t": {r.PostForm.Get("t")}}.Encode()) {
+		return
+	}
+	if !m.verifyBrowserCSRF(r, disconnectPrefix+t.ID, r.PostForm.Get("csrf")) {
 		m.pageError(w, r, http.StatusForbidden, web.BucketGatewayConfig, codeCSRF, "Request refused",
 			"The form's security token is missing or wrong. Open the disconnect link again.", errors.New("csrf token mismatch"))
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
@@ -31,6 +32,7 @@ const (
 	codeTicketInvalid   = "ticket_invalid"
 	codeTicketUsed      = "ticket_used"
 	codeCSRF            = "csrf_failed"
+	codeNotBound        = "browser_not_signed_in_as_subject"
 	codeStateInvalid    = "state_invalid"
 	codeBrowserMismatch = "browser_mismatch"
 	codeUpstreamDenied  = "upstream_authorization_error"
@@ -144,6 +146,9 @@ func (m *Manager) serveConsent(w http.ResponseWriter, r *http.Request) {
 		m.ticketError(w, r, err)
 		return
 	}
+	if !m.bound(w, r, t, m.consentURL(r, up, raw, op)) {
+		return
+	}
 	d, err := m.engine.Discover(r.Context(), up.Upstream, up.Challenge().ResourceMetadata)
 	if err != nil {
 		m.pageError(w, r, http.StatusBadGateway, web.BucketUpstreamOAuth, upstream.CodeOf(err), "Cannot connect "+up.DisplayName,
@@ -166,7 +171,7 @@ func (m *Manager) serveConsent(w http.ResponseWriter, r *http.Request) {
 		Reconnect: t.State == "reconsent_required", Subject: displaySubject(subject), UpstreamHost: host, ExpiresAt: t.ExpiresAt,
 		Action:    m.urls.Gateway(r, "/auth/connections/"+url.PathEscape(up.ID)+"/connect"),
 		Hidden:    []web.Field{{Name: "browserTicket", Value: raw}, {Name: "operationId", Value: op}},
-		CSRFToken: m.csrf.Token(t.ID), RequestID: requestid.From(r.Context()),
+		CSRFToken: m.browserCSRF(w, r, t.ID), RequestID: requestid.From(r.Context()),
 	})
 	if err != nil {
 		m.log.Error("rendering the consent page", "error", err)
@@ -214,7 +219,10 @@ func (m *Manager) serveDecision(w http.ResponseWriter, r *http.Request) {
 		m.ticketError(w, r, err)
 		return
 	}
-	if !m.csrf.Verify(t.ID, r.PostForm.Get("csrf")) {
+	if !m.bound(w, r, t, m.consentURL(r, up, raw, op)) {
+		return
+	}
+	if !m.verifyBrowserCSRF(r, t.ID, r.PostForm.Get("csrf")) {
 		m.pageError(w, r, http.StatusForbidden, web.BucketGatewayConfig, codeCSRF, "Request refused",
 			"The form's security token is missing or wrong. Open the connect link again.", errors.New("csrf token mismatch"))
 		return
@@ -257,7 +265,12 @@ func (m *Manager) serveDecision(w http.ResponseWriter, r *http.Request) {
 		m.connectFailed(w, r, up, t, err)
 		return
 	}
+	// The binding cookie carries where to go back to after connecting (the sign-in consent page);
+	// its hash, stored with the pending authorization, covers that too.
 	nonce := randomToken(32)
+	if t.ReturnTo != "" {
+		nonce += "." + base64.RawURLEncoding.EncodeToString([]byte(t.ReturnTo))
+	}
 	nh := sha256.Sum256([]byte(nonce))
 	pending := &store.PendingAuthorization{
 		UpstreamID: up.ID, Mode: store.Mode(t.Mode), Subject: t.Subject, Verifier: ar.Verifier, Scopes: ar.Scopes,
@@ -283,6 +296,35 @@ func (m *Manager) connectFailed(w http.ResponseWriter, r *http.Request, up *Upst
 		SubjectID: t.Subject, UpstreamID: up.ID, OperationID: t.OperationID, AuthProfileID: up.AuthProfileID(), RequestID: requestid.From(r.Context())})
 	m.pageError(w, r, http.StatusBadGateway, web.BucketUpstreamOAuth, upstream.CodeOf(err), "Cannot connect "+up.DisplayName,
 		"The gateway could not start signing you in to "+up.DisplayName+".", err)
+}
+
+// consentURL is the consent page of a connect link (where a sign-in comes back to).
+func (m *Manager) consentURL(r *http.Request, up *Upstream, raw, op string) string {
+	return m.urls.Gateway(r, "/auth/connections/"+url.PathEscape(up.ID)+"/connect") + "?" + url.Values{"browserTicket": {raw}, "operationId": {op}}.Encode()
+}
+
+// returnToOf reads the return URL a binding cookie carries after its nonce.
+func returnToOf(cookie string) string {
+	_, enc, ok := strings.Cut(cookie, ".")
+	if !ok {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// ownURL reports whether raw is an absolute URL of this gateway's own endpoints.
+func (m *Manager) ownURL(r *http.Request, raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	b := m.urls.Base(r)
+	return strings.EqualFold(u.Scheme, b.Scheme) && strings.EqualFold(u.Host, b.Host) && u.User == nil &&
+		strings.HasPrefix(u.EscapedPath(), b.Path+m.urls.BasePath+"/")
 }
 
 // bindingCookie ties the callback to the browser that approved. SameSite=Lax: the callback is a
@@ -388,6 +430,10 @@ func (m *Manager) serveCallback(w http.ResponseWriter, r *http.Request) {
 	ev.Event, ev.Outcome = audit.UpstreamConnectionEstablished, audit.OutcomeSuccess
 	ev.Details = map[string]any{"scopes": strings.Join(tok.Scopes, " "), "issuer": issued.Issuer}
 	m.audit.Record(ctx, ev)
+	if ret := returnToOf(cookie.Value); ret != "" && m.ownURL(r, ret) {
+		http.Redirect(w, r, ret, http.StatusSeeOther)
+		return
+	}
 	_ = web.RenderResult(w, web.ResultPage{Kind: web.ResultConnected, DisplayName: up.DisplayName, Subject: displaySubject(p.Subject),
 		Scopes: tok.Scopes, RequestID: rid, DisconnectURL: m.DisconnectURL(r, key)})
 }

@@ -128,6 +128,8 @@ type Manager struct {
 
 	stepMu sync.Mutex
 	steps  map[string][]time.Time // step-up authorizations per (subject, upstream, scope set)
+
+	binding BindingOptions // set by Mount
 }
 
 // New builds the gateway's connection manager. Its browser endpoints are added by Mount, once
@@ -163,8 +165,12 @@ func New(d Deps) (*Manager, error) {
 }
 
 // Mount registers the browser endpoints (consent, callback, client metadata, disconnect) and the
-// disconnect API, which authenticates with auth.
-func (m *Manager) Mount(register func(pattern string, h http.Handler), auth policy.Authenticator) {
+// disconnect API, which authenticates with auth. b says what binds a connect page to a person.
+func (m *Manager) Mount(register func(pattern string, h http.Handler), auth policy.Authenticator, b BindingOptions) {
+	if b.Mode == "" {
+		b.Mode = BindingSession
+	}
+	m.binding = b
 	m.routes(register)
 	m.mountDisconnect(register, auth)
 }

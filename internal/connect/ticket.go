@@ -18,17 +18,20 @@ const TicketTTL = 15 * time.Minute
 // identity of the person opening the connect link (the link works in a fresh browser), so it is
 // signed, short-lived, bound to (subject, upstream, operationId, elicitationId) and used once.
 type Ticket struct {
-	ID            string    `json:"jti"`
-	Subject       string    `json:"sub"`  // namespaced subject, or store.SharedSubject for a shared connection
-	Mode          string    `json:"mode"` // user or shared
-	UpstreamID    string    `json:"ups"`
-	OperationID   string    `json:"op"`
-	ElicitationID string    `json:"eid"`
-	State         string    `json:"st"`            // authenticating or reconsent_required
-	Scopes        []string  `json:"scp,omitempty"` // scopes to ask for (step-up: the union)
-	Added         []string  `json:"add,omitempty"` // scopes new to this connection (step-up)
-	Actor         string    `json:"act,omitempty"` // who asked (an admin connecting a shared slot)
-	ExpiresAt     time.Time `json:"exp"`
+	ID            string   `json:"jti"`
+	Subject       string   `json:"sub"`  // namespaced subject, or store.SharedSubject for a shared connection
+	Mode          string   `json:"mode"` // user or shared
+	UpstreamID    string   `json:"ups"`
+	OperationID   string   `json:"op"`
+	ElicitationID string   `json:"eid"`
+	State         string   `json:"st"`            // authenticating or reconsent_required
+	Scopes        []string `json:"scp,omitempty"` // scopes to ask for (step-up: the union)
+	Added         []string `json:"add,omitempty"` // scopes new to this connection (step-up)
+	Actor         string   `json:"act,omitempty"` // who asked (an admin connecting a shared slot)
+	// ReturnTo is where the browser goes after connecting (the sign-in consent page that offered
+	// the link); empty: the connected page.
+	ReturnTo  string    `json:"ret,omitempty"`
+	ExpiresAt time.Time `json:"exp"`
 }
 
 // Ticket errors. Messages are safe to show.

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/connect"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/policy/apikey"
 	"github.com/mcpgate/mcpgate/internal/requestid"
@@ -329,3 +330,20 @@ func (h *Handler) trusted(addr string) bool {
 	}
 	return false
 }
+
+// AdminSubject implements connect.Admins: the administrator the browser is signed in to the setup
+// UI as, or "".
+func (h *Handler) AdminSubject(r *http.Request) string {
+	s, err := h.currentSession(r.Context(), r)
+	if err != nil || s == nil {
+		return ""
+	}
+	return s.Subject
+}
+
+// AdminLoginURL implements connect.Admins: the setup UI's sign-in page.
+func (h *Handler) AdminLoginURL(r *http.Request, _ string) string {
+	return h.urls.Gateway(r, "/setup/login")
+}
+
+var _ connect.Admins = (*Handler)(nil)

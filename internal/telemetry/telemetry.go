@@ -51,6 +51,7 @@ type Metrics struct {
 	stepUps          *prometheus.CounterVec
 	connectRequired  *prometheus.CounterVec
 	upstreamDuration *prometheus.HistogramVec
+	signIn           *prometheus.CounterVec
 }
 
 // Default is the process's metrics, served at /metrics.
@@ -90,10 +91,17 @@ func New() *Metrics {
 		Help:    "Time from the gateway receiving a request to the upstream's response headers (policies and any refresh wait included), by status class.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"upstream", "code"})
-	m.reg.MustRegister(m.refreshes, m.refreshDuration, m.leaseWaits, m.replays, m.stepUps, m.connectRequired, m.upstreamDuration,
+	m.signIn = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mcpgate_signin_events_total",
+		Help: "Sign-in events of the gateway's authorization server for MCP clients, by event (browser_login, client_registered, token_issued, token_validated, token_refreshed, token_revoked, consent_approved, consent_denied) and outcome.",
+	}, []string{"event", "outcome"})
+	m.reg.MustRegister(m.signIn, m.refreshes, m.refreshDuration, m.leaseWaits, m.replays, m.stepUps, m.connectRequired, m.upstreamDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+// SignIn counts one sign-in event (see mcpgate_signin_events_total).
+func (m *Metrics) SignIn(event, outcome string) { m.signIn.WithLabelValues(event, outcome).Inc() }
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {

@@ -59,17 +59,12 @@ func (c *CSRF) Verify(binding, token string) bool {
 // ErrCrossOrigin is the cause inside the error SameOriginPost returns.
 var ErrCrossOrigin = errors.New("cross-origin form post")
 
-// SameOriginPost checks that a form POST comes from a page of publicOrigin (the gateway's public
-// URL; only its scheme, host and port count). In order:
-//   - an Origin header other than "null" must equal publicOrigin;
-//   - otherwise a Sec-Fetch-Site header must be "same-origin" or "none";
-//   - otherwise a Referer header must name publicOrigin;
-//   - a POST with none of them is accepted: old clients and privacy tools strip them, and the
-//     CSRF token is what protects the form (DESIGN.md §3).
-//
-// "Origin: null" names no origin (a no-referrer page, a sandboxed frame), so the next signal
-// decides. The error is a *problem.Error with status 403 and reason "cross_origin_post" wrapping
-// ErrCrossOrigin; its Detail is safe to show.
+// SameOriginPost accepts a form POST only when the browser says it comes from the gateway's own
+// pages: an Origin equal to publicOrigin, or else Sec-Fetch-Site: same-origin. Anything else is
+// refused — another origin, "Origin: null" without Sec-Fetch-Site, and a request with no signal at
+// all (which no current browser sends for a form post) — so a page elsewhere cannot submit the
+// gateway's forms even with a valid CSRF token. Chromium posts the gateway's forms with
+// "Origin: null" (the pages send Referrer-Policy: no-referrer) and "Sec-Fetch-Site: same-origin".
 func SameOriginPost(r *http.Request, publicOrigin string) error {
 	want, err := originOf(publicOrigin)
 	if err != nil {
@@ -82,19 +77,14 @@ func SameOriginPost(r *http.Request, publicOrigin string) error {
 		}
 		return nil
 	}
-	if s := r.Header.Get("Sec-Fetch-Site"); s != "" {
-		if s == "same-origin" || s == "none" {
-			return nil
-		}
+	switch s := r.Header.Get("Sec-Fetch-Site"); s {
+	case "same-origin":
+		return nil
+	case "":
+		return crossOrigin(fmt.Errorf("%w: neither an Origin of %q nor Sec-Fetch-Site: same-origin", ErrCrossOrigin, want))
+	default:
 		return crossOrigin(fmt.Errorf("%w: Sec-Fetch-Site %q", ErrCrossOrigin, s))
 	}
-	if ref := r.Header.Get("Referer"); ref != "" {
-		got, err := originOf(ref)
-		if err != nil || got != want {
-			return crossOrigin(fmt.Errorf("%w: Referer from another origin, want %q", ErrCrossOrigin, want))
-		}
-	}
-	return nil
 }
 
 func crossOrigin(cause error) error {

@@ -38,11 +38,11 @@
 //
 // CSRF: NewCSRF(key) derives per-binding tokens (HMAC-SHA256, base64url). Bind the token to what the
 // form acts on, e.g. the browser ticket's id, so a token from one consent page is useless on another.
-// SameOriginPost refuses a POST whose Origin, Sec-Fetch-Site or (absent both) Referer shows another
-// origin, and accepts one that carries none of them (DESIGN.md §3): the token is what protects it.
-// Because the pages send Referrer-Policy: no-referrer, Chromium posts the consent form with
-// "Origin: null", "Sec-Fetch-Site: same-origin" and no Referer (seen in browser_test.go); "null"
-// therefore defers to Sec-Fetch-Site instead of being refused.
+// SameOriginPost accepts a POST only with an Origin equal to the gateway's public origin, or else
+// Sec-Fetch-Site: same-origin; anything else, "Origin: null" alone and no signal at all included, is
+// refused. Because the pages send Referrer-Policy: no-referrer, Chromium posts the consent form with
+// "Origin: null", "Sec-Fetch-Site: same-origin" and no Referer (seen in browser_test.go), which
+// passes on Sec-Fetch-Site. CSRF tokens are bound to the browser as well as to what the form acts on.
 //
 // Adding a page (the setup UI): write templates/<name>.html defining "content" (and optionally
 // "nav", rendered in the header), add it to the pages map, and give it a Render function that
@@ -86,9 +86,11 @@ var layout = template.Must(template.New("layout").ParseFS(templateFS, "templates
 
 // pages holds one template set per page: the shared layout plus the page's "content".
 var pages = map[string]*template.Template{
-	"consent": mustParsePage(templateFS, "templates/consent.html"),
-	"result":  mustParsePage(templateFS, "templates/result.html"),
-	"error":   mustParsePage(templateFS, "templates/error.html"),
+	"consent":       mustParsePage(templateFS, "templates/consent.html"),
+	"result":        mustParsePage(templateFS, "templates/result.html"),
+	"error":         mustParsePage(templateFS, "templates/error.html"),
+	"signin_setup":  mustParsePage(templateFS, "templates/signin_setup.html"),
+	"signin_apikey": mustParsePage(templateFS, "templates/signin_apikey.html"),
 }
 
 func mustParsePage(fsys fs.FS, file string) *template.Template {

@@ -27,6 +27,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/publicurl"
 	"github.com/mcpgate/mcpgate/internal/setup"
+	"github.com/mcpgate/mcpgate/internal/signin"
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/store/sqlite"
 	"github.com/mcpgate/mcpgate/internal/store/sqlstore"
@@ -118,6 +119,8 @@ type Options struct {
 	Proxy policy.ProxySettings
 	// Setup mounts the setup UI and admin API; Metrics mounts /metrics.
 	Setup, Metrics bool
+	// Binding is what binds connect pages to a person (default connect.BindingSession).
+	Binding connect.Binding
 	// Logs receives the gateway's log (debug level); nil means the Gateway's own Logs buffer.
 	Logs io.Writer
 	// Logger, when set, is used instead of a logger on Logs.
@@ -139,6 +142,7 @@ type Gateway struct {
 	Ring    *vault.Ring
 	Host    *policy.Host
 	Manager *connect.Manager
+	SignIn  *signin.Server
 	Audit   *audit.Recorder
 	Setup   *setup.Handler
 	Project *config.Project
@@ -186,7 +190,7 @@ func New(t testing.TB, o Options) *Gateway {
 		o.SafeHTTPAllow = []string{"127.0.0.1"}
 	}
 
-	// As runServe: URLs, audit, connection manager, host, gateway, then the gateway's endpoints.
+	// As runServe: URLs, audit, connection manager, sign-in, host, gateway, then the gateway's endpoints.
 	urls := &publicurl.URLs{Public: settings.PublicURL, TrustedProxies: o.TrustedProxies, BasePath: gateway.DefaultBasePath}
 	g.Audit = &audit.Recorder{Log: log.With("component", "audit"), Store: g.Store}
 	t.Cleanup(func() { g.Audit.Close(context.Background()) })
@@ -195,7 +199,11 @@ func New(t testing.TB, o Options) *Gateway {
 		t.Fatal(err)
 	}
 	g.Manager = m
-	g.Host = &policy.Host{Logger: log, URLs: urls, Audit: g.Audit, APIKeys: g.Store, Connections: m, Proxy: o.Proxy}
+	if g.SignIn, err = signin.New(signin.Deps{Store: g.Store, Ring: g.Ring, Audit: g.Audit, URLs: urls, Upstreams: m,
+		SafeHTTPAllow: o.SafeHTTPAllow, Logger: log}); err != nil {
+		t.Fatal(err)
+	}
+	g.Host = &policy.Host{Logger: log, URLs: urls, Audit: g.Audit, APIKeys: g.Store, Connections: m, SignIn: g.SignIn, Proxy: o.Proxy}
 	settings.Host = g.Host
 	srv, err := gateway.New(context.Background(), g.Project, settings)
 	if err != nil {
@@ -203,14 +211,17 @@ func New(t testing.TB, o Options) *Gateway {
 	}
 	t.Cleanup(func() { _ = srv.Close() })
 	g.Server = srv
-	m.Mount(srv.Handle, g.Host.Authenticate)
+	g.SignIn.Mount(srv.Handle)
+	b := connect.BindingOptions{Mode: o.Binding, Sessions: g.SignIn}
 	if o.Setup {
 		g.Setup, err = setup.Mount(setup.Deps{Store: g.Store, Ring: g.Ring, Audit: g.Audit, URLs: urls, Manager: m,
 			Register: srv.Handle, Logger: log}, g.Project)
 		if err != nil {
 			t.Fatal(err)
 		}
+		b.Admins = g.Setup
 	}
+	m.Mount(srv.Handle, g.Host.Authenticate, b)
 	if o.Metrics {
 		telemetry.Mount(srv.Handle)
 	}
