@@ -28,7 +28,7 @@ type OAuthClient struct {
 	// RegisteredFrom is the address the registration came from (rate limiting, audit).
 	RegisteredFrom string
 	CreatedAt      time.Time
-	ExpiresAt      time.Time
+	ExpiresAt      time.Time // zero: does not expire
 }
 
 // OAuthClients stores dynamically registered clients.
@@ -53,14 +53,17 @@ type SignInRequest struct {
 // SignInRequests stores sign-in flow records.
 type SignInRequests interface {
 	// PutSignInRequest stores r under hash, replacing an unexpired record of the same hash and
-	// kind (the flow updates its request as the person moves through it).
+	// kind (the flow updates its request as the person moves through it). r.ExpiresAt is required.
+	// ErrAlreadyUsed when that record was consumed, ErrConflict when an unexpired record of another
+	// kind holds hash.
 	PutSignInRequest(ctx context.Context, hash []byte, r *SignInRequest) error
 	// GetSignInRequest returns the record without consuming it; ErrNotFound when absent, expired,
 	// or of another kind.
 	GetSignInRequest(ctx context.Context, hash []byte, kind string) (*SignInRequest, error)
 	// ConsumeSignInRequest returns and deletes the record in one step: of two concurrent callers
-	// exactly one gets it, the other ErrAlreadyUsed. ErrNotFound when absent, expired, or of
-	// another kind.
+	// exactly one gets it, the other ErrAlreadyUsed (as does any later caller until the record's
+	// expiry: a used record stays behind, without its payload, until then). ErrNotFound when absent,
+	// expired, or of another kind.
 	ConsumeSignInRequest(ctx context.Context, hash []byte, kind string) (*SignInRequest, error)
 }
 
@@ -102,11 +105,12 @@ type OAuthGrants interface {
 	// revoked and expired ones included; ErrNotFound.
 	FindOAuthGrantByRefresh(ctx context.Context, hash []byte) (*OAuthGrant, error)
 	// RotateOAuthGrant replaces the grant's refresh hash with newHash (the current one becomes
-	// the previous one, RotatedAt = now) if its version is still version; ErrConflict otherwise.
+	// the previous one, RotatedAt = now) if its version is still version; ErrConflict otherwise
+	// (revoking bumps the version, and a revoked grant is never rotated), ErrNotFound when absent.
 	// It returns the grant as stored.
 	RotateOAuthGrant(ctx context.Context, id string, version int64, newHash []byte) (*OAuthGrant, error)
-	// RevokeOAuthGrant marks the grant revoked with reason (revoking twice is not an error;
-	// ErrNotFound when absent).
+	// RevokeOAuthGrant marks the grant revoked with reason and bumps its version (revoking twice is
+	// not an error and keeps the first time and reason; ErrNotFound when absent).
 	RevokeOAuthGrant(ctx context.Context, id, reason string) error
 	// ListOAuthGrants lists the grants of subject ("" for all), newest first, at most limit (0: 100).
 	ListOAuthGrants(ctx context.Context, subject string, limit int) ([]OAuthGrant, error)

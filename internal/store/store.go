@@ -269,8 +269,9 @@ type Leases interface {
 
 // Sweeper removes expired single-use records (DESIGN.md §8.9).
 type Sweeper interface {
-	// Sweep deletes expired pending authorizations, ticket uses, client registrations and leases, and
-	// returns how many rows it removed.
+	// Sweep deletes expired pending authorizations, ticket uses, client registrations, leases, OAuth
+	// clients and sign-in requests, and grants expired for more than a day, and returns how many rows
+	// it removed.
 	Sweep(ctx context.Context) (int, error)
 }
 
@@ -283,6 +284,10 @@ type Store interface {
 	Audit
 	APIKeys
 	Leases
+	OAuthClients
+	SignInRequests
+	OAuthGrants
+	ClientConsents
 	Sweeper
 	Rekeyer
 	// Migrate brings the schema to the newest version this binary knows.

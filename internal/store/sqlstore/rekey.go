@@ -17,27 +17,43 @@ type sealedColumn struct {
 	keys   []string // key columns, read as bytes
 	column string
 	record func(keys [][]byte) string
+	// cursor is the unique column Rekey pages by (and updates by); "" means the surrogate integer id.
+	cursor string
+}
+
+func (sc sealedColumn) cursorColumn() string {
+	if sc.cursor == "" {
+		return "id"
+	}
+	return sc.cursor
 }
 
 var sealedColumns = []sealedColumn{
 	{"connections", []string{"upstream_id", "mode", "subject"}, "access_token", func(k [][]byte) string {
 		return connRecord(store.ConnectionKey{UpstreamID: string(k[0]), Mode: store.Mode(k[1]), Subject: string(k[2])}, "access")
-	}},
+	}, ""},
 	{"connections", []string{"upstream_id", "mode", "subject"}, "refresh_token", func(k [][]byte) string {
 		return connRecord(store.ConnectionKey{UpstreamID: string(k[0]), Mode: store.Mode(k[1]), Subject: string(k[2])}, "refresh")
-	}},
+	}, ""},
 	{"client_registrations", []string{"issuer", "upstream_id", "redirect_uri"}, "client_secret", func(k [][]byte) string {
 		return regRecord(store.ClientRegistrationKey{Issuer: string(k[0]), UpstreamID: string(k[1]), RedirectURI: string(k[2])})
-	}},
+	}, ""},
 	{"pending_authorizations", []string{"state_hash"}, "verifier", func(k [][]byte) string {
 		return pendingRecord(k[0])
-	}},
+	}, ""},
+	{"signin_requests", []string{"hash", "kind"}, "payload", func(k [][]byte) string {
+		return signinRecord(k[0], string(k[1]))
+	}, "hash"},
+	{"oauth_grants", []string{"id"}, "id_token", func(k [][]byte) string {
+		return grantRecord(string(k[0]))
+	}, "id"},
 }
 
-// Rekey implements store.Rekeyer. Every table has a surrogate integer id; each column is walked in id
-// order (keyset pagination, so unreadable rows are passed over, not re-read forever) and each value
-// is swapped with `UPDATE … WHERE id = ? AND col = <old ciphertext>`, which neither bumps the row
-// version nor overwrites a value a concurrent writer just changed.
+// Rekey implements store.Rekeyer. Each column is walked in the order of a unique cursor column (the
+// table's surrogate integer id, or its primary key: keyset pagination, so unreadable rows are passed
+// over, not re-read forever) and each value is swapped with `UPDATE … WHERE <cursor> = ? AND col =
+// <old ciphertext>`, which neither bumps the row version nor overwrites a value a concurrent writer
+// just changed.
 func (db *DB) Rekey(ctx context.Context, o store.RekeyOptions) (store.RekeyProgress, error) {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 200
@@ -46,17 +62,22 @@ func (db *DB) Rekey(ctx context.Context, o store.RekeyOptions) (store.RekeyProgr
 	prefix := db.ring.CurrentPrefix()
 	for _, sc := range sealedColumns {
 		p.Table = sc.table + "." + sc.column
-		var after int64
+		cur := sc.cursorColumn()
+		var after any // the cursor of the last row seen; nil before the first batch
 		for {
 			// The prefix length is an int we control; the prefix itself is bound.
-			q := fmt.Sprintf(`SELECT id, %s, %s FROM %s WHERE id > ? AND %s <> '' AND substr(%s, 1, %d) <> ? ORDER BY id LIMIT %d`,
-				strings.Join(sc.keys, ", "), sc.column, sc.table, sc.column, sc.column, len(prefix), o.BatchSize)
-			rows, err := db.query(ctx, q, after, prefix)
+			where, args := "", []any{prefix}
+			if after != nil {
+				where, args = cur+" > ? AND ", []any{after, prefix}
+			}
+			q := fmt.Sprintf(`SELECT %s, %s, %s FROM %s WHERE %s%s <> '' AND substr(%s, 1, %d) <> ? ORDER BY %s LIMIT %d`,
+				cur, strings.Join(sc.keys, ", "), sc.column, sc.table, where, sc.column, sc.column, len(prefix), cur, o.BatchSize)
+			rows, err := db.query(ctx, q, args...)
 			if err != nil {
 				return p, fmt.Errorf("rekeying %s: %w", p.Table, err)
 			}
 			type item struct {
-				id     int64
+				id     any
 				record string
 				old    string
 			}
@@ -98,7 +119,7 @@ func (db *DB) Rekey(ctx context.Context, o store.RekeyOptions) (store.RekeyProgr
 				if err != nil {
 					return p, err
 				}
-				n, err := db.exec(ctx, fmt.Sprintf(`UPDATE %s SET %s = ? WHERE id = ? AND %s = ?`, sc.table, sc.column, sc.column),
+				n, err := db.exec(ctx, fmt.Sprintf(`UPDATE %s SET %s = ? WHERE %s = ? AND %s = ?`, sc.table, sc.column, cur, sc.column),
 					ct, it.id, it.old)
 				if err != nil {
 					return p, fmt.Errorf("rekeying %s: %w", p.Table, err)

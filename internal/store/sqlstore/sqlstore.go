@@ -744,13 +744,19 @@ func (db *DB) ReleaseLease(ctx context.Context, name, holder string) error {
 func (db *DB) Sweep(ctx context.Context) (int, error) {
 	now := db.nowMS()
 	total := 0
-	for _, q := range []string{
-		`DELETE FROM pending_authorizations WHERE expires_at <= ?`,
-		`DELETE FROM ticket_uses WHERE expires_at <= ?`,
-		`DELETE FROM client_registrations WHERE expires_at <> 0 AND expires_at <= ?`,
-		`DELETE FROM leases WHERE expires_at <= ?`,
+	for _, q := range []struct {
+		sql    string
+		before int64
+	}{
+		{`DELETE FROM pending_authorizations WHERE expires_at <= ?`, now},
+		{`DELETE FROM ticket_uses WHERE expires_at <= ?`, now},
+		{`DELETE FROM client_registrations WHERE expires_at <> 0 AND expires_at <= ?`, now},
+		{`DELETE FROM leases WHERE expires_at <= ?`, now},
+		{`DELETE FROM oauth_clients WHERE expires_at <> 0 AND expires_at <= ?`, now},
+		{`DELETE FROM signin_requests WHERE expires_at <= ?`, now},
+		{`DELETE FROM oauth_grants WHERE expires_at <> 0 AND expires_at <= ?`, now - grantSweepDelay.Milliseconds()},
 	} {
-		n, err := db.exec(ctx, q, now)
+		n, err := db.exec(ctx, q.sql, q.before)
 		if err != nil {
 			return total, fmt.Errorf("sweeping expired records: %w", err)
 		}

@@ -134,6 +134,15 @@ func Run(t *testing.T, b Backend) {
 		{"APIKeys", testAPIKeys},
 		{"LeaseExclusiveAcrossHandles", testLeases},
 		{"LeaseOfKilledProcessExpires", testLeaseKill9},
+		{"OAuthClients", testOAuthClients},
+		{"SignInRequests", testSignInRequests},
+		{"SignInConcurrentConsumersOneWins", testSignInRace},
+		{"OAuthGrants", testOAuthGrants},
+		{"OAuthGrantConcurrentRotationsOneWins", testOAuthGrantRotationRace},
+		{"ClientConsents", testClientConsents},
+		{"SweepExpiredSignIn", testSweepSignIn},
+		{"SignInNoPlaintextAtRest", testSignInNoPlaintext},
+		{"SignInCiphertextMovedToAnotherRowFails", testSignInAAD},
 		{"RekeyResumesAfterCrash", testRekey},
 		{"RekeyDoesNotClobberConcurrentWrites", testRekeyConcurrent},
 	} {
@@ -801,7 +810,8 @@ func testLeaseKill9(t *testing.T, b Backend) {
 	}
 }
 
-// seed stores n connections (2 secrets each), a registration and a pending authorization.
+// seed stores n connections (2 secrets each), a registration, a pending authorization, n sign-in
+// requests and n OAuth grants: 4n+2 sealed values (the last two kinds page by a text or binary key).
 func seed(t *testing.T, s store.Store, n int) {
 	t.Helper()
 	for i := range n {
@@ -812,6 +822,11 @@ func seed(t *testing.T, s store.Store, n int) {
 		ClientID:              "cid", ClientSecret: "client-secret",
 	}))
 	must(t, s.CreatePending(ctx(t), "state", &store.PendingAuthorization{UpstreamID: "linear", Mode: store.ModeUser, Subject: "u", Verifier: "verifier"}))
+	for i := range n {
+		must(t, s.PutSignInRequest(ctx(t), store.HashToken(fmt.Sprintf("signin-%02d", i)), &store.SignInRequest{Kind: "code",
+			Payload: vault.Secret(fmt.Sprintf("signin-payload-%02d", i)), ExpiresAt: time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)}))
+		must(t, s.CreateOAuthGrant(ctx(t), newGrant(fmt.Sprintf("grant-%02d", i), "u", fmt.Sprintf("grant-refresh-%02d", i))))
+	}
 }
 
 func countUnder(t *testing.T, s store.Store, kid string) int {
@@ -821,6 +836,7 @@ func countUnder(t *testing.T, s store.Store, kid string) int {
 	for _, tc := range [][2]string{
 		{"connections", "access_token"}, {"connections", "refresh_token"},
 		{"client_registrations", "client_secret"}, {"pending_authorizations", "verifier"},
+		{"signin_requests", "payload"}, {"oauth_grants", "id_token"},
 	} {
 		var n int
 		q := fmt.Sprintf(`SELECT COUNT(*) FROM %s WHERE substr(%s, 1, %d) = '%s'`, tc[0], tc[1], len(prefix), prefix)
@@ -833,8 +849,8 @@ func countUnder(t *testing.T, s store.Store, kid string) int {
 func testRekey(t *testing.T, b Backend) {
 	e := b.setup(t, "old")
 	seed(t, e.s, 9)
-	if n := countUnder(t, e.s, "old"); n != 20 {
-		t.Fatalf("%d rows under old before rekey, want 20", n)
+	if n := countUnder(t, e.s, "old"); n != 38 {
+		t.Fatalf("%d rows under old before rekey, want 38", n)
 	}
 	s := e.open(Ring(t, "new", "old"))
 	crash := errors.New("injected crash")
@@ -846,7 +862,7 @@ func testRekey(t *testing.T, b Backend) {
 		return nil
 	}})
 	wantErr(t, err, crash)
-	if n := countUnder(t, s, "old"); n == 0 || n == 20 {
+	if n := countUnder(t, s, "old"); n == 0 || n == 38 {
 		t.Fatalf("after the crash %d values under old: want some done, some left", n)
 	}
 	// Everything decrypts in the half-done state.
@@ -865,8 +881,8 @@ func testRekey(t *testing.T, b Backend) {
 	}
 	ids, err := s.SealedKeyIDs(ctx(t))
 	must(t, err)
-	if len(ids) != 1 || ids["new"] != 20 {
-		t.Fatalf("sealed key ids %v, want new:20", ids)
+	if len(ids) != 1 || ids["new"] != 38 {
+		t.Fatalf("sealed key ids %v, want new:38", ids)
 	}
 	// The old key can now be dropped from the ring.
 	s2 := e.open(Ring(t, "new"))
@@ -883,6 +899,15 @@ func testRekey(t *testing.T, b Backend) {
 	must(t, err)
 	if r.ClientSecret != "client-secret" || pa.Verifier != "verifier" {
 		t.Fatal("registration or pending secret changed")
+	}
+	for i := range 9 {
+		sr, err := s2.ConsumeSignInRequest(ctx(t), store.HashToken(fmt.Sprintf("signin-%02d", i)), "code")
+		must(t, err)
+		g, err := s2.GetOAuthGrant(ctx(t), fmt.Sprintf("grant-%02d", i))
+		must(t, err)
+		if sr.Payload.Reveal() != fmt.Sprintf("signin-payload-%02d", i) || g.IDToken.Reveal() != fmt.Sprintf("id-token-grant-%02d", i) || g.Version != 1 {
+			t.Fatalf("sign-in payload or grant ID token %d changed (grant version %d)", i, g.Version)
+		}
 	}
 	// A rerun with nothing to do is a no-op.
 	p, err = s2.Rekey(ctx(t), store.RekeyOptions{})
