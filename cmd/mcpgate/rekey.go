@@ -15,7 +15,7 @@ func init() {
 	cmd := &cobra.Command{
 		Use:   "rekey",
 		Short: "Re-encrypt every stored secret with the newest key",
-		Long: `rekey re-seals every stored secret (upstream tokens, client secrets, PKCE verifiers) that is not
+		Long: `rekey re-seals every stored secret (upstream tokens, client secrets, PKCE verifiers, sign-in records, ID tokens) that is not
 sealed with the first key of MCPGATE_ENCRYPTION_KEYS, in batches. It runs online next to serving
 instances: each value is swapped only if nobody changed it since it was read, so it never clobbers a
 concurrent token refresh. If it stops half-way (crash, Ctrl-C) run it again: finished rows are not
