@@ -38,6 +38,10 @@ func (p *inject) HandleRequest(c *policy.Context, r *http.Request) (*http.Respon
 		}
 		subject = c.User.Subject()
 	}
+	sess, err := p.m.openSession(c, r)
+	if err != nil {
+		return nil, err
+	}
 	ep := p.m.Endpoints(r)
 	lk, err := p.m.Lookup(r.Context(), ep, p.up, Key(p.up, subject), c.RequestID)
 	if err != nil {
@@ -49,7 +53,7 @@ func (p *inject) HandleRequest(c *policy.Context, r *http.Request) (*http.Respon
 			SubjectID: lk.Key.Subject, UpstreamID: p.up.ID, OperationID: c.Route.OperationID, AuthProfileID: p.up.AuthProfileID(),
 			RequestID: c.RequestID, Actor: actorOf(c)})
 	}
-	c.AddResponseHook(p.m.Hook(ep, p.up, lk))
+	c.AddResponseHook(p.m.Hook(ep, p.up, lk, sess))
 	return nil, nil
 }
 

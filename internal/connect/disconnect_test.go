@@ -112,20 +112,7 @@ func TestDisconnectLinkOnTheResultPage(t *testing.T) {
 		t.Fatalf("no CSRF token on the confirm page:\n%s", confirm)
 	}
 
-	post := func(form url.Values, origin string) (*http.Response, string) {
-		req, _ := http.NewRequest("POST", action, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		if origin != "" {
-			req.Header.Set("Origin", origin)
-		}
-		resp, err := b.c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp, string(body)
-	}
+	post := func(form url.Values, origin string) (*http.Response, string) { return b.post(action, form, origin) }
 	// Refused: no CSRF token; another site's form; a connect link's ticket in place of the token.
 	if resp, _ := post(url.Values{"t": {token}}, ""); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("without CSRF token: %d", resp.StatusCode)

@@ -127,13 +127,40 @@ func (b *browser) decide(authURL, decision string) (*http.Response, string) {
 		form.Set("csrf", htmlUnescape(m[1]))
 	}
 	action := strings.SplitN(authURL, "?", 2)[0]
-	r, err := b.c.PostForm(action, form)
+	return b.post(action, form, "")
+}
+
+// post submits form to action as a browser does from one of the gateway's pages (origin "", or
+// the gateway's own origin) or from a page of another origin. The gateway's pages send Referrer-Policy: no-referrer, so
+// Chromium posts their forms with "Origin: null" and "Sec-Fetch-Site: same-origin"; a page
+// elsewhere posts with its own Origin and "Sec-Fetch-Site: cross-site".
+func (b *browser) post(action string, form url.Values, origin string) (*http.Response, string) {
+	b.t.Helper()
+	r, err := b.c.Do(formPost(action, form, origin))
 	if err != nil {
 		b.t.Fatal(err)
 	}
 	defer r.Body.Close()
 	body, _ := io.ReadAll(r.Body)
 	return r, string(body)
+}
+
+// formPost is a browser's form POST of form to action (see browser.post).
+func formPost(action string, form url.Values, origin string) *http.Request {
+	req, _ := http.NewRequest("POST", action, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	switch origin {
+	case "":
+		req.Header.Set("Origin", "null")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+	case req.URL.Scheme + "://" + req.URL.Host:
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+	default:
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+	}
+	return req
 }
 
 func htmlUnescape(s string) string {
@@ -227,7 +254,8 @@ func TestApproveWithoutCSRFTokenIsRefused(t *testing.T) {
 	authURL := authURLOf(t, e.call("alice", "whoami"))
 	u, _ := url.Parse(authURL)
 	form := url.Values{"decision": {"approve"}, "browserTicket": {u.Query().Get("browserTicket")}, "operationId": {"up-mcp"}}
-	resp, err := http.PostForm(strings.SplitN(authURL, "?", 2)[0], form)
+	// Posted as from the gateway's own page (same-origin): what refuses it is the missing token.
+	resp, err := http.DefaultClient.Do(formPost(strings.SplitN(authURL, "?", 2)[0], form, ""))
 	if err != nil {
 		t.Fatal(err)
 	}

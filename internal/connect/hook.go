@@ -35,15 +35,17 @@ const (
 // upstream's 401 into a refresh-and-replay (when the caller had a token) or a connect-required
 // answer, and a 403 insufficient_scope into a step-up connect-required. An upstream challenge is
 // never handed to the MCP client as is: the client would start OAuth against the wrong server.
-func (m *Manager) Hook(ep upstream.Endpoints, up *Upstream, lk Lookup) policy.ResponseHook {
+func (m *Manager) Hook(ep upstream.Endpoints, up *Upstream, lk Lookup, sess clientSession) policy.ResponseHook {
 	return func(c *policy.Context, r *http.Request, resp *http.Response) (*http.Response, error) {
 		if !c.Start.IsZero() {
 			telemetry.Default.UpstreamResponse(up.ID, resp.StatusCode, time.Since(c.Start))
 		}
+		sess.learn(c)
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized:
 		case resp.StatusCode == http.StatusForbidden && isInsufficientScope(resp.Header):
 		default:
+			m.wrapSession(c, resp, sess)
 			return resp, nil
 		}
 		ch, _ := upstream.ParseBearerChallenge(resp.Header)
@@ -53,9 +55,9 @@ func (m *Manager) Hook(ep upstream.Endpoints, up *Upstream, lk Lookup) policy.Re
 
 		if resp.StatusCode == http.StatusForbidden {
 			if lk.Token == nil {
-				return m.connectRequired(c, r, up, lk.Key, mcpwire.StateAuthenticating, ch.Scopes(), nil)
+				return m.connectRequired(c, r, sess, up, lk.Key, mcpwire.StateAuthenticating, ch.Scopes(), nil)
 			}
-			return m.stepUp(c, r, up, lk, ch)
+			return m.stepUp(c, r, sess, up, lk, ch)
 		}
 
 		// 401.
@@ -64,14 +66,14 @@ func (m *Manager) Hook(ep upstream.Endpoints, up *Upstream, lk Lookup) policy.Re
 			if state == "" {
 				state = mcpwire.StateAuthenticating
 			}
-			return m.connectRequired(c, r, up, lk.Key, state, ch.Scopes(), nil)
+			return m.connectRequired(c, r, sess, up, lk.Key, state, ch.Scopes(), nil)
 		}
 		// Had a token: it may be stale here (another replica refreshed and the upstream revoked the
 		// old access token) or expired without expires_in. Re-read first; refresh only if the row
 		// has not moved on; replay once.
 		nt, err := m.Refresh(ctx, ep, up, lk.Key, lk.Token.Version, c.RequestID)
 		if errors.Is(err, errReconsent) {
-			return m.connectRequired(c, r, up, lk.Key, mcpwire.StateReconsentRequired, ch.Scopes(), nil)
+			return m.connectRequired(c, r, sess, up, lk.Key, mcpwire.StateReconsentRequired, ch.Scopes(), nil)
 		}
 		if err != nil {
 			telemetry.Default.Replay(up.ID, telemetry.ReplayError)
@@ -98,14 +100,14 @@ func (m *Manager) Hook(ep upstream.Endpoints, up *Upstream, lk Lookup) policy.Re
 			if err := m.markReconsentAt(ctx, up, lk.Key, nt.Version, "upstream_rejected_token", "the upstream refused a freshly refreshed token", c.RequestID); err != nil {
 				return nil, err
 			}
-			return m.connectRequired(c, r, up, lk.Key, mcpwire.StateReconsentRequired, ch2.Scopes(), nil)
+			return m.connectRequired(c, r, sess, up, lk.Key, mcpwire.StateReconsentRequired, ch2.Scopes(), nil)
 		}
 		if resp2.StatusCode == http.StatusForbidden && isInsufficientScope(resp2.Header) {
 			// The refreshed token works but lacks a scope: the same step-up as a first 403.
 			ch2, _ := upstream.ParseBearerChallenge(resp2.Header)
 			up.RememberChallenge(ch2)
 			drain(resp2)
-			return m.stepUp(c, r, up, Lookup{Key: lk.Key, Token: nt}, ch2)
+			return m.stepUp(c, r, sess, up, Lookup{Key: lk.Key, Token: nt}, ch2)
 		}
 		return resp2, nil
 	}
@@ -125,7 +127,7 @@ func drain(resp *http.Response) {
 
 // stepUp asks the user to re-authorize with the union of granted and challenged scopes, at most
 // StepUpLimit times per scope set per window.
-func (m *Manager) stepUp(c *policy.Context, r *http.Request, up *Upstream, lk Lookup, ch upstream.BearerChallenge) (*http.Response, error) {
+func (m *Manager) stepUp(c *policy.Context, r *http.Request, sess clientSession, up *Upstream, lk Lookup, ch upstream.BearerChallenge) (*http.Response, error) {
 	union := unionScopes(lk.Token.Scopes, ch.Scopes())
 	var added []string
 	for _, s := range union {
@@ -144,7 +146,7 @@ func (m *Manager) stepUp(c *policy.Context, r *http.Request, up *Upstream, lk Lo
 			map[string]any{"upstreamServerId": up.ID, "reasonCode": "step_up_limited", "requestedScopes": union}), nil
 	}
 	telemetry.Default.StepUp(up.ID, telemetry.StepUpAsked)
-	return m.connectRequired(c, r, up, lk.Key, mcpwire.StateReconsentRequired, union, added)
+	return m.connectRequired(c, r, sess, up, lk.Key, mcpwire.StateReconsentRequired, union, added)
 }
 
 func (m *Manager) allowStepUp(key store.ConnectionKey, scopes []string) bool {
@@ -183,7 +185,7 @@ func unionScopes(a, b []string) []string {
 // connected, admin_connect_required (no link: an administrator must act). Discovery runs first
 // (cached), so a broken upstream gets a named "upstream OAuth setup" error instead of a link that
 // cannot work (DESIGN.md §8.7).
-func (m *Manager) connectRequired(c *policy.Context, r *http.Request, up *Upstream, key store.ConnectionKey, state string, scopes, added []string) (*http.Response, error) {
+func (m *Manager) connectRequired(c *policy.Context, r *http.Request, sess clientSession, up *Upstream, key store.ConnectionKey, state string, scopes, added []string) (*http.Response, error) {
 	ctx := r.Context()
 	env, err := mcpwire.Peek(c.RequestBody())
 	if err != nil {
@@ -208,7 +210,7 @@ func (m *Manager) connectRequired(c *policy.Context, r *http.Request, up *Upstre
 		auditEvent.ReasonCode = cr.State
 		m.audit.Record(ctx, auditEvent)
 		telemetry.Default.ConnectRequired(up.ID, cr.State)
-		return mcpwire.ConnectRequiredResponse(env, r.Header.Get("Accept"), r.Header.Get(mcpwire.ProtocolVersionHeader), c.RequestID, cr), nil
+		return m.connectRequiredAnswer(c, r, env, sess, up, cr), nil
 	}
 
 	if _, err := m.engine.Discover(ctx, up.Upstream, up.Challenge().ResourceMetadata); err != nil {
@@ -239,5 +241,5 @@ func (m *Manager) connectRequired(c *policy.Context, r *http.Request, up *Upstre
 	cr.Scopes = scopes
 	m.audit.Record(ctx, auditEvent)
 	telemetry.Default.ConnectRequired(up.ID, state)
-	return mcpwire.ConnectRequiredResponse(env, r.Header.Get("Accept"), r.Header.Get(mcpwire.ProtocolVersionHeader), c.RequestID, cr), nil
+	return m.connectRequiredAnswer(c, r, env, sess, up, cr), nil
 }

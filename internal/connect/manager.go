@@ -129,7 +129,8 @@ type Manager struct {
 	stepMu sync.Mutex
 	steps  map[string][]time.Time // step-up authorizations per (subject, upstream, scope set)
 
-	binding BindingOptions // set by Mount
+	binding    BindingOptions // set by Mount
+	sessionKey []byte         // MACs the gateway's Mcp-Session-Id values (session.go)
 }
 
 // New builds the gateway's connection manager. Its browser endpoints are added by Mount, once
@@ -148,19 +149,20 @@ func New(d Deps) (*Manager, error) {
 	}
 	regs := storeRegistrations{d.Store}
 	return &Manager{
-		store:     d.Store,
-		audit:     d.Audit,
-		urls:      d.URLs,
-		signer:    NewSigner(d.Ring.DeriveKey("browser-ticket")),
-		csrf:      web.NewCSRF(d.Ring.DeriveKey("csrf")),
-		engine:    upstream.New(upstream.Options{Allow: allow, Registrations: regs}),
-		regs:      regs,
-		log:       log.With("component", "connect"),
-		holder:    holderID(),
-		skew:      DefaultRefreshSkew,
-		now:       time.Now,
-		upstreams: map[string]*Upstream{},
-		steps:     map[string][]time.Time{},
+		store:      d.Store,
+		audit:      d.Audit,
+		urls:       d.URLs,
+		signer:     NewSigner(d.Ring.DeriveKey("browser-ticket")),
+		csrf:       web.NewCSRF(d.Ring.DeriveKey("csrf")),
+		engine:     upstream.New(upstream.Options{Allow: allow, Registrations: regs}),
+		regs:       regs,
+		log:        log.With("component", "connect"),
+		holder:     holderID(),
+		skew:       DefaultRefreshSkew,
+		now:        time.Now,
+		upstreams:  map[string]*Upstream{},
+		steps:      map[string][]time.Time{},
+		sessionKey: d.Ring.DeriveKey("mcp-session"),
 	}, nil
 }
 

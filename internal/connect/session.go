@@ -1,0 +1,91 @@
+package connect
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/mcpgate/mcpgate/internal/mcpwire"
+	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/problem"
+)
+
+// The gateway issues its own Mcp-Session-Id on token-exchange routes: it carries what the client
+// declared in its initialize (whether it can open a connect link itself) and the upstream's own
+// session id, bound by an HMAC to the caller's subject. No session state is kept: every replica
+// reads it, and a session id presented by another caller does not open (404, as for an unknown
+// session). The upstream sees only its own session id.
+
+// clientSession is what the request's gateway session id says.
+type clientSession struct {
+	// known: the client's initialize was seen (now, or when the session was issued).
+	known    bool
+	info     mcpwire.ClientInfo
+	upstream string
+	// issued: the request carried a gateway session id.
+	issued bool
+}
+
+// openSession reads and removes the request's gateway session id, putting the upstream's own
+// session id (if any) in its place.
+func (m *Manager) openSession(c *policy.Context, r *http.Request) (clientSession, error) {
+	raw := r.Header.Get(mcpwire.SessionHeader)
+	if raw == "" || len(raw) < len(mcpwire.SessionPrefix) || raw[:len(mcpwire.SessionPrefix)] != mcpwire.SessionPrefix {
+		return clientSession{}, nil // none, or an upstream's own id from before the gateway issued them
+	}
+	info, ups, err := mcpwire.UnwrapSession(m.sessionKey, callerSubject(c), raw)
+	if err != nil {
+		return clientSession{}, problem.New(http.StatusNotFound, "This MCP session is unknown: start a new session (initialize).",
+			errors.New("session id not issued to this caller")).WithReason("session_not_found")
+	}
+	if ups == "" {
+		r.Header.Del(mcpwire.SessionHeader)
+	} else {
+		r.Header.Set(mcpwire.SessionHeader, ups)
+	}
+	return clientSession{known: true, info: info, upstream: ups, issued: true}, nil
+}
+
+// learn reads the client's declaration when the request is an initialize.
+func (s *clientSession) learn(c *policy.Context) {
+	if s.issued {
+		return
+	}
+	if info, ok := mcpwire.InitializeInfo(c.RequestBody()); ok {
+		s.known, s.info = true, info
+	}
+}
+
+// wrapSession replaces the upstream's session id in a successful answer with the gateway's, and
+// issues one on an initialize answer even when the upstream (stateless) issued none, so what the
+// client declared reaches its later requests.
+func (m *Manager) wrapSession(c *policy.Context, resp *http.Response, s clientSession) {
+	ups := resp.Header.Get(mcpwire.SessionHeader)
+	if ups == "" && (s.issued || !s.known) {
+		return
+	}
+	if ups == "" && resp.StatusCode >= 300 {
+		return
+	}
+	resp.Header.Set(mcpwire.SessionHeader, mcpwire.WrapSession(m.sessionKey, callerSubject(c), s.info, ups))
+}
+
+// connectRequiredAnswer is the connect-required answer for the request: the fallback a client
+// without URL elicitation can show its user, or the usual -32042 / input_required answer.
+func (m *Manager) connectRequiredAnswer(c *policy.Context, r *http.Request, env mcpwire.Envelope, s clientSession, up *Upstream, cr mcpwire.ConnectRequired) *http.Response {
+	if s.known && !s.info.URLElicitation && mcpwire.HasFallback(env) {
+		var sid string
+		if env.Method() == "initialize" {
+			sid = mcpwire.WrapSession(m.sessionKey, callerSubject(c), s.info, "")
+		}
+		return mcpwire.Fallback(env, r.Header.Get("Accept"), up.DisplayName, "mcpgate", sid, s.info, cr)
+	}
+	return mcpwire.ConnectRequiredResponse(env, r.Header.Get("Accept"), r.Header.Get(mcpwire.ProtocolVersionHeader), c.RequestID, cr)
+}
+
+// callerSubject is the subject a session id is bound to ("" for an anonymous caller).
+func callerSubject(c *policy.Context) string {
+	if c.User == nil {
+		return ""
+	}
+	return c.User.Subject()
+}
