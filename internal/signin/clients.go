@@ -38,8 +38,8 @@ const (
 	// registerPerAddress registrations per address per registerWindow.
 	registerPerAddress = 10
 	// registerGlobal registrations per registerWindow from all addresses together.
-	registerGlobal = 1000
-	registerWindow = time.Hour
+	registerGlobal  = 1000
+	registerWindow  = time.Hour
 	maxRedirectURIs = 10
 	maxURILen       = 2048
 	maxClientName   = 200

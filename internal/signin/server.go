@@ -260,7 +260,9 @@ func (s *Server) resourceOf(r *http.Request, rt *route) string {
 }
 
 // endpoint is the public URL of a sign-in endpoint.
-func (s *Server) endpoint(r *http.Request, path string) string { return s.urls.Gateway(r, "/oauth"+path) }
+func (s *Server) endpoint(r *http.Request, path string) string {
+	return s.urls.Gateway(r, "/oauth"+path)
+}
 
 // record counts and audits one sign-in event.
 func (s *Server) record(ctx context.Context, e audit.Event, metric string) {

@@ -1,10 +1,12 @@
-package review_test
+package gateway_test
 
 import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 )
 
 // Arbitrary method, path, headers and body through the whole gateway (routes, auth stand-in,
@@ -16,23 +18,23 @@ func FuzzGatewayRequest_Review(f *testing.F) {
 	f.Add("POST", "/__mcpgate/auth/connections/alpha/connect", "", "", "browserTicket=a&csrf=b")
 	f.Add("GET", "/__mcpgate/auth/connections/alpha/callback?state=x&code=y&iss=z", "", "", "")
 	f.Add("OPTIONS", "/mcp/public", "", "", "")
-	e := newEnv(f, "")
+	e := gatewaytest.NewFakeUpstreamEnv(f, "")
 	f.Fuzz(func(t *testing.T, method, path, user, accept, body string) {
-		if !validMethod(method) || !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \r\n#") {
+		if !reviewValidMethod(method) || !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \r\n#") {
 			return
 		}
 		req, err := http.NewRequest(method, "http://gw.test"+path, strings.NewReader(body))
 		if err != nil {
 			return
 		}
-		if user != "" && validHeader(user) {
-			req.Header.Set("X-Review-User", user)
+		if user != "" && reviewValidHeader(user) {
+			req.Header.Set(gatewaytest.UserHeader, user)
 		}
-		if validHeader(accept) {
+		if reviewValidHeader(accept) {
 			req.Header.Set("Accept", accept)
 		}
 		rec := httptest.NewRecorder()
-		e.first.ServeHTTP(rec, req)
+		e.Gateway.ServeHTTP(rec, req)
 		if rec.Code < 100 || rec.Code > 599 {
 			t.Fatalf("status %d", rec.Code)
 		}
@@ -42,7 +44,8 @@ func FuzzGatewayRequest_Review(f *testing.F) {
 	})
 }
 
-func validMethod(m string) bool {
+// reviewValidMethod reports whether m is a non-empty upper-case token, as net/http accepts.
+func reviewValidMethod(m string) bool {
 	if m == "" {
 		return false
 	}
@@ -54,7 +57,8 @@ func validMethod(m string) bool {
 	return true
 }
 
-func validHeader(v string) bool {
+// reviewValidHeader reports whether v is a printable-ASCII header value.
+func reviewValidHeader(v string) bool {
 	for _, c := range v {
 		if c < 0x20 || c == 0x7f || c > 0x7e {
 			return false
