@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/subject"
 )
 
 // connectionView is what the CLI shows of a connection: never a token, only whether one is stored.
@@ -65,7 +66,7 @@ func connectionKeyArgs(args []string, shared bool) (store.ConnectionKey, error) 
 	k := store.ConnectionKey{UpstreamID: args[0], Mode: store.ModeUser}
 	switch {
 	case shared && len(args) == 1:
-		k.Mode, k.Subject = store.ModeShared, store.SharedSubject
+		k.Mode, k.Subject = store.ModeShared, subject.Shared.String()
 	case !shared && len(args) == 2:
 		k.Subject = args[1]
 	default:

@@ -12,6 +12,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/mcpwire"
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/subject"
 	"github.com/mcpgate/mcpgate/internal/upstream"
 )
 
@@ -87,7 +88,7 @@ func (m *Manager) SharedConnectURL(r *http.Request, upstreamID, admin string) (s
 	if c, err := m.store.GetConnection(r.Context(), Key(up, "")); err == nil && c.Status != store.StatusActive {
 		state = mcpwire.StateReconsentRequired
 	}
-	t := m.signer.New(Ticket{Subject: store.SharedSubject, Mode: string(store.ModeShared), UpstreamID: up.ID,
+	t := m.signer.New(Ticket{Subject: subject.Shared.String(), Mode: string(store.ModeShared), UpstreamID: up.ID,
 		OperationID: firstOperation(up), State: state, Actor: admin})
 	t.ElicitationID = t.ID
 	q := url.Values{"browserTicket": {m.signer.Sign(t)}, "operationId": {t.OperationID}}
@@ -121,7 +122,7 @@ type RevokeResult struct {
 // connect again — admin_connect_required in shared mode.
 func (m *Manager) RevokeConnection(ctx context.Context, r *http.Request, key store.ConnectionKey, actor, requestID string) (RevokeResult, error) {
 	return m.revoke(ctx, r, key, actor, requestID, revocation{auditReason: "admin_revoke", errorCode: "revoked_by_admin",
-		message: "revoked by " + displaySubject(actor), withConnectedBy: true})
+		message: "revoked by " + subject.Subject(actor).Display(), withConnectedBy: true})
 }
 
 // revocation says why a connection is revoked, for its last error and the audit event.
@@ -188,12 +189,12 @@ func (m *Manager) revoke(ctx context.Context, r *http.Request, key store.Connect
 // started the latest completed connect is the actor of its connect-started audit event (the
 // ticket's actor). Empty when the audit log does not say (retention removed it, or the CLI).
 func (m *Manager) SharedConnectedBy(ctx context.Context, upstreamID string) (actor string, at time.Time) {
-	est, err := m.store.QueryAudit(ctx, store.AuditQuery{UpstreamID: upstreamID, Subject: store.SharedSubject,
+	est, err := m.store.QueryAudit(ctx, store.AuditQuery{UpstreamID: upstreamID, Subject: subject.Shared.String(),
 		Event: audit.UpstreamConnectionEstablished, Limit: 1})
 	if err != nil || len(est) == 0 {
 		return "", time.Time{}
 	}
-	started, err := m.store.QueryAudit(ctx, store.AuditQuery{UpstreamID: upstreamID, Subject: store.SharedSubject,
+	started, err := m.store.QueryAudit(ctx, store.AuditQuery{UpstreamID: upstreamID, Subject: subject.Shared.String(),
 		Event: audit.UpstreamConnectStarted, BeforeID: est[0].ID, Limit: 1})
 	if err != nil || len(started) == 0 {
 		return "", est[0].Time

@@ -16,6 +16,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/store/postgres"
 	"github.com/mcpgate/mcpgate/internal/store/sqlstore"
+	"github.com/mcpgate/mcpgate/internal/subject"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
 	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
@@ -237,7 +238,7 @@ func (c *cluster) connect(user string) string {
 // mode, the upstream's shared slot.
 func (c *cluster) key(user string) store.ConnectionKey {
 	if c.opts.shared {
-		return store.ConnectionKey{UpstreamID: "hydra-up", Mode: store.ModeShared, Subject: store.SharedSubject}
+		return store.ConnectionKey{UpstreamID: "hydra-up", Mode: store.ModeShared, Subject: subject.Shared.String()}
 	}
 	return store.ConnectionKey{UpstreamID: "hydra-up", Mode: store.ModeUser, Subject: "test|" + user}
 }

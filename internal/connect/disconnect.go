@@ -14,6 +14,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/problem"
 	"github.com/mcpgate/mcpgate/internal/requestid"
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/subject"
 	"github.com/mcpgate/mcpgate/internal/web"
 )
 
@@ -157,7 +158,7 @@ func (m *Manager) serveDisconnectConfirm(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	renderDisconnectPage(w, http.StatusOK, disconnectView{
-		Title: "Disconnect " + up.DisplayName + "?", DisplayName: up.DisplayName, Subject: displaySubject(t.Subject),
+		Title: "Disconnect " + up.DisplayName + "?", DisplayName: up.DisplayName, Subject: subject.Subject(t.Subject).Display(),
 		Action: m.urls.Gateway(r, "/auth/connections/"+url.PathEscape(up.ID)+"/disconnect"), Token: raw,
 		CSRF: m.browserCSRF(w, r, disconnectPrefix+t.ID), RequestID: requestid.From(r.Context()),
 	})
@@ -196,7 +197,7 @@ func (m *Manager) serveDisconnectPost(w http.ResponseWriter, r *http.Request) {
 			"The gateway could not disconnect "+up.DisplayName+".", err)
 		return
 	}
-	v := disconnectView{Title: up.DisplayName + " is disconnected", DisplayName: up.DisplayName, Subject: displaySubject(t.Subject),
+	v := disconnectView{Title: up.DisplayName + " is disconnected", DisplayName: up.DisplayName, Subject: subject.Subject(t.Subject).Display(),
 		Done: true, AlreadyDone: !res.Revoked, RequestID: requestid.From(ctx)}
 	switch {
 	case res.UpstreamRevocation == "revoked":

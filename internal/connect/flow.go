@@ -14,6 +14,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/requestid"
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/subject"
 	"github.com/mcpgate/mcpgate/internal/upstream"
 	"github.com/mcpgate/mcpgate/internal/vault"
 	"github.com/mcpgate/mcpgate/internal/web"
@@ -162,13 +163,13 @@ func (m *Manager) serveConsent(w http.ResponseWriter, r *http.Request) {
 	if u, err := url.Parse(d.AS.Issuer); err == nil {
 		host = u.Host
 	}
-	subject := t.Subject
+	who := subject.Subject(t.Subject).Display()
 	if t.Mode == string(store.ModeShared) {
-		subject = "the shared connection (every user of " + up.DisplayName + ")"
+		who = "the shared connection (every user of " + up.DisplayName + ")"
 	}
 	err = web.RenderConsent(w, web.ConsentPage{
 		DisplayName: up.DisplayName, Summary: up.Summary, Scopes: scopes, AddedScopes: t.Added,
-		Reconnect: t.State == "reconsent_required", Subject: displaySubject(subject), UpstreamHost: host, ExpiresAt: t.ExpiresAt,
+		Reconnect: t.State == "reconsent_required", Subject: who, UpstreamHost: host, ExpiresAt: t.ExpiresAt,
 		Action:    m.urls.Gateway(r, "/auth/connections/"+url.PathEscape(up.ID)+"/connect"),
 		Hidden:    []web.Field{{Name: "browserTicket", Value: raw}, {Name: "operationId", Value: op}},
 		CSRFToken: m.browserCSRF(w, r, t.ID), RequestID: requestid.From(r.Context()),
@@ -188,14 +189,6 @@ func scopesFor(up *Upstream, t Ticket, d *upstream.Discovery) []string {
 	u := up.Upstream
 	u.Scopes = unionScopes(up.Scopes, t.Scopes)
 	return upstream.SelectScopes(u, nil, d)
-}
-
-// displaySubject shows the part of a namespaced subject a person recognises.
-func displaySubject(s string) string {
-	if _, sub, ok := strings.Cut(s, "|"); ok {
-		return sub
-	}
-	return s
 }
 
 // serveDecision handles Approve and Cancel.
@@ -434,7 +427,7 @@ func (m *Manager) serveCallback(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, ret, http.StatusSeeOther)
 		return
 	}
-	_ = web.RenderResult(w, web.ResultPage{Kind: web.ResultConnected, DisplayName: up.DisplayName, Subject: displaySubject(p.Subject),
+	_ = web.RenderResult(w, web.ResultPage{Kind: web.ResultConnected, DisplayName: up.DisplayName, Subject: subject.Subject(p.Subject).Display(),
 		Scopes: tok.Scopes, RequestID: rid, DisconnectURL: m.DisconnectURL(r, key)})
 }
 

@@ -19,7 +19,7 @@ const TicketTTL = 15 * time.Minute
 // signed, short-lived, bound to (subject, upstream, operationId, elicitationId) and used once.
 type Ticket struct {
 	ID            string   `json:"jti"`
-	Subject       string   `json:"sub"`  // namespaced subject, or store.SharedSubject for a shared connection
+	Subject       string   `json:"sub"`  // namespaced subject, or subject.Shared.String() for a shared connection
 	Mode          string   `json:"mode"` // user or shared
 	UpstreamID    string   `json:"ups"`
 	OperationID   string   `json:"op"`

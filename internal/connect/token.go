@@ -12,6 +12,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/problem"
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/subject"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
 	"github.com/mcpgate/mcpgate/internal/upstream"
 	"github.com/mcpgate/mcpgate/internal/vault"
@@ -76,11 +77,11 @@ var (
 
 // Key returns the connection key for a caller of up: the shared slot in shared mode, else the
 // caller's namespaced subject.
-func Key(up *Upstream, subject string) store.ConnectionKey {
+func Key(up *Upstream, sub string) store.ConnectionKey {
 	if up.Mode == store.ModeShared {
-		return store.ConnectionKey{UpstreamID: up.ID, Mode: store.ModeShared, Subject: store.SharedSubject}
+		return store.ConnectionKey{UpstreamID: up.ID, Mode: store.ModeShared, Subject: subject.Shared.String()}
 	}
-	return store.ConnectionKey{UpstreamID: up.ID, Mode: store.ModeUser, Subject: subject}
+	return store.ConnectionKey{UpstreamID: up.ID, Mode: store.ModeUser, Subject: sub}
 }
 
 // leaseName is the store lease of key's refresh. PostgreSQL text cannot hold the NUL bytes of

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/subject"
 )
 
 // RouteInfo is what policies and handlers may know about the route they serve.
@@ -27,7 +29,8 @@ type User struct {
 	Sub string
 	// Data is the consumer metadata or the token's claims.
 	Data map[string]any
-	// Namespace says how the subject was authenticated: "apikey" or "jwt:<issuer>". Two equal Subs
+	// Namespace says how the subject was authenticated: "apikey", "jwt:<issuer>" or "dev" (see
+	// package subject). Two equal Subs
 	// from different namespaces are different people (DESIGN.md §8.6).
 	Namespace string
 	// Admin is true when the caller may use the admin API and setup UI.
@@ -39,7 +42,7 @@ func (u *User) Subject() string {
 	if u == nil {
 		return ""
 	}
-	return u.Namespace + "|" + u.Sub
+	return subject.New(u.Namespace, u.Sub).String()
 }
 
 // Env is what Provision gets.

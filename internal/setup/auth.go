@@ -18,9 +18,9 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/connect"
 	"github.com/mcpgate/mcpgate/internal/policy"
-	"github.com/mcpgate/mcpgate/internal/policy/apikey"
 	"github.com/mcpgate/mcpgate/internal/requestid"
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/subject"
 )
 
 // Session and login limits.
@@ -84,7 +84,7 @@ func (h *Handler) authenticate(ctx context.Context, r *http.Request, cred string
 	if !k.Admin {
 		return nil, errNotAdmin
 	}
-	return &Admin{Subject: apikey.Namespace + "|" + k.Consumer, KeyID: k.ID, Until: k.ExpiresAt}, nil
+	return &Admin{Subject: subject.New(subject.APIKey, k.Consumer).String(), KeyID: k.ID, Until: k.ExpiresAt}, nil
 }
 
 func keyUsable(k *store.APIKey, now time.Time) bool {

@@ -16,6 +16,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/connect"
 	"github.com/mcpgate/mcpgate/internal/setup"
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/subject"
 	"github.com/mcpgate/mcpgate/internal/testutil/browser"
 	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
@@ -406,11 +407,11 @@ func TestSharedOAuthRefreshAndRetry(t *testing.T) {
 	// Audit: the user who hit it and the shared credential are both named.
 	var ap setup.AuditPage
 	e.apiJSON("GET", "/audit?event=mcp_auth_connect_required&upstream=tracker", admin, "", &ap)
-	if len(ap.Events) == 0 || ap.Events[0].Subject != store.SharedSubject || ap.Events[0].Actor != "apikey|alice" || ap.Events[0].ReasonCode != "admin_connect_required" {
+	if len(ap.Events) == 0 || ap.Events[0].Subject != subject.Shared.String() || ap.Events[0].Actor != "apikey|alice" || ap.Events[0].ReasonCode != "admin_connect_required" {
 		t.Errorf("connect-required audit: %+v", ap.Events)
 	}
 	e.apiJSON("GET", "/audit?event=mcp_auth_upstream_connect_started&upstream=tracker", admin, "", &ap)
-	if len(ap.Events) != 1 || ap.Events[0].Actor != "apikey|ops" || ap.Events[0].Subject != store.SharedSubject {
+	if len(ap.Events) != 1 || ap.Events[0].Actor != "apikey|ops" || ap.Events[0].Subject != subject.Shared.String() {
 		t.Errorf("connect-started audit: %+v", ap.Events)
 	}
 }
@@ -445,7 +446,7 @@ func (e *env) connectShared(h *hydra.Server, c *client, id, hydraSubject string)
 
 func (e *env) sharedConnection(id string) *store.Connection {
 	e.t.Helper()
-	c, err := e.store.GetConnection(context.Background(), store.ConnectionKey{UpstreamID: id, Mode: store.ModeShared, Subject: store.SharedSubject})
+	c, err := e.store.GetConnection(context.Background(), store.ConnectionKey{UpstreamID: id, Mode: store.ModeShared, Subject: subject.Shared.String()})
 	if err != nil {
 		e.t.Fatal(err)
 	}

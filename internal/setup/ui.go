@@ -12,6 +12,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/connect"
 	"github.com/mcpgate/mcpgate/internal/problem"
+	"github.com/mcpgate/mcpgate/internal/subject"
 	"github.com/mcpgate/mcpgate/internal/web"
 )
 
@@ -82,7 +83,7 @@ func (h *Handler) pageError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (h *Handler) nav(s *session, current string) web.SetupNav {
-	return web.SetupNav{Base: h.setupPath(""), Current: current, Admin: displaySubject(s.Subject), CSRF: h.csrf.Token(s.ID)}
+	return web.SetupNav{Base: h.setupPath(""), Current: current, Admin: subject.Subject(s.Subject).Display(), CSRF: h.csrf.Token(s.ID)}
 }
 
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, p web.SetupPage) {

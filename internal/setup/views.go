@@ -17,6 +17,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/connect"
 	"github.com/mcpgate/mcpgate/internal/problem"
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/subject"
 	"github.com/mcpgate/mcpgate/internal/upstream"
 )
 
@@ -170,7 +171,7 @@ type LastErrorView struct {
 }
 
 func (h *Handler) connectionView(c *store.Connection, now time.Time) ConnectionView {
-	v := ConnectionView{UpstreamID: c.UpstreamID, Mode: c.Mode, Subject: c.Subject, User: displaySubject(c.Subject),
+	v := ConnectionView{UpstreamID: c.UpstreamID, Mode: c.Mode, Subject: c.Subject, User: subject.Subject(c.Subject).Display(),
 		Health: connect.Classify(c, now), Status: c.Status, Scopes: c.Scopes, ExpiresAt: c.Expiry, LastRefreshAt: c.LastRefreshAt,
 		HasRefreshToken: c.HasRefreshToken, Issuer: c.Issuer, ClientID: c.ClientID, ConnectedBy: c.ConnectedBy,
 		ConnectedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
@@ -184,14 +185,6 @@ func (h *Handler) connectionView(c *store.Connection, now time.Time) ConnectionV
 		v.LastError = &LastErrorView{Code: c.LastError.Code, Message: c.LastError.Message, At: c.LastError.At}
 	}
 	return v
-}
-
-// displaySubject shows the part of a namespaced subject a person recognises.
-func displaySubject(s string) string {
-	if _, sub, ok := strings.Cut(s, "|"); ok {
-		return sub
-	}
-	return s
 }
 
 // listUpstreams returns every upstream, sorted by display name, with discovery (cached unless
@@ -351,7 +344,7 @@ func (h *Handler) registration(ctx context.Context, r *http.Request, up *connect
 
 // sharedConnectedBy fills who connected a shared slot (connect.Manager.SharedConnectedBy).
 func (h *Handler) sharedConnectedBy(ctx context.Context, v *ConnectionView) {
-	if v.ConnectedBy != "" && v.ConnectedBy != store.SharedSubject {
+	if v.ConnectedBy != "" && v.ConnectedBy != subject.Shared.String() {
 		return
 	}
 	actor, at := h.m.SharedConnectedBy(ctx, v.UpstreamID)
@@ -497,8 +490,8 @@ func (rr RevokeRequest) key() (store.ConnectionKey, error) {
 	if rr.UpstreamID == "" {
 		return store.ConnectionKey{}, badRequest("upstreamId is required")
 	}
-	if rr.Shared || rr.Subject == store.SharedSubject {
-		return store.ConnectionKey{UpstreamID: rr.UpstreamID, Mode: store.ModeShared, Subject: store.SharedSubject}, nil
+	if rr.Shared || rr.Subject == subject.Shared.String() {
+		return store.ConnectionKey{UpstreamID: rr.UpstreamID, Mode: store.ModeShared, Subject: subject.Shared.String()}, nil
 	}
 	if rr.Subject == "" {
 		return store.ConnectionKey{}, badRequest("subject is required (or shared: true)")

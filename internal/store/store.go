@@ -48,8 +48,6 @@ const (
 	ModeShared Mode = "shared" // one connection for every caller of the upstream
 )
 
-// SharedSubject is the subject of a shared connection.
-const SharedSubject = "shared"
 
 // Status is the state of a connection.
 type Status string
@@ -62,7 +60,7 @@ const (
 )
 
 // ConnectionKey identifies a connection. Subject is namespaced (policy.User.Subject(), DESIGN.md §8.6),
-// or SharedSubject in shared mode.
+// or subject.Shared in shared mode.
 type ConnectionKey struct {
 	UpstreamID string
 	Mode       Mode

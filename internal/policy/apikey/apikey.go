@@ -14,10 +14,8 @@ import (
 	"github.com/mcpgate/mcpgate/internal/policy/authcommon"
 	"github.com/mcpgate/mcpgate/internal/problem"
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/subject"
 )
-
-// Namespace is the policy.User namespace of API-key consumers (DESIGN.md §8.6).
-const Namespace = "apikey"
 
 // storeRetryAfter is the Retry-After of the 503 answered when the key store fails.
 const storeRetryAfter = "5"
@@ -106,15 +104,15 @@ func (p *Policy) authenticate(ctx context.Context, key string, present, wellForm
 	if k == nil {
 		return nil, &authcommon.Refusal{Reason: authcommon.ReasonInvalidToken, Detail: "The API key is not valid."}, nil
 	}
-	subject := Namespace + "|" + k.Consumer
+	who := subject.New(subject.APIKey, k.Consumer).String()
 	details := map[string]any{"keyId": k.ID}
 	if !k.RevokedAt.IsZero() {
-		return nil, &authcommon.Refusal{Reason: authcommon.ReasonRevoked, Detail: "The API key was revoked.", Subject: subject, Details: details}, nil
+		return nil, &authcommon.Refusal{Reason: authcommon.ReasonRevoked, Detail: "The API key was revoked.", Subject: who, Details: details}, nil
 	}
 	if !k.ExpiresAt.IsZero() && !p.st.now().Before(k.ExpiresAt) {
-		return nil, &authcommon.Refusal{Reason: authcommon.ReasonExpired, Detail: "The API key expired.", Subject: subject, Details: details}, nil
+		return nil, &authcommon.Refusal{Reason: authcommon.ReasonExpired, Detail: "The API key expired.", Subject: who, Details: details}, nil
 	}
-	return &policy.User{Sub: k.Consumer, Data: metadata(k.Metadata), Namespace: Namespace, Admin: k.Admin}, nil, nil
+	return &policy.User{Sub: k.Consumer, Data: metadata(k.Metadata), Namespace: subject.APIKey, Admin: k.Admin}, nil, nil
 }
 
 // metadata decodes the consumer metadata for request.user.data. Metadata that is not a JSON

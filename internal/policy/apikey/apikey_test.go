@@ -13,6 +13,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/policy/apikey"
 	"github.com/mcpgate/mcpgate/internal/policy/authcommon/authtest"
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/subject"
 )
 
 // createKey stores a key the way `mcpgate keys create` does and returns the secret.
@@ -45,7 +46,7 @@ func TestValidKeySetsUserAndNeverReachesUpstream(t *testing.T) {
 		t.Errorf("the API key went upstream: Authorization %q", v)
 	}
 	u := seen.User
-	if u == nil || u.Sub != "acme-bot" || u.Namespace != apikey.Namespace || !u.Admin {
+	if u == nil || u.Sub != "acme-bot" || u.Namespace != subject.APIKey || !u.Admin {
 		t.Fatalf("request user %+v, want sub acme-bot in namespace apikey, admin", u)
 	}
 	if u.Subject() != "apikey|acme-bot" {

@@ -21,6 +21,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/policy/authcommon"
 	"github.com/mcpgate/mcpgate/internal/problem"
 	"github.com/mcpgate/mcpgate/internal/publicurl"
+	"github.com/mcpgate/mcpgate/internal/subject"
 )
 
 // Runtime constants.
@@ -35,9 +36,6 @@ const (
 	// keysRetryAfter is the Retry-After of the 503 answered when the JWKS cannot be fetched.
 	keysRetryAfter = "5"
 )
-
-// NamespacePrefix starts the policy.User namespace of JWT callers: "jwt:<issuer>" (DESIGN.md §8.6).
-const NamespacePrefix = "jwt:"
 
 // state is what Provision hydrates.
 type state struct {
@@ -223,11 +221,11 @@ func (p *Policy) checkClaims(claims map[string]any) (*policy.User, *authcommon.R
 		return nil, refuse(authcommon.ReasonInvalidIssuer, "The access token was issued by another issuer.", fmt.Errorf("iss %q", iss)), nil
 	}
 	sub, _ := claims[p.SubClaim()].(string)
-	var subject string
+	var who string
 	if sub != "" {
-		subject = NamespacePrefix + p.Issuer + "|" + sub
+		who = subject.JWT(p.Issuer, sub).String()
 	}
-	withSubject := func(r *authcommon.Refusal) *authcommon.Refusal { r.Subject = subject; return r }
+	withSubject := func(r *authcommon.Refusal) *authcommon.Refusal { r.Subject = who; return r }
 	if p.Audience != "" && !audienceContains(claims["aud"], p.Audience) {
 		return nil, withSubject(refuse(authcommon.ReasonInvalidAudience, "The access token was not issued for this gateway.", fmt.Errorf("aud %v", claims["aud"]))), nil
 	}
@@ -251,7 +249,7 @@ func (p *Policy) checkClaims(claims map[string]any) (*policy.User, *authcommon.R
 	if sub == "" {
 		return nil, refuse(authcommon.ReasonInvalidToken, "The access token names no subject ("+p.SubClaim()+").", nil), nil
 	}
-	return &policy.User{Sub: sub, Data: claims, Namespace: NamespacePrefix + p.Issuer, Admin: p.st.isAdmin(claims)}, nil, nil
+	return &policy.User{Sub: sub, Data: claims, Namespace: subject.JWTPrefix + p.Issuer, Admin: p.st.isAdmin(claims)}, nil, nil
 }
 
 // isAdmin applies MCPGATE_ADMIN_CLAIM.

@@ -25,6 +25,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/store/sqlstore"
+	"github.com/mcpgate/mcpgate/internal/subject"
 	"github.com/mcpgate/mcpgate/internal/vault"
 )
 
@@ -250,7 +251,7 @@ func testConnectionsCRUD(t *testing.T, b Backend) {
 
 	// Same key, different namespace or mode: a different connection.
 	must(t, s.PutConnection(ctx(t), newConn("jwt:https://idp|alice")))
-	shared := newConn(store.SharedSubject)
+	shared := newConn(subject.Shared.String())
 	shared.Mode = store.ModeShared
 	must(t, s.PutConnection(ctx(t), shared))
 
