@@ -246,6 +246,7 @@ func (l *loader) loadRoutePolicies(file string, zrPath jpath, subject string, r 
 		return
 	}
 	var exchanges []string
+	var exchangeType string
 	authSeen := false
 	for _, list := range []struct {
 		key  string
@@ -286,19 +287,20 @@ func (l *loader) loadRoutePolicies(file string, zrPath jpath, subject string, r 
 			if m.Authenticates && list.key == "inbound" {
 				authSeen = true
 			}
-			if m.PolicyType == tokenExchangeType {
+			if m.TokenExchange {
+				exchangeType = m.PolicyType
 				exchanges = append(exchanges, name)
 				if nu, ok := l.proj.Policies[name].Handler.Value.(userNeeder); ok && nu.NeedsUser() && !authSeen && list.key == "inbound" && mcp {
 					l.add(file, lPath.index(i), subject, "policy "+quote(name)+" (user-oauth) needs to know the user: put a gateway auth policy ("+strings.Join(authPolicyTypes(), ", ")+") before it in policies.inbound")
 				}
 				if handlerOK && !mcp {
-					l.add(file, lPath.index(i), subject, "policy "+quote(name)+" ("+tokenExchangeType+") only works on a route whose handler is McpProxyHandler, got "+r.Handler.Export)
+					l.add(file, lPath.index(i), subject, "policy "+quote(name)+" ("+m.PolicyType+") only works on a route whose handler is McpProxyHandler, got "+r.Handler.Export)
 				}
 			}
 		}
 	}
 	if len(exchanges) > 1 {
-		l.add(file, pPath.key("inbound"), subject, "at most one "+tokenExchangeType+" policy per route, got "+strings.Join(quoteAll(exchanges), ", "))
+		l.add(file, pPath.key("inbound"), subject, "at most one "+exchangeType+" policy per route, got "+strings.Join(quoteAll(exchanges), ", "))
 	}
 }
 

@@ -8,10 +8,6 @@ import (
 	"github.com/mcpgate/mcpgate/internal/policy"
 )
 
-// tokenExchangeType is the policyType of the token-exchange policy. The loader names it rather
-// than importing the package, whose runtime depends on the gateway, which depends on config.
-const tokenExchangeType = "mcp-token-exchange-inbound"
-
 // upstreamIDer is what the token-exchange policy tells the loader about its upstream.
 type upstreamIDer interface{ UpstreamID() string }
 
@@ -104,7 +100,7 @@ func (l *loader) checkUpstreamIDs() {
 	for _, name := range l.proj.PolicyOrder {
 		p := l.proj.Policies[name]
 		u, ok := p.Handler.Value.(upstreamIDer)
-		if !ok || u.UpstreamID() == "" || l.policyMods[name].PolicyType != tokenExchangeType {
+		if !ok || u.UpstreamID() == "" || !l.policyMods[name].TokenExchange {
 			continue
 		}
 		id := u.UpstreamID()
@@ -213,7 +209,8 @@ func (l *loader) checkUpstreamURLs() {
 			continue
 		}
 		for _, name := range r.Inbound {
-			if m, ok := l.policyMods[name]; !ok || m.PolicyType != tokenExchangeType {
+			m, ok := l.policyMods[name]
+			if !ok || !m.TokenExchange {
 				continue
 			}
 			u := r.Info.Upstream.String()
@@ -223,7 +220,7 @@ func (l *loader) checkUpstreamURLs() {
 				continue
 			}
 			if f.url != u {
-				l.add(r.File, l.routeAt[i].path, l.routeAt[i].subject, "policy "+quote(name)+" is also used by "+l.routeAt[f.route].subject+", which forwards to "+f.url+" while this route forwards to "+u+"; one "+tokenExchangeType+" policy serves one upstream URL — give this route its own policy (and upstream id)")
+				l.add(r.File, l.routeAt[i].path, l.routeAt[i].subject, "policy "+quote(name)+" is also used by "+l.routeAt[f.route].subject+", which forwards to "+f.url+" while this route forwards to "+u+"; one "+m.PolicyType+" policy serves one upstream URL — give this route its own policy (and upstream id)")
 			}
 		}
 	}

@@ -53,6 +53,9 @@ type Module struct {
 	// Authenticates marks a gateway auth policy: it sets the request user. The config loader
 	// requires one before a policy that needs a user (user-oauth token exchange).
 	Authenticates bool
+	// TokenExchange marks a policy that applies an upstream credential (mcp-token-exchange-inbound):
+	// at most one per route, on MCP routes only, each serving one upstream URL.
+	TokenExchange bool
 	// New returns a fresh value that options are strictly decoded into. It must be a pointer.
 	New func() any
 }

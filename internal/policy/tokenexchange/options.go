@@ -163,10 +163,11 @@ func (p Prompt) MarshalJSON() ([]byte, error) {
 
 func init() {
 	policy.Register(policy.Module{
-		Export:     Export,
-		PolicyType: PolicyType,
-		Kind:       policy.KindInbound,
-		New:        func() any { return new(Policy) },
+		Export:        Export,
+		PolicyType:    PolicyType,
+		Kind:          policy.KindInbound,
+		TokenExchange: true,
+		New:           func() any { return new(Policy) },
 	})
 }
 
