@@ -103,8 +103,8 @@ func TestProviderExamples(t *testing.T) {
 			if r.Path != "/mcp/"+ex.dir || r.OperationID != ex.dir+"-mcp-server" || !slices.Equal(r.Methods, []string{"GET", "POST"}) || r.CORSPolicy != "none" {
 				t.Errorf("route %s %v operationId %q cors %q", r.Path, r.Methods, r.OperationID, r.CORSPolicy)
 			}
-			if r.Handler.Export != "McpProxyHandler" || r.Info == nil || r.Info.Upstream == nil || r.Info.Upstream.String() != ex.upstream {
-				t.Errorf("handler %s to %v, want McpProxyHandler to %s", r.Handler.Export, r.Info.Upstream, ex.upstream)
+			if r.Handler.Export != "McpProxyHandler" || r.Info == nil || r.Info.UpstreamURL == nil || r.Info.UpstreamURL.String() != ex.upstream {
+				t.Errorf("handler %s to %v, want McpProxyHandler to %s", r.Handler.Export, r.Info.UpstreamURL, ex.upstream)
 			}
 
 			// Gateway authentication first, then the token exchange.
@@ -140,8 +140,8 @@ func TestProviderExamples(t *testing.T) {
 			if reg.Mode != ex.regMode {
 				t.Errorf("clientRegistration mode %q, want %q", reg.Mode, ex.regMode)
 			}
-			if ex.regMode == "manual" && (reg.ClientID != githubClientID || reg.ClientSecret.Reveal() != githubClientSecret || reg.AuthMethod != "client_secret_post") {
-				t.Errorf("manual registration: client %q, secret from $env: %v, auth method %q", reg.ClientID, reg.ClientSecret.Reveal() == githubClientSecret, reg.AuthMethod)
+			if ex.regMode == "manual" && (reg.ClientID != githubClientID || reg.ClientSecret.Reveal() != githubClientSecret || reg.TokenEndpointAuthMethod != "client_secret_post") {
+				t.Errorf("manual registration: client %q, secret from $env: %v, auth method %q", reg.ClientID, reg.ClientSecret.Reveal() == githubClientSecret, reg.TokenEndpointAuthMethod)
 			}
 
 			serveUnauthenticated(t, p, ex)

@@ -19,7 +19,7 @@ func TestDocsListEveryModule(t *testing.T) {
 	doc := string(b)
 	for _, kind := range []policy.Kind{policy.KindHandler, policy.KindInbound, policy.KindOutbound} {
 		for _, export := range policy.Exports(kind) {
-			m, _ := policy.Lookup(export)
+			m, _ := policy.FindModule(export)
 			for _, name := range append([]string{export, m.PolicyType}, optionNames(reflect.TypeOf(m.New()))...) {
 				if name != "" && !strings.Contains(doc, "`"+name+"`") {
 					t.Errorf("docs/configuration.md does not mention `%s` (module %s)", name, export)

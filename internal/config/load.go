@@ -216,7 +216,7 @@ func (l *loader) resolveModule(file string, path jpath, subject string, h *node,
 		}
 		return policy.Module{}, false
 	}
-	m, found := policy.Lookup(export)
+	m, found := policy.FindModule(export)
 	switch {
 	case !found:
 		l.add(file, path.key("export"), subject, "unknown export "+quote(export)+"; built-in "+wanted(want)+": "+strings.Join(exportsOf(want), ", "))

@@ -118,8 +118,8 @@ func TestQuickstart(t *testing.T) {
 		t.Errorf("route = %s %v %s", r.Path, r.Methods, r.OperationID)
 	}
 	// The demo upstream listens on a fixed loopback address, so validate needs no environment.
-	if u := r.Info.Upstream; u == nil || u.Hostname() != "127.0.0.1" || u.Path != "/mcp" {
-		t.Errorf("upstream = %v, want the loopback demo server", r.Info.Upstream)
+	if u := r.Info.UpstreamURL; u == nil || u.Hostname() != "127.0.0.1" || u.Path != "/mcp" {
+		t.Errorf("upstream = %v, want the loopback demo server", r.Info.UpstreamURL)
 	}
 	if r.Handler.Value == nil || len(r.Inbound) != 0 || r.CORSPolicy != "none" {
 		t.Errorf("handler value %v, inbound %v, cors %q", r.Handler.Value, r.Inbound, r.CORSPolicy)
@@ -138,7 +138,7 @@ func TestQuickstartOffline(t *testing.T) {
 
 func TestNoPolicies(t *testing.T) {
 	p := mustLoad(t, "testdata/good/no-policies")
-	if len(p.Routes) != 1 || len(p.Policies) != 0 || p.Routes[0].Info.Upstream.Host != "mcp.linear.app" {
+	if len(p.Routes) != 1 || len(p.Policies) != 0 || p.Routes[0].Info.UpstreamURL.Host != "mcp.linear.app" {
 		t.Fatalf("routes %+v policies %v", p.Routes, p.Policies)
 	}
 }
@@ -160,7 +160,7 @@ func TestFullProject(t *testing.T) {
 		t.Errorf("routes in match order:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	linear := p.Routes[0]
-	if linear.Info.Upstream.String() != testEnv["LINEAR_URL"] || linear.Info.OperationID != "linear-mcp-server" {
+	if linear.Info.UpstreamURL.String() != testEnv["LINEAR_URL"] || linear.Info.OperationID != "linear-mcp-server" {
 		t.Errorf("linear info = %+v", linear.Info)
 	}
 	if strings.Join(linear.Inbound, ",") != "api-key,mcp-token-exchange-linear" {
@@ -185,11 +185,11 @@ func TestFullProject(t *testing.T) {
 		t.Errorf("summary %q scopes %q", tx.Summary, tx.Scopes)
 	}
 	reg := tx.Registration()
-	if reg.Mode != "manual" || reg.ClientID != "gateway-client-id" || reg.ClientSecret.Reveal() != testEnv["CLIENT_SECRET"] || reg.AuthMethod != "client_secret_basic" {
+	if reg.Mode != "manual" || reg.ClientID != "gateway-client-id" || reg.ClientSecret.Reveal() != testEnv["CLIENT_SECRET"] || reg.TokenEndpointAuthMethod != "client_secret_basic" {
 		t.Errorf("registration = %+v", reg)
 	}
 	gh := p.Policies["github"].Handler.Value.(*tokenexchange.Policy)
-	if r := gh.Registration(); gh.UpstreamID() != "github" || r.Mode != "manual" || r.ClientID != "Iv1.abc" || r.AuthMethod != "none" {
+	if r := gh.Registration(); gh.UpstreamID() != "github" || r.Mode != "manual" || r.ClientID != "Iv1.abc" || r.TokenEndpointAuthMethod != "none" {
 		t.Errorf("github = %+v %+v", gh, r)
 	}
 

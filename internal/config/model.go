@@ -45,7 +45,7 @@ type Route struct {
 	// OperationID and Summary come from the OpenAPI operation.
 	OperationID string
 	Summary     string
-	Handler     Module
+	Handler     Handler
 	Inbound     []string // policy names, in order
 	Outbound    []string
 	// CORSPolicy is "none" (default), "anything-goes" or a corsPolicies[].name.
@@ -60,11 +60,11 @@ type Policy struct {
 	Index      int // position in policies[]
 	Name       string
 	PolicyType string
-	Handler    Module
+	Handler    Handler
 }
 
-// Module is a handler or policy reference with its decoded options.
-type Module struct {
+// Handler is a route's handler or a policy's handler object ({module, export, options}) with its decoded options.
+type Handler struct {
 	Module string // $import(...)
 	Export string
 	// Options is the options object after $env substitution, as JSON.

@@ -210,7 +210,7 @@ func (l *loader) loadHandlerOptions(file string, hPath jpath, subject string, r 
 			if k == "rewritePattern" && v.kind == kString {
 				if u, ok := l.resolveRewritePattern(file, optPath.key(k), subject, v.str); ok {
 					v = &node{kind: kString, str: u}
-					r.Info.Upstream, _ = url.Parse(u)
+					r.Info.UpstreamURL, _ = url.Parse(u)
 				}
 			} else {
 				v = l.substEnv(file, optPath.key(k), subject, v)

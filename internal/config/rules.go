@@ -188,7 +188,7 @@ func authPolicyTypes() []string {
 	var out []string
 	for _, t := range policy.PolicyTypes() {
 		for _, e := range policy.Exports(policy.KindInbound) {
-			if m, _ := policy.Lookup(e); m.PolicyType == t && m.Authenticates && !slices.Contains(out, t) {
+			if m, _ := policy.FindModule(e); m.PolicyType == t && m.Authenticates && !slices.Contains(out, t) {
 				out = append(out, t)
 			}
 		}
@@ -205,7 +205,7 @@ func (l *loader) checkUpstreamURLs() {
 	}
 	first := map[string]use{}
 	for i, r := range l.proj.Routes {
-		if r.Info == nil || r.Info.Upstream == nil {
+		if r.Info == nil || r.Info.UpstreamURL == nil {
 			continue
 		}
 		for _, name := range r.Inbound {
@@ -213,7 +213,7 @@ func (l *loader) checkUpstreamURLs() {
 			if !ok || !m.TokenExchange {
 				continue
 			}
-			u := r.Info.Upstream.String()
+			u := r.Info.UpstreamURL.String()
 			f, seen := first[name]
 			if !seen {
 				first[name] = use{i, u}

@@ -78,11 +78,11 @@ func newTestServer(t *testing.T, routes []*config.Route, policies map[string]*co
 func mcpRoute(path string, inbound ...string) *config.Route {
 	return &config.Route{File: "config/routes.oas.json", Path: path, PathMode: config.PathModeOpenAPI, Methods: []string{"GET", "POST"},
 		OperationID: strings.Trim(strings.ReplaceAll(path, "/", "-"), "-"),
-		Handler:     config.Module{Export: "McpProxyHandler", Value: &fakeMCP{}}, Inbound: inbound}
+		Handler:     config.Handler{Export: "McpProxyHandler", Value: &fakeMCP{}}, Inbound: inbound}
 }
 
 func pol(name string, v any) *config.Policy {
-	return &config.Policy{Name: name, Handler: config.Module{Export: "Test", Value: v}}
+	return &config.Policy{Name: name, Handler: config.Handler{Export: "Test", Value: v}}
 }
 
 func do(t *testing.T, h http.Handler, req *http.Request) (*http.Response, map[string]any) {

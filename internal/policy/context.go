@@ -17,8 +17,8 @@ type RouteInfo struct {
 	Methods     []string // upper case
 	OperationID string
 	Summary     string
-	// Upstream is the resolved rewritePattern of an MCP or URL-rewrite route; nil otherwise.
-	Upstream *url.URL
+	// UpstreamURL is the resolved rewritePattern of an MCP or URL-rewrite route; nil otherwise.
+	UpstreamURL *url.URL
 	// File is the config file that defines the route, for messages.
 	File string
 }

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"strings"
 	"sync"
 )
 
@@ -81,8 +80,8 @@ func Register(m Module) {
 	}
 }
 
-// Lookup finds a module by export name or alias.
-func Lookup(export string) (Module, bool) {
+// FindModule finds a module by export name or alias.
+func FindModule(export string) (Module, bool) {
 	regMu.RLock()
 	defer regMu.RUnlock()
 	m, ok := registry[export]
@@ -118,10 +117,6 @@ func PolicyTypes() []string {
 	sort.Strings(out)
 	return out
 }
-
-// BuiltinModulePrefix is how config names built-in modules: $import(@zuplo/runtime) and
-// $import(@zuplo/runtime/mcp-gateway) both resolve to the registry.
-const BuiltinModulePrefix = "$import(@zuplo/runtime"
 
 // IsBuiltinModule reports whether a handler.module string selects the built-ins.
 func IsBuiltinModule(module string) bool {
@@ -170,14 +165,6 @@ type ResponseHook func(c *Context, r *http.Request, resp *http.Response) (*http.
 
 // IsMCPHandler reports whether a handler export is the MCP proxy (or one of its historical aliases).
 func IsMCPHandler(export string) bool {
-	m, ok := Lookup(export)
+	m, ok := FindModule(export)
 	return ok && m.Export == "McpProxyHandler"
 }
-
-// trimModule returns the module path inside $import(...), for messages.
-func trimModule(module string) string {
-	return strings.TrimSuffix(strings.TrimPrefix(module, "$import("), ")")
-}
-
-// ModuleName returns the module path inside $import(...), for messages.
-func ModuleName(module string) string { return trimModule(module) }

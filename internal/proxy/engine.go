@@ -77,8 +77,8 @@ func newEngine(mcp bool, o *Options, s Settings, env *policy.Env) *engine {
 		transport:     s.Transport,
 	}
 	for _, ri := range env.Routes {
-		if ri != nil && ri.Upstream != nil {
-			e.target = ri.Upstream
+		if ri != nil && ri.UpstreamURL != nil {
+			e.target = ri.UpstreamURL
 			break
 		}
 	}
@@ -207,8 +207,8 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 		return MethodNotAllowed()
 	}
 	target := e.target
-	if c.Route != nil && c.Route.Upstream != nil {
-		target = c.Route.Upstream
+	if c.Route != nil && c.Route.UpstreamURL != nil {
+		target = c.Route.UpstreamURL
 	}
 	if target == nil {
 		return problem.New(http.StatusInternalServerError, "The route has no upstream URL.",

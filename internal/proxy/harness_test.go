@@ -170,7 +170,7 @@ func newGateway(t testing.TB, h policy.Handler, upstream *url.URL, inbound []pol
 func newGatewayServer(t testing.TB, configure func(*http.Server), h policy.Handler, upstream *url.URL, inbound []policy.Inbound, hooks ...policy.ResponseHook) *gateway {
 	t.Helper()
 	g := &gateway{errs: make(chan *problem.Error, 16)}
-	route := &policy.RouteInfo{Path: "/mcp", Methods: []string{"GET", "POST"}, OperationID: "test", Upstream: upstream}
+	route := &policy.RouteInfo{Path: "/mcp", Methods: []string{"GET", "POST"}, OperationID: "test", UpstreamURL: upstream}
 	if pr, ok := h.(policy.Provisioner); ok {
 		env := &policy.Env{Name: "test", Logger: slog.New(slog.DiscardHandler), Routes: []*policy.RouteInfo{route}}
 		if err := pr.Provision(context.Background(), env); err != nil {

@@ -716,7 +716,7 @@ func TestOptionsValidate(t *testing.T) {
 
 func TestRegistered(t *testing.T) {
 	for _, name := range []string{"McpProxyHandler", "McpVirtualServerHandler", "mcpVirtualServerHandler", "urlRewriteHandler"} {
-		m, ok := policy.Lookup(name)
+		m, ok := policy.FindModule(name)
 		if !ok || m.Kind != policy.KindHandler {
 			t.Errorf("%s not registered as a handler", name)
 			continue

@@ -58,8 +58,8 @@ func (h *Handler) listRoutes() []RouteView {
 	for _, rc := range h.mcp {
 		v := RouteView{Path: rc.Path, Methods: rc.Methods, OperationID: rc.OperationID, Summary: rc.Summary, AuthMode: "none",
 			Policies: append(append([]string{}, rc.Inbound...), rc.Outbound...)}
-		if rc.Info != nil && rc.Info.Upstream != nil {
-			v.UpstreamURL = rc.Info.Upstream.String()
+		if rc.Info != nil && rc.Info.UpstreamURL != nil {
+			v.UpstreamURL = rc.Info.UpstreamURL.String()
 		}
 		for _, up := range ups {
 			if up.OperationIDs[rc.OperationID] {

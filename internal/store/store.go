@@ -48,7 +48,6 @@ const (
 	ModeShared Mode = "shared" // one connection for every caller of the upstream
 )
 
-
 // Status is the state of a connection.
 type Status string
 

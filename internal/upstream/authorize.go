@@ -45,8 +45,8 @@ func SelectScopes(up Upstream, challengeScopes []string, d *Discovery) []string 
 	return out
 }
 
-// JoinScopes joins scopes with the upstream's scopeDelimiter.
-func JoinScopes(up Upstream, scopes []string) string {
+// joinScopes joins scopes with the upstream's scopeDelimiter.
+func joinScopes(up Upstream, scopes []string) string {
 	d := up.ScopeDelimiter
 	if d == "" {
 		d = DefaultScopeDelimiter
@@ -54,10 +54,10 @@ func JoinScopes(up Upstream, scopes []string) string {
 	return strings.Join(scopes, d)
 }
 
-// PromptFor is the prompt parameter for an authorization request: none when the option is false;
+// promptFor is the prompt parameter for an authorization request: none when the option is false;
 // the option's value when set; consent when offline_access is requested (many servers only issue a
 // refresh token on an explicit consent); else none.
-func PromptFor(up Upstream, scopes []string) string {
+func promptFor(up Upstream, scopes []string) string {
 	switch {
 	case up.Prompt.Disabled:
 		return ""
@@ -109,9 +109,9 @@ func (e *Engine) AuthorizationRequest(up Upstream, d *Discovery, c *Client, scop
 	state := NewState()
 	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", d.Resource)}
 	if len(scopes) > 0 {
-		opts = append(opts, oauth2.SetAuthURLParam("scope", JoinScopes(up, scopes)))
+		opts = append(opts, oauth2.SetAuthURLParam("scope", joinScopes(up, scopes)))
 	}
-	prompt := PromptFor(up, scopes)
+	prompt := promptFor(up, scopes)
 	if prompt != "" {
 		opts = append(opts, oauth2.SetAuthURLParam("prompt", prompt))
 	}

@@ -49,8 +49,8 @@ func TestPromptFor(t *testing.T) {
 		{Prompt{Value: "login"}, off, "login"},
 		{Prompt{Value: "select_account"}, []string{"a"}, "select_account"},
 	} {
-		if got := PromptFor(Upstream{Prompt: tc.p}, tc.scopes); got != tc.want {
-			t.Errorf("PromptFor(%+v, %q) = %q, want %q", tc.p, tc.scopes, got, tc.want)
+		if got := promptFor(Upstream{Prompt: tc.p}, tc.scopes); got != tc.want {
+			t.Errorf("promptFor(%+v, %q) = %q, want %q", tc.p, tc.scopes, got, tc.want)
 		}
 	}
 }

@@ -444,7 +444,7 @@ func TestDiscovery_FakeAS_CallerCancelDoesNotCancelOthers(t *testing.T) {
 		}
 	}
 	cancel()
-	if err := <-first; !IsTransient(err) {
+	if err := <-first; !isTransient(err) {
 		t.Fatalf("cancelled caller: %v", err)
 	}
 	close(release)

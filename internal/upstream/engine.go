@@ -11,8 +11,11 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"errors"
 	"net/url"
 	"strings"
 	"sync"
@@ -45,7 +48,7 @@ type Options struct {
 	TLSConfig *tls.Config
 	// HTTPTimeout bounds each outbound request (safehttp.DefaultTimeout when zero).
 	HTTPTimeout time.Duration
-	// Registrations caches client registrations; nil means an in-process MemoryRegistrations.
+	// Registrations caches client registrations; nil means an in-process memoryRegistrations.
 	Registrations RegistrationCache
 	// DiscoveryTTL and FailureTTL are how long successful and failed discoveries are cached.
 	DiscoveryTTL, FailureTTL time.Duration
@@ -77,10 +80,44 @@ type Upstream struct {
 	Registration RegistrationConfig
 }
 
-// Prompt is the option prompt: a value ("consent", "login", …) or false.
+// Prompt is the prompt option: unset, one of PromptValues, or false (send no prompt at all, not
+// even the consent prompt added for offline_access). It decodes from config as a string or false.
 type Prompt struct {
 	Value    string // explicit value; wins
 	Disabled bool   // prompt: false — never send prompt
+}
+
+// PromptValues are the prompt values an authorization request may carry.
+var PromptValues = []string{"none", "login", "consent", "select_account"}
+
+// IsSet reports whether config set the option.
+func (p Prompt) IsSet() bool { return p.Value != "" || p.Disabled }
+
+// UnmarshalJSON accepts a string or false.
+func (p *Prompt) UnmarshalJSON(b []byte) error {
+	switch s := string(bytes.TrimSpace(b)); {
+	case s == "false":
+		*p = Prompt{Disabled: true}
+		return nil
+	case s == "null":
+		*p = Prompt{}
+		return nil
+	case strings.HasPrefix(s, `"`):
+		*p = Prompt{}
+		return json.Unmarshal(b, &p.Value)
+	}
+	return errors.New("must be one of " + strings.Join(PromptValues, ", ") + " or false")
+}
+
+// MarshalJSON writes the config form back.
+func (p Prompt) MarshalJSON() ([]byte, error) {
+	switch {
+	case p.Disabled:
+		return []byte("false"), nil
+	case p.Value == "":
+		return []byte("null"), nil
+	}
+	return json.Marshal(p.Value)
 }
 
 // RegistrationConfig is the policy's client registration.
@@ -171,7 +208,7 @@ func New(opts Options) *Engine {
 		e.now = time.Now
 	}
 	if e.regs == nil {
-		e.regs = NewMemoryRegistrations()
+		e.regs = newMemoryRegistrations()
 	}
 	return e
 }

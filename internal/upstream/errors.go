@@ -131,8 +131,8 @@ func CodeOf(err error) string {
 // checking that the stored refresh token did not change while the attempt ran (DESIGN.md §8.2).
 func IsGrantDead(err error) bool { return CodeOf(err) == CodeRefreshGrantInvalid }
 
-// IsTransient reports whether err is worth retrying later; tokens must be kept.
-func IsTransient(err error) bool {
+// isTransient reports whether err is worth retrying later; tokens must be kept.
+func isTransient(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Transient()
 }

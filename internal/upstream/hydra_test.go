@@ -133,7 +133,7 @@ func TestHydra(t *testing.T) {
 	h.RevokeConsent(t, "alice")
 	_, err = e.Refresh(ctx, up, RefreshRequest{IssuedUnder: issued, RefreshToken: tok2.RefreshToken})
 	ue := wantCode(t, err, CodeRefreshGrantInvalid, BucketUpstreamResponse)
-	if !IsGrantDead(err) || IsTransient(err) || ue.OAuthError == "" {
+	if !IsGrantDead(err) || isTransient(err) || ue.OAuthError == "" {
 		t.Errorf("after RevokeConsent: %+v", ue)
 	}
 

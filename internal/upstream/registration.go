@@ -38,7 +38,7 @@ type Registration struct {
 var ErrNoRegistration = errors.New("no client registration")
 
 // RegistrationCache stores client registrations. The engine keeps none of its own state: the
-// gateway passes one backed by its store (internal/connect), tests use MemoryRegistrations.
+// gateway passes one backed by its store (internal/connect), tests use memoryRegistrations.
 type RegistrationCache interface {
 	// GetRegistration returns the registration or ErrNoRegistration.
 	GetRegistration(ctx context.Context, k RegistrationKey) (*Registration, error)
@@ -48,20 +48,20 @@ type RegistrationCache interface {
 	DeleteRegistrations(ctx context.Context, upstreamID string) (int, error)
 }
 
-// MemoryRegistrations is an in-process RegistrationCache.
-type MemoryRegistrations struct {
+// memoryRegistrations is an in-process RegistrationCache.
+type memoryRegistrations struct {
 	mu  sync.Mutex
 	m   map[RegistrationKey]Registration
 	now func() time.Time
 }
 
-// NewMemoryRegistrations returns an empty cache.
-func NewMemoryRegistrations() *MemoryRegistrations {
-	return &MemoryRegistrations{m: map[RegistrationKey]Registration{}, now: time.Now}
+// newMemoryRegistrations returns an empty cache.
+func newMemoryRegistrations() *memoryRegistrations {
+	return &memoryRegistrations{m: map[RegistrationKey]Registration{}, now: time.Now}
 }
 
 // GetRegistration implements RegistrationCache.
-func (m *MemoryRegistrations) GetRegistration(_ context.Context, k RegistrationKey) (*Registration, error) {
+func (m *memoryRegistrations) GetRegistration(_ context.Context, k RegistrationKey) (*Registration, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.m[k]
@@ -72,7 +72,7 @@ func (m *MemoryRegistrations) GetRegistration(_ context.Context, k RegistrationK
 }
 
 // PutRegistration implements RegistrationCache.
-func (m *MemoryRegistrations) PutRegistration(_ context.Context, r *Registration) error {
+func (m *memoryRegistrations) PutRegistration(_ context.Context, r *Registration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.m[r.RegistrationKey] = *r
@@ -80,7 +80,7 @@ func (m *MemoryRegistrations) PutRegistration(_ context.Context, r *Registration
 }
 
 // DeleteRegistrations implements RegistrationCache.
-func (m *MemoryRegistrations) DeleteRegistrations(_ context.Context, upstreamID string) (int, error) {
+func (m *memoryRegistrations) DeleteRegistrations(_ context.Context, upstreamID string) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
@@ -434,4 +434,4 @@ func (e *Engine) clientRejected(ctx context.Context, up Upstream, clientID strin
 	return base
 }
 
-var _ RegistrationCache = (*MemoryRegistrations)(nil)
+var _ RegistrationCache = (*memoryRegistrations)(nil)

@@ -347,7 +347,7 @@ func TestRegistration_FakeAS_InvalidClientReregistersOnce(t *testing.T) {
 
 	err := exchange() // registers client-1, rejected: dropped (with discovery)
 	ue := wantCode(t, err, CodeClientRejected, BucketOAuthSetup)
-	if !IsClientRejected(err) || IsGrantDead(err) || IsTransient(err) || !strings.Contains(ue.Reason, "registers again") {
+	if !IsClientRejected(err) || IsGrantDead(err) || isTransient(err) || !strings.Contains(ue.Reason, "registers again") {
 		t.Errorf("classification of %v", err)
 	}
 	if f.hit("/.well-known/oauth-protected-resource/mcp") != 1 {

@@ -93,7 +93,7 @@ type RefreshRequest struct {
 // Refresh performs ONE refresh_token grant at r.TokenEndpoint, sending r.Resource and the remembered
 // client authentication. A reply without refresh_token keeps r.RefreshToken. Failures are *Error:
 // IsGrantDead (invalid_grant, or 400/401 that is not invalid_client), IsClientRejected
-// (invalid_client), IsTransient (408, 429, 5xx, network, timeout; RetryAfter when given), and
+// (invalid_client), isTransient (408, 429, 5xx, network, timeout; RetryAfter when given), and
 // token_endpoint_not_found (404: cached discovery is dropped). Deduplication, leases and the
 // decision to mark a connection for reconsent are the caller's.
 func (e *Engine) Refresh(ctx context.Context, up Upstream, r RefreshRequest) (*Token, error) {

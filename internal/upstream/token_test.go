@@ -135,8 +135,8 @@ func TestRefresh_FakeAS_Classification(t *testing.T) {
 			f, e, _, req := refreshEnv(t, tc.status, tc.body, tc.header)
 			_, err := e.Refresh(context.Background(), f.upstream(), req)
 			ue := wantCode(t, err, tc.code, tc.bucket)
-			if IsGrantDead(err) != tc.dead || IsTransient(err) != tc.transient || IsClientRejected(err) != tc.client {
-				t.Errorf("dead %v transient %v client %v", IsGrantDead(err), IsTransient(err), IsClientRejected(err))
+			if IsGrantDead(err) != tc.dead || isTransient(err) != tc.transient || IsClientRejected(err) != tc.client {
+				t.Errorf("dead %v transient %v client %v", IsGrantDead(err), isTransient(err), IsClientRejected(err))
 			}
 			if ue.RetryAfter != tc.retryAfter || ue.OAuthError != tc.oauthError {
 				t.Errorf("retryAfter %v oauthError %q", ue.RetryAfter, ue.OAuthError)
@@ -185,7 +185,7 @@ func TestRefresh_FakeAS_Timeout(t *testing.T) {
 	_, err := e.Refresh(context.Background(), f.upstream(), RefreshRequest{
 		IssuedUnder: IssuedUnder{TokenEndpoint: f.base + "/token", ClientID: "c", AuthMethod: AuthNone}, RefreshToken: oldRT})
 	wantCode(t, err, CodeRefreshTransient, BucketUpstreamResponse)
-	if !IsTransient(err) || IsGrantDead(err) {
+	if !isTransient(err) || IsGrantDead(err) {
 		t.Errorf("classification of %v", err)
 	}
 	noSecrets(t, err)
@@ -195,7 +195,7 @@ func TestRefresh_FakeAS_Timeout(t *testing.T) {
 	defer cancel()
 	_, err = f.engine().Refresh(ctx, f.upstream(), RefreshRequest{
 		IssuedUnder: IssuedUnder{TokenEndpoint: f.base + "/token", ClientID: "c", AuthMethod: AuthNone}, RefreshToken: oldRT})
-	if !IsTransient(err) {
+	if !isTransient(err) {
 		t.Errorf("err %v", err)
 	}
 }
@@ -269,7 +269,7 @@ func TestRevoke_FakeAS(t *testing.T) {
 	}
 	capt.reply(503, "", http.Header{"Retry-After": {"3"}})
 	err = e.Revoke(context.Background(), f.upstream(), RevokeRequest{Endpoint: f.base + "/revoke", ClientID: "c", AuthMethod: AuthNone, Token: oldRT})
-	if !IsTransient(err) {
+	if !isTransient(err) {
 		t.Errorf("err %v", err)
 	}
 	noSecrets(t, err)

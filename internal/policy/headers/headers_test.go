@@ -16,7 +16,7 @@ import (
 // decode decodes options strictly into the registered module, as the config loader does.
 func decode(t *testing.T, export, options string) any {
 	t.Helper()
-	m, ok := policy.Lookup(export)
+	m, ok := policy.FindModule(export)
 	if !ok {
 		t.Fatalf("%s not registered", export)
 	}
@@ -35,7 +35,7 @@ func TestRegistered(t *testing.T) {
 		"RemoveHeadersInboundPolicy":     "remove-headers-inbound",
 		"SetUpstreamApiKeyInboundPolicy": "set-upstream-api-key-inbound",
 	} {
-		m, ok := policy.Lookup(export)
+		m, ok := policy.FindModule(export)
 		if !ok || m.PolicyType != policyType || m.Kind != policy.KindInbound {
 			t.Errorf("%s: registered %v as %+v", export, ok, m)
 		}
@@ -87,7 +87,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestUnknownOptionRejected(t *testing.T) {
-	m, _ := policy.Lookup(SetUpstreamAPIKeyExport)
+	m, _ := policy.FindModule(SetUpstreamAPIKeyExport)
 	dec := json.NewDecoder(strings.NewReader(`{"headerName":"X","value":"v"}`))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(m.New()); err == nil || !strings.Contains(err.Error(), `"headerName"`) {

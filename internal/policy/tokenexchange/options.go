@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/upstream"
 	"github.com/mcpgate/mcpgate/internal/vault"
 )
 
@@ -31,30 +32,13 @@ const (
 	AuthModeShared = "shared-oauth"
 )
 
-// Client registration modes. Auto uses a client ID metadata document when the authorization
-// server supports it, else dynamic client registration.
-const (
-	RegistrationAuto   = "auto"
-	RegistrationManual = "manual"
-	RegistrationDCR    = "dcr"
-	RegistrationCIMD   = "cimd"
-)
-
-// Token endpoint authentication methods of a manually registered client.
-const (
-	AuthMethodBasic = "client_secret_basic"
-	AuthMethodPost  = "client_secret_post"
-	AuthMethodNone  = "none"
-)
-
 // DefaultScopeDelimiter joins scopes in the authorization request.
 const DefaultScopeDelimiter = " "
 
 var (
 	authModes   = []string{AuthModeUser, AuthModeShared}
-	regModes    = []string{RegistrationAuto, RegistrationManual, RegistrationDCR, RegistrationCIMD}
-	authMethods = []string{AuthMethodBasic, AuthMethodPost, AuthMethodNone}
-	prompts     = []string{"none", "login", "consent", "select_account"}
+	regModes    = []string{upstream.ModeAuto, upstream.ModeManual, upstream.ModeDCR, upstream.ModeCIMD}
+	authMethods = []string{upstream.AuthBasic, upstream.AuthPost, upstream.AuthNone}
 	// upstreamIDPattern keeps ids safe in URL paths (/auth/connections/{id}/connect) and keys.
 	upstreamIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 )
@@ -76,7 +60,7 @@ type Policy struct {
 	// ScopeDelimiter joins Scopes (default a single space).
 	ScopeDelimiter string `json:"scopeDelimiter,omitempty"`
 	// Prompt overrides the authorize prompt parameter.
-	Prompt Prompt `json:"prompt"`
+	Prompt upstream.Prompt `json:"prompt"`
 	// ProtectedResourceMetadataURL overrides discovery of the upstream's RFC 9728 metadata.
 	ProtectedResourceMetadataURL string `json:"protectedResourceMetadataUrl,omitempty"`
 
@@ -124,43 +108,6 @@ func (c *ClientRegistration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Prompt is the prompt option: unset, one of none, login, consent, select_account, or false
-// (send no prompt at all, not even the consent prompt added for offline_access).
-type Prompt struct {
-	Value    string // when set
-	Disabled bool   // prompt: false
-}
-
-// IsSet reports whether config set the option.
-func (p Prompt) IsSet() bool { return p.Value != "" || p.Disabled }
-
-// UnmarshalJSON accepts a string or false.
-func (p *Prompt) UnmarshalJSON(b []byte) error {
-	switch s := string(bytes.TrimSpace(b)); {
-	case s == "false":
-		*p = Prompt{Disabled: true}
-		return nil
-	case s == "null":
-		*p = Prompt{}
-		return nil
-	case strings.HasPrefix(s, `"`):
-		*p = Prompt{}
-		return json.Unmarshal(b, &p.Value)
-	}
-	return errors.New("must be one of " + strings.Join(prompts, ", ") + " or false")
-}
-
-// MarshalJSON writes the config form back.
-func (p Prompt) MarshalJSON() ([]byte, error) {
-	switch {
-	case p.Disabled:
-		return []byte("false"), nil
-	case p.Value == "":
-		return []byte("null"), nil
-	}
-	return json.Marshal(p.Value)
-}
-
 func init() {
 	policy.Register(policy.Module{
 		Export:        Export,
@@ -198,23 +145,13 @@ func (p *Policy) Delimiter() string {
 	return p.ScopeDelimiter
 }
 
-// Registration is the effective client registration, whichever shape config used.
-type Registration struct {
-	Mode         string // auto, manual, dcr or cimd
-	ClientID     string
-	ClientSecret vault.Secret
-	// AuthMethod is the token endpoint auth method of a manual client: as configured, else
-	// client_secret_basic when a secret is set, else none. Empty for other modes.
-	AuthMethod string
-}
-
 // Registration resolves the flat and nested shapes. Validate reports conflicts; here the
 // nested value wins.
-func (p *Policy) Registration() Registration {
-	r := Registration{
-		ClientID:     p.ClientID,
-		ClientSecret: p.ClientSecret,
-		AuthMethod:   p.TokenEndpointAuthMethod,
+func (p *Policy) Registration() upstream.RegistrationConfig {
+	r := upstream.RegistrationConfig{
+		ClientID:                p.ClientID,
+		ClientSecret:            p.ClientSecret,
+		TokenEndpointAuthMethod: p.TokenEndpointAuthMethod,
 	}
 	if c := p.ClientRegistration; c != nil {
 		r.Mode = c.Mode
@@ -225,22 +162,22 @@ func (p *Policy) Registration() Registration {
 			r.ClientSecret = c.ClientSecret
 		}
 		if c.TokenEndpointAuthMethod != "" {
-			r.AuthMethod = c.TokenEndpointAuthMethod
+			r.TokenEndpointAuthMethod = c.TokenEndpointAuthMethod
 		}
 	}
 	if r.Mode == "" {
-		r.Mode = RegistrationAuto
+		r.Mode = upstream.ModeAuto
 		if r.ClientID != "" {
-			r.Mode = RegistrationManual
+			r.Mode = upstream.ModeManual
 		}
 	}
-	if r.Mode != RegistrationManual {
-		return Registration{Mode: r.Mode}
+	if r.Mode != upstream.ModeManual {
+		return upstream.RegistrationConfig{Mode: r.Mode}
 	}
-	if r.AuthMethod == "" {
-		r.AuthMethod = AuthMethodNone
+	if r.TokenEndpointAuthMethod == "" {
+		r.TokenEndpointAuthMethod = upstream.AuthNone
 		if !r.ClientSecret.IsZero() {
-			r.AuthMethod = AuthMethodBasic
+			r.TokenEndpointAuthMethod = upstream.AuthBasic
 		}
 	}
 	return r
@@ -273,8 +210,8 @@ func (p *Policy) Validate() error {
 			add("options.scopes[%d]: must not be empty", i)
 		}
 	}
-	if p.Prompt.Value != "" && !oneOf(p.Prompt.Value, prompts) {
-		add("options.prompt: must be one of %s or false, got %q", strings.Join(prompts, ", "), p.Prompt.Value)
+	if p.Prompt.Value != "" && !oneOf(p.Prompt.Value, upstream.PromptValues) {
+		add("options.prompt: must be one of %s or false, got %q", strings.Join(upstream.PromptValues, ", "), p.Prompt.Value)
 	}
 	if u := p.ProtectedResourceMetadataURL; u != "" && !httpsOrLoopback(u) {
 		add("options.protectedResourceMetadataUrl: must be an absolute https URL (http only for localhost, 127.0.0.1 or ::1), got %q", u)
@@ -321,7 +258,7 @@ func (p *Policy) validateRegistration() []error {
 			add("%s: must be one of %s, got %q", m.path, strings.Join(authMethods, ", "), m.v)
 		}
 	}
-	if r.Mode != RegistrationManual {
+	if r.Mode != upstream.ModeManual {
 		// Client settings only mean something for a manually registered client.
 		for _, f := range []struct {
 			path string
@@ -349,9 +286,9 @@ func (p *Policy) validateRegistration() []error {
 		add("%sclientId: required with clientRegistration mode manual", base)
 	}
 	switch {
-	case (r.AuthMethod == AuthMethodBasic || r.AuthMethod == AuthMethodPost) && r.ClientSecret.IsZero():
-		add("%sclientSecret: required with tokenEndpointAuthMethod %s", base, r.AuthMethod)
-	case r.AuthMethod == AuthMethodNone && !r.ClientSecret.IsZero():
+	case (r.TokenEndpointAuthMethod == upstream.AuthBasic || r.TokenEndpointAuthMethod == upstream.AuthPost) && r.ClientSecret.IsZero():
+		add("%sclientSecret: required with tokenEndpointAuthMethod %s", base, r.TokenEndpointAuthMethod)
+	case r.TokenEndpointAuthMethod == upstream.AuthNone && !r.ClientSecret.IsZero():
 		add("%sclientSecret: not used with tokenEndpointAuthMethod none; remove it or pick client_secret_basic or client_secret_post", base)
 	}
 	return errs

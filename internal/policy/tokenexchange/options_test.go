@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/mcpgate/mcpgate/internal/upstream"
 )
 
 func decode(t *testing.T, name, options string) *Policy {
@@ -21,21 +23,21 @@ func decode(t *testing.T, name, options string) *Policy {
 func TestRegistration(t *testing.T) {
 	tests := []struct {
 		name, options string
-		want          Registration
+		want          upstream.RegistrationConfig
 	}{
-		{"default is auto", `{}`, Registration{Mode: "auto"}},
-		{"mode string", `{"clientRegistration":"dcr"}`, Registration{Mode: "dcr"}},
-		{"object auto", `{"clientRegistration":{"mode":"cimd"}}`, Registration{Mode: "cimd"}},
+		{"default is auto", `{}`, upstream.RegistrationConfig{Mode: "auto"}},
+		{"mode string", `{"clientRegistration":"dcr"}`, upstream.RegistrationConfig{Mode: "dcr"}},
+		{"object auto", `{"clientRegistration":{"mode":"cimd"}}`, upstream.RegistrationConfig{Mode: "cimd"}},
 		{"flat client id means manual, public", `{"clientId":"abc"}`,
-			Registration{Mode: "manual", ClientID: "abc", AuthMethod: "none"}},
+			upstream.RegistrationConfig{Mode: "manual", ClientID: "abc", TokenEndpointAuthMethod: "none"}},
 		{"flat with secret defaults to basic", `{"clientId":"abc","clientSecret":"s"}`,
-			Registration{Mode: "manual", ClientID: "abc", ClientSecret: "s", AuthMethod: "client_secret_basic"}},
+			upstream.RegistrationConfig{Mode: "manual", ClientID: "abc", ClientSecret: "s", TokenEndpointAuthMethod: "client_secret_basic"}},
 		{"nested manual with method", `{"clientRegistration":{"mode":"manual","clientId":"abc","clientSecret":"s","tokenEndpointAuthMethod":"client_secret_post"}}`,
-			Registration{Mode: "manual", ClientID: "abc", ClientSecret: "s", AuthMethod: "client_secret_post"}},
+			upstream.RegistrationConfig{Mode: "manual", ClientID: "abc", ClientSecret: "s", TokenEndpointAuthMethod: "client_secret_post"}},
 		{"mode string manual with flat fields", `{"clientRegistration":"manual","clientId":"abc","tokenEndpointAuthMethod":"none"}`,
-			Registration{Mode: "manual", ClientID: "abc", AuthMethod: "none"}},
+			upstream.RegistrationConfig{Mode: "manual", ClientID: "abc", TokenEndpointAuthMethod: "none"}},
 		{"nested mode with flat client", `{"clientRegistration":{"mode":"manual"},"clientId":"abc","clientSecret":"s"}`,
-			Registration{Mode: "manual", ClientID: "abc", ClientSecret: "s", AuthMethod: "client_secret_basic"}},
+			upstream.RegistrationConfig{Mode: "manual", ClientID: "abc", ClientSecret: "s", TokenEndpointAuthMethod: "client_secret_basic"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,7 +125,7 @@ func TestValidate(t *testing.T) {
 
 func TestPromptJSON(t *testing.T) {
 	for _, tt := range []struct{ in, want string }{{`false`, `false`}, {`"login"`, `"login"`}, {`null`, `null`}} {
-		var p Prompt
+		var p upstream.Prompt
 		if err := json.Unmarshal([]byte(tt.in), &p); err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +133,7 @@ func TestPromptJSON(t *testing.T) {
 			t.Errorf("%s round-trips as %s", tt.in, b)
 		}
 	}
-	var p Prompt
+	var p upstream.Prompt
 	if err := json.Unmarshal([]byte(`true`), &p); err == nil {
 		t.Error("prompt true was accepted")
 	}

@@ -20,24 +20,22 @@ func (p *Policy) Provision(_ context.Context, env *policy.Env) error {
 	var upstreamURL string
 	ops := map[string]bool{}
 	for _, rt := range env.Routes {
-		if rt.Upstream == nil {
+		if rt.UpstreamURL == nil {
 			return fmt.Errorf("route %s has no upstream URL: the policy needs an McpProxyHandler route with a rewritePattern", rt.Path)
 		}
-		if upstreamURL != "" && rt.Upstream.String() != upstreamURL {
-			return fmt.Errorf("routes using upstream %q forward to different URLs (%s and %s); use one policy per upstream URL", p.UpstreamID(), upstreamURL, rt.Upstream)
+		if upstreamURL != "" && rt.UpstreamURL.String() != upstreamURL {
+			return fmt.Errorf("routes using upstream %q forward to different URLs (%s and %s); use one policy per upstream URL", p.UpstreamID(), upstreamURL, rt.UpstreamURL)
 		}
-		upstreamURL = rt.Upstream.String()
+		upstreamURL = rt.UpstreamURL.String()
 		ops[rt.OperationID] = true
 	}
-	reg := p.Registration()
 	spec := policy.UpstreamSpec{
 		Upstream: upstream.Upstream{
 			ID: p.UpstreamID(), URL: upstreamURL, DisplayName: p.DisplayName,
 			ProtectedResourceMetadataURL: p.ProtectedResourceMetadataURL,
 			Scopes:                       p.Scopes, ScopeDelimiter: p.Delimiter(),
-			Prompt: upstream.Prompt{Value: p.Prompt.Value, Disabled: p.Prompt.Disabled},
-			Registration: upstream.RegistrationConfig{Mode: reg.Mode, ClientID: reg.ClientID, ClientSecret: reg.ClientSecret,
-				TokenEndpointAuthMethod: reg.AuthMethod},
+			Prompt:       p.Prompt,
+			Registration: p.Registration(),
 		},
 		Summary: p.Summary, Mode: store.ModeUser, OperationIDs: ops,
 	}

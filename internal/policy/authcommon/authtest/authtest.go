@@ -132,10 +132,10 @@ func New(t testing.TB, o Options) *Gateway {
 		o.Store = Store(t)
 	}
 	v := decode(t, o.Export, o.Options)
-	policies := map[string]*config.Policy{o.Policy: {Name: o.Policy, Handler: config.Module{Export: o.Export, Value: v}}}
+	policies := map[string]*config.Policy{o.Policy: {Name: o.Policy, Handler: config.Handler{Export: o.Export, Value: v}}}
 	var inbound []string
 	for _, b := range o.Before {
-		policies[b.Name] = &config.Policy{Name: b.Name, Handler: config.Module{Export: b.Export, Value: decode(t, b.Export, b.Options)}}
+		policies[b.Name] = &config.Policy{Name: b.Name, Handler: config.Handler{Export: b.Export, Value: decode(t, b.Export, b.Options)}}
 		inbound = append(inbound, b.Name)
 	}
 	inbound = append(inbound, o.Policy)
@@ -145,7 +145,7 @@ func New(t testing.TB, o Options) *Gateway {
 		Routes: []*config.Route{{
 			File: info.File, Path: o.Path, PathMode: config.PathModeOpenAPI, Methods: info.Methods,
 			OperationID: info.OperationID, Summary: info.Summary, Info: info,
-			Handler: config.Module{Export: "AuthTestHandler", Value: up},
+			Handler: config.Handler{Export: "AuthTestHandler", Value: up},
 			Inbound: inbound,
 		}},
 		Policies:     policies,
@@ -165,7 +165,7 @@ func New(t testing.TB, o Options) *Gateway {
 // decode makes the module export and decodes and validates its options strictly.
 func decode(t testing.TB, export, options string) any {
 	t.Helper()
-	m, ok := policy.Lookup(export)
+	m, ok := policy.FindModule(export)
 	if !ok {
 		t.Fatalf("no module %q registered", export)
 	}
