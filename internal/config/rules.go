@@ -186,10 +186,25 @@ type userNeeder interface{ NeedsUser() bool }
 // authPolicyTypes lists the policyTypes of the registered gateway auth policies, for messages.
 func authPolicyTypes() []string {
 	var out []string
+	wrappers := false
 	for _, t := range policy.PolicyTypes() {
 		for _, e := range policy.Exports(policy.KindInbound) {
-			if m, _ := policy.FindModule(e); m.PolicyType == t && m.Authenticates && !slices.Contains(out, t) {
-				out = append(out, t)
+			m, _ := policy.FindModule(e)
+			if m.PolicyType != t || !m.Authenticates || slices.Contains(out, t) {
+				continue
+			}
+			// mcp-oauth-inbound's provider wrappers (mcp-auth0-oauth-inbound, …) are named once.
+			if strings.HasPrefix(t, "mcp-") && strings.HasSuffix(t, "-oauth-inbound") && t != "mcp-oauth-inbound" {
+				wrappers = true
+				continue
+			}
+			out = append(out, t)
+		}
+	}
+	if wrappers {
+		for i, t := range out {
+			if t == "mcp-oauth-inbound" {
+				out[i] = "mcp-oauth-inbound or one of its provider wrappers"
 			}
 		}
 	}

@@ -79,6 +79,8 @@ type Deps struct {
 	SafeHTTPAllow []string
 	Logger        *slog.Logger
 	Metrics       *telemetry.Metrics
+	// Now is the clock (default time.Now; tests move it past codes' and grants' lifetimes).
+	Now func() time.Time
 }
 
 // Server is the gateway's authorization server. Safe for concurrent use once mounted.
@@ -139,10 +141,13 @@ func New(d Deps) (*Server, error) {
 		log:       log.With("component", "signin"),
 		fetch:     safehttp.New(safehttp.Options{Allow: allow, Timeout: 10 * time.Second}),
 		limiter:   newLimiter(),
-		now:       time.Now,
+		now:       d.Now,
 		routes:    map[string]*route{},
 		byOp:      map[string]*route{},
 		idps:      map[string]*idp{},
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	s.cimd.items = map[string]*cimdEntry{}
 	s.grants.items = map[string]*grantState{}

@@ -125,6 +125,8 @@ type Options struct {
 	Logs io.Writer
 	// Logger, when set, is used instead of a logger on Logs.
 	Logger *slog.Logger
+	// Now is the sign-in server's clock (default time.Now).
+	Now func() time.Time
 	// BeforeStart runs after the components are built and before the HTTP server starts (to
 	// set test-only knobs that server goroutines read).
 	BeforeStart func(*Gateway)
@@ -200,7 +202,7 @@ func New(t testing.TB, o Options) *Gateway {
 	}
 	g.Manager = m
 	if g.SignIn, err = signin.New(signin.Deps{Store: g.Store, Ring: g.Ring, Audit: g.Audit, URLs: urls, Upstreams: m,
-		SafeHTTPAllow: o.SafeHTTPAllow, Logger: log}); err != nil {
+		SafeHTTPAllow: o.SafeHTTPAllow, Logger: log, Now: o.Now}); err != nil {
 		t.Fatal(err)
 	}
 	g.Host = &policy.Host{Logger: log, URLs: urls, Audit: g.Audit, APIKeys: g.Store, Connections: m, SignIn: g.SignIn, Proxy: o.Proxy}
