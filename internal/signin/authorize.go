@@ -75,6 +75,9 @@ func (s *Server) getRequest(ctx context.Context, handle, kind string) (*authRequ
 	if err != nil {
 		return nil, err
 	}
+	if !s.now().Before(rec.ExpiresAt) {
+		return nil, store.ErrNotFound
+	}
 	var ar authRequest
 	if err := s.openRecord(rec, nil, &ar); err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ package signin
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,6 +80,9 @@ type Deps struct {
 	SafeHTTPAllow []string
 	Logger        *slog.Logger
 	Metrics       *telemetry.Metrics
+	// TLSConfig, when set, is what client metadata documents are fetched with (tests trust their
+	// own certificate authority); nil means the system's roots.
+	TLSConfig *tls.Config
 	// Now is the clock (default time.Now; tests move it past codes' and grants' lifetimes).
 	Now func() time.Time
 }
@@ -139,7 +143,7 @@ func New(d Deps) (*Server, error) {
 		rotateKey: d.Ring.DeriveKey("signin-refresh-rotation"),
 		metrics:   m,
 		log:       log.With("component", "signin"),
-		fetch:     safehttp.New(safehttp.Options{Allow: allow, Timeout: 10 * time.Second}),
+		fetch:     safehttp.New(safehttp.Options{Allow: allow, Timeout: 10 * time.Second, TLSConfig: d.TLSConfig}),
 		limiter:   newLimiter(),
 		now:       d.Now,
 		routes:    map[string]*route{},

@@ -260,6 +260,9 @@ func (s *Server) codeGrant(r *http.Request) (*tokenResponse, *oauthError) {
 	if err != nil {
 		return nil, &oauthError{Status: 503, Code: "temporarily_unavailable", Description: "the gateway could not read its store; try again", cause: err}
 	}
+	if !s.now().Before(rec.ExpiresAt) {
+		return nil, oerr(400, "invalid_grant", "the authorization code expired (codes live 60 seconds)")
+	}
 	var cr codeRecord
 	if err := s.openRecord(rec, store.HashToken(code), &cr); err != nil || cr.Request == nil {
 		return nil, &oauthError{Status: 400, Code: "invalid_grant", Description: "the authorization code cannot be read", cause: err}

@@ -7,6 +7,7 @@ package gatewaytest
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -125,6 +126,8 @@ type Options struct {
 	Logs io.Writer
 	// Logger, when set, is used instead of a logger on Logs.
 	Logger *slog.Logger
+	// TLSConfig is what the sign-in server fetches client metadata documents with.
+	TLSConfig *tls.Config
 	// Now is the sign-in server's clock (default time.Now).
 	Now func() time.Time
 	// BeforeStart runs after the components are built and before the HTTP server starts (to
@@ -202,7 +205,7 @@ func New(t testing.TB, o Options) *Gateway {
 	}
 	g.Manager = m
 	if g.SignIn, err = signin.New(signin.Deps{Store: g.Store, Ring: g.Ring, Audit: g.Audit, URLs: urls, Upstreams: m,
-		SafeHTTPAllow: o.SafeHTTPAllow, Logger: log, Now: o.Now}); err != nil {
+		SafeHTTPAllow: o.SafeHTTPAllow, Logger: log, Now: o.Now, TLSConfig: o.TLSConfig}); err != nil {
 		t.Fatal(err)
 	}
 	g.Host = &policy.Host{Logger: log, URLs: urls, Audit: g.Audit, APIKeys: g.Store, Connections: m, SignIn: g.SignIn, Proxy: o.Proxy}
