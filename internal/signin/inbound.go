@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/policy/authcommon"
@@ -61,38 +63,85 @@ func (in *inbound) HandleRequest(c *policy.Context, r *http.Request) (*http.Resp
 }
 
 // validate checks an access token for route rt: sealed by this gateway, not expired, issued for
-// this route, and its grant not revoked (checked at most every RevocationCheck per replica).
+// this route, and its grant not revoked (checked at most every RevocationCheck per replica). A
+// token that passed once is remembered (tokenCache), so the steady state is a map lookup and the
+// grant-state check; User.Data is shared by the requests of one token and must not be modified.
 func (in *inbound) validate(c *policy.Context, r *http.Request, rt *route, tok string) (*policy.User, string, string, error) {
 	s := in.s
-	claims, err := s.openAccess(tok)
-	if err != nil {
-		s.metrics.SignIn("token_validated", "invalid")
-		return nil, authcommon.ReasonInvalidToken, "The access token was not issued by this gateway.", err
+	v := s.tokens.get(tok)
+	if v == nil {
+		claims, err := s.openAccess(tok)
+		if err != nil {
+			s.metrics.SignIn("token_validated", "invalid")
+			return nil, authcommon.ReasonInvalidToken, "The access token was not issued by this gateway.", err
+		}
+		ns, sub := claims.Subject.Split()
+		data := map[string]any{}
+		if len(claims.UserData) > 0 {
+			_ = json.Unmarshal(claims.UserData, &data)
+		}
+		data["clientId"] = claims.Client
+		v = &validToken{grant: claims.Grant, resource: claims.Resource, operationID: claims.OperationID,
+			expires: time.Unix(claims.Expires, 0), sub: sub, ns: ns, data: data}
+		s.tokens.put(tok, v, s.now())
 	}
-	if s.now().Unix() >= claims.Expires {
+	if !s.now().Before(v.expires) {
 		s.metrics.SignIn("token_validated", "expired")
 		return nil, authcommon.ReasonExpired, "The access token expired; refresh it.", nil
 	}
-	if claims.Resource != s.resourceOf(r, rt) || claims.OperationID != rt.info.OperationID {
+	if v.operationID != rt.info.OperationID || v.resource != s.resourceOf(r, rt) {
 		s.metrics.SignIn("token_validated", "invalid_audience")
 		return nil, authcommon.ReasonInvalidAudience, "The access token was issued for another MCP server of this gateway.", nil
 	}
-	usable, err := s.grantUsable(r.Context(), claims.Grant)
+	usable, err := s.grantUsable(r.Context(), v.grant)
 	if err != nil {
-		return nil, "", "", fmt.Errorf("reading grant %s: %w", claims.Grant, err)
+		return nil, "", "", fmt.Errorf("reading grant %s: %w", v.grant, err)
 	}
 	if !usable {
 		s.metrics.SignIn("token_validated", "revoked")
 		return nil, authcommon.ReasonRevoked, "The sign-in was revoked; sign in again.", nil
 	}
 	s.metrics.SignIn("token_validated", "success")
-	ns, sub := claims.Subject.Split()
-	data := map[string]any{}
-	if len(claims.UserData) > 0 {
-		_ = json.Unmarshal(claims.UserData, &data)
+	return &policy.User{Sub: v.sub, Namespace: v.ns, Data: v.data}, "", "", nil
+}
+
+// validToken is an access token that opened: what its seal said.
+type validToken struct {
+	grant, resource, operationID string
+	expires                      time.Time
+	sub, ns                      string
+	data                         map[string]any
+}
+
+// tokenCache remembers opened access tokens until they expire, bounded in size.
+type tokenCache struct {
+	mu    sync.RWMutex
+	items map[string]*validToken
+}
+
+// maxCachedTokens bounds tokenCache; past it, expired entries go, then the cache is reset.
+const maxCachedTokens = 50_000
+
+func (c *tokenCache) get(tok string) *validToken {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.items[tok]
+}
+
+func (c *tokenCache) put(tok string, v *validToken, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.items == nil || len(c.items) >= maxCachedTokens {
+		for k, e := range c.items {
+			if !now.Before(e.expires) {
+				delete(c.items, k)
+			}
+		}
+		if c.items == nil || len(c.items) >= maxCachedTokens {
+			c.items = map[string]*validToken{}
+		}
 	}
-	data["clientId"] = claims.Client
-	return &policy.User{Sub: sub, Namespace: ns, Data: data}, "", "", nil
+	c.items[tok] = v
 }
 
 var _ policy.Inbound = (*inbound)(nil)

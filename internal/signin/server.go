@@ -110,6 +110,7 @@ type Server struct {
 
 	cimd   cimdCache
 	grants grantCache
+	tokens tokenCache
 }
 
 // route is one MCP route protected by a sign-in policy.
