@@ -339,6 +339,8 @@ mcpgate demo is running.
   Public demo route (no credentials):   http://%[1]s/mcp/demo
   OAuth demo route (your own upstream token, connected in the browser):
                                         http://%[1]s/mcp/demo-oauth
+  Sign-in demo route (no API key: point an MCP client at it, sign in, connect, call whoami):
+                                        http://%[1]s/mcp/demo-signin
   Demo API key for user %[3]q:     %[2]s
 
 Try the OAuth route; the first call answers "Connect Demo upstream to continue: <link>":
