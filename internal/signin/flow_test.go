@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"net"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -41,6 +42,16 @@ type env struct {
 	t     *testing.T
 	gw    *gatewaytest.Gateway
 	clock *clock
+	// public is the gateway's public URL when it differs from gw.URL (replicas behind one name).
+	public string
+}
+
+// publicURL is where clients see the gateway.
+func (e *env) publicURL() string {
+	if e.public != "" {
+		return e.public
+	}
+	return e.gw.URL
 }
 
 func newEnv(t *testing.T) *env {
@@ -78,6 +89,20 @@ type browser struct {
 func newBrowser(t *testing.T) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// via makes the browser reach host (the gateway's public name) at addr (a replica's listener).
+func (b *browser) via(host, addr string) *browser {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, a string) (net.Conn, error) {
+		if h, _, _ := net.SplitHostPort(a); h == host {
+			a = addr
+		}
+		return dial(ctx, network, a)
+	}
+	b.c.Transport = tr
+	return b
 }
 
 func (b *browser) do(req *http.Request) (*http.Response, string) {
@@ -161,8 +186,8 @@ func str(v any) string { s, _ := v.(string); return s }
 
 func (e *env) authorizeURL(c client, route, extra string) string {
 	q := url.Values{"response_type": {"code"}, "client_id": {c.id}, "redirect_uri": {c.redirect}, "code_challenge": {c.challenge},
-		"code_challenge_method": {"S256"}, "state": {"st-1"}, "scope": {"mcp:tools"}, "resource": {e.gw.URL + route}}
-	return e.gw.Base + "/oauth/authorize" + route + "?" + q.Encode() + extra
+		"code_challenge_method": {"S256"}, "state": {"st-1"}, "scope": {"mcp:tools"}, "resource": {e.publicURL() + route}}
+	return e.publicURL() + "/__mcpgate/oauth/authorize" + route + "?" + q.Encode() + extra
 }
 
 // signIn runs authorize → dev login → consent (connecting the demo upstream as user when the
@@ -205,7 +230,7 @@ func (e *env) signIn(t *testing.T, b *browser, c client, route, demoUser string)
 		t.Fatalf("sign-in did not return to the client: %d %s\n%s", resp.StatusCode, resp.Header.Get("Location"), page)
 	}
 	u, _ := url.Parse(resp.Header.Get("Location"))
-	if u.Query().Get("state") != "st-1" || u.Query().Get("iss") != e.gw.URL+route {
+	if u.Query().Get("state") != "st-1" || u.Query().Get("iss") != e.publicURL()+route {
 		t.Fatalf("redirect back: %s", u)
 	}
 	return u.Query().Get("code")
@@ -226,7 +251,7 @@ func (e *env) token(t *testing.T, form url.Values) (int, map[string]any) {
 func (e *env) exchange(t *testing.T, c client, code, route string) map[string]any {
 	t.Helper()
 	st, tok := e.token(t, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {c.redirect},
-		"code_verifier": {c.verifier}, "client_id": {c.id}, "resource": {e.gw.URL + route}})
+		"code_verifier": {c.verifier}, "client_id": {c.id}, "resource": {e.publicURL() + route}})
 	if st != http.StatusOK {
 		t.Fatalf("token: %d %v", st, tok)
 	}
