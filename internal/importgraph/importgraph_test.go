@@ -27,7 +27,7 @@ type rule struct {
 // rules is the import rule of docs/architecture.md.
 var rules = []rule{
 	{
-		from:    []string{"internal/policy/...", "internal/connect", "internal/setup", "internal/proxy", "internal/telemetry", "internal/audit", "internal/web"},
+		from:    []string{"internal/policy/...", "internal/connect", "internal/setup", "internal/signin", "internal/proxy", "internal/telemetry", "internal/audit", "internal/web", "internal/browsersession"},
 		notFrom: []string{"internal/policy/authcommon/authtest"}, // test support, built on gatewaytest
 		to:      []string{"internal/gateway"},
 		why:     "modules and the components they use get their dependencies from the host (policy.Host, typed); they never reach up into the gateway that provisions them",
@@ -60,15 +60,20 @@ var rules = []rule{
 		why:  "the vault (key ring, sealed secrets) is a leaf every stored secret depends on; it must not depend on the store it serves",
 	},
 	{
-		from: []string{"internal/mcpwire", "internal/problem", "internal/safehttp", "internal/requestid", "internal/publicurl"},
+		from: []string{"internal/mcpwire", "internal/problem", "internal/safehttp", "internal/requestid", "internal/publicurl", "internal/subject"},
 		to:   []string{"internal/..."},
-		why:  "leaf packages (wire formats, the error type, the SSRF-safe client, the request id, public URLs) import no project package, so anything may use them",
+		why:  "leaf packages (wire formats, the error type, the SSRF-safe client, the request id, public URLs, subjects) import no project package, so anything may use them",
 	},
 	{
 		from:  []string{"internal/policy"},
 		to:    []string{"internal/policy/...", "internal/connect", "internal/setup", "internal/proxy", "internal/config", "internal/gateway"},
 		allow: []string{"internal/policy"},
 		why:   "policy defines the module interfaces and the host; the modules implement them, so policy cannot know them",
+	},
+	{
+		from: []string{"internal/connect"},
+		to:   []string{"internal/signin", "internal/setup"},
+		why:  "the connect pages ask who a browser is signed in as through connect.BrowserSessions and connect.Admins; sign-in and the setup UI build on the connection manager, not the other way round",
 	},
 	{
 		from:    []string{"internal/..."},
