@@ -168,7 +168,7 @@ func checkRedirectURI(raw string) error {
 	if err != nil || u.Scheme == "" {
 		return fmt.Errorf("redirect URI %q is not an absolute URI", raw)
 	}
-	if u.Fragment != "" || u.User != nil {
+	if strings.Contains(raw, "#") || u.User != nil {
 		return fmt.Errorf("redirect URI %q may carry neither a fragment nor user information", raw)
 	}
 	switch scheme := strings.ToLower(u.Scheme); scheme {
@@ -330,8 +330,34 @@ func (s *Server) metadataClient(ctx context.Context, rt *route, id string) (*cli
 	if resp.StatusCode != http.StatusOK {
 		return nil, oerr(400, "invalid_client", fmt.Sprintf("the client ID metadata document answered HTTP %d", resp.StatusCode))
 	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return nil, &oauthError{Status: 400, Code: "invalid_client", Description: "the client ID metadata document could not be read", cause: err}
+	}
+	c, oe := parseMetadataDoc(id, body)
+	if oe != nil {
+		return nil, oe
+	}
+	if ttl := cacheTTL(resp.Header); ttl > 0 {
+		s.cimd.mu.Lock()
+		if len(s.cimd.items) >= cimdMaxEntries {
+			for k, e := range s.cimd.items {
+				if !now.Before(e.expires) || len(s.cimd.items) >= cimdMaxEntries {
+					delete(s.cimd.items, k)
+				}
+			}
+		}
+		s.cimd.items[id] = &cimdEntry{c: c, expires: now.Add(ttl)}
+		s.cimd.mu.Unlock()
+	}
+	return c, nil
+}
+
+// parseMetadataDoc checks a client ID metadata document fetched from id: it must name itself,
+// list between 1 and 10 acceptable redirect URIs, and use no client authentication.
+func parseMetadataDoc(id string, body []byte) (*client, *oauthError) {
 	var doc metadataDoc
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&doc); err != nil {
+	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, oerr(400, "invalid_client", "the client ID metadata document is not JSON")
 	}
 	if doc.ClientID != id {
@@ -352,20 +378,7 @@ func (s *Server) metadataClient(ctx context.Context, rt *route, id string) (*cli
 	if len(name) > maxClientName {
 		name = name[:maxClientName]
 	}
-	c := &client{ID: id, Name: name, RedirectURIs: doc.RedirectURIs, AuthMethod: "none", Verified: true}
-	if ttl := cacheTTL(resp.Header); ttl > 0 {
-		s.cimd.mu.Lock()
-		if len(s.cimd.items) >= cimdMaxEntries {
-			for k, e := range s.cimd.items {
-				if !now.Before(e.expires) || len(s.cimd.items) >= cimdMaxEntries {
-					delete(s.cimd.items, k)
-				}
-			}
-		}
-		s.cimd.items[id] = &cimdEntry{c: c, expires: now.Add(ttl)}
-		s.cimd.mu.Unlock()
-	}
-	return c, nil
+	return &client{ID: id, Name: name, RedirectURIs: doc.RedirectURIs, AuthMethod: "none", Verified: true}, nil
 }
 
 // cacheTTL reads Cache-Control: no-store and no-cache disable caching; max-age sets it (at most a
