@@ -59,11 +59,11 @@ func UnwrapSession(key []byte, subject, id string) (ClientInfo, string, error) {
 	if !ok {
 		return ClientInfo{}, "", ErrSession
 	}
-	got, err := base64.RawURLEncoding.DecodeString(mac)
+	got, err := base64.RawURLEncoding.Strict().DecodeString(mac)
 	if err != nil || !hmac.Equal(got, sessionMAC(key, subject, payload)) {
 		return ClientInfo{}, "", ErrSession
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(payload)
 	if err != nil {
 		return ClientInfo{}, "", ErrSession
 	}
