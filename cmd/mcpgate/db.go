@@ -12,13 +12,16 @@ type schemaVersioner interface {
 	SchemaVersion(ctx context.Context) (int, error)
 }
 
+// dbCmd is `mcpgate db`; its subcommands are added in db.go and db_backup.go.
+var dbCmd = &cobra.Command{
+	Use:     "db",
+	Short:   "Manage the database",
+	Example: "  mcpgate db migrate\n  mcpgate db backup /var/backups/mcpgate-$(date +%F).db",
+	Args:    cobra.NoArgs,
+}
+
 func init() {
-	db := &cobra.Command{
-		Use:     "db",
-		Short:   "Manage the database",
-		Example: "  mcpgate db migrate",
-		Args:    cobra.NoArgs,
-	}
+	db := dbCmd
 	migrate := &cobra.Command{
 		Use:   "migrate",
 		Short: "Bring the database schema to the newest version",
