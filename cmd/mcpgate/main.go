@@ -13,8 +13,13 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version, commit and commitDate are set at build time (scripts/release) with
+// -ldflags "-X main.version=… -X main.commit=… -X main.commitDate=…".
+var (
+	version    = "dev"
+	commit     = ""
+	commitDate = ""
+)
 
 // exitError carries a process exit code for errors that were already reported.
 type exitError struct{ code int }

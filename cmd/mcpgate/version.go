@@ -14,7 +14,14 @@ func init() {
 		Example: "  mcpgate version",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "mcpgate %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			c, d := commit, commitDate
+			if c == "" {
+				c = "unknown commit"
+			}
+			if d == "" {
+				d = "unknown date"
+			}
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "mcpgate %s (commit %s, %s; %s, %s/%s)\n", version, c, d, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return err
 		},
 	})
