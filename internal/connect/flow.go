@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/failpoint"
 	"github.com/mcpgate/mcpgate/internal/requestid"
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/subject"
@@ -415,6 +416,7 @@ func (m *Manager) serveCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := store.ConnectionKey{UpstreamID: up.ID, Mode: p.Mode, Subject: p.Subject}
+	failpoint.Hit(failpoint.CallbackAfterExchange)
 	if err := m.saveConnection(ctx, key, tok, issued, p.Subject); err != nil {
 		m.pageError(w, r, http.StatusServiceUnavailable, web.BucketGatewayConfig, codeStorage, "Try again shortly", "The gateway could not store the connection.", err)
 		return

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/failpoint"
 	"github.com/mcpgate/mcpgate/internal/problem"
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/subject"
@@ -296,12 +297,14 @@ func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstre
 				"the upstream's authorization server or resource changed since the connection was made", requestID)
 		}
 	}
+	failpoint.Hit(failpoint.RefreshAfterLease)
 	tok, err := m.engine.Refresh(ctx, up.Upstream, m.grantOf(ctx, up, conn, ep))
 	if err != nil {
 		t, err = m.refreshFailed(ctx, up, key, conn, err, requestID)
 		reused = t != nil
 		return t, err
 	}
+	failpoint.Hit(failpoint.RefreshAfterToken)
 	for attempt := 0; ; attempt++ {
 		conn.AccessToken = tok.AccessToken
 		if !tok.RefreshToken.IsZero() {
