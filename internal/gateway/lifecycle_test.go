@@ -40,7 +40,9 @@ func (s *staged) Provision(context.Context, *policy.Env) error {
 
 func (s *staged) Cleanup() error { s.log.add("cleanup " + s.name); return nil }
 
-func (s *staged) HandleRequest(*policy.Context, *http.Request) (*http.Response, error) { return nil, nil }
+func (s *staged) HandleRequest(*policy.Context, *http.Request) (*http.Response, error) {
+	return nil, nil
+}
 
 // TestFailedProvisionCleansUp: when a module's Provision fails, New cleans up that module (it may
 // have acquired something before failing) and every module provisioned before it, and none that

@@ -15,9 +15,10 @@ const (
 	wellKnownOID = "/.well-known/openid-configuration"
 )
 
-// mountMetadata registers the metadata documents of every sign-in route, and the root variants:
-// the root authorization-server metadata (issuer = the gateway's origin, resource required at
-// authorize) and, when exactly one route uses sign-in, the root protected-resource metadata.
+// mountMetadata registers the metadata documents of every sign-in route, and the root
+// authorization-server metadata (issuer = the gateway's origin, resource required at authorize).
+// There is no root protected-resource metadata: a client of another route that falls back to it
+// would read a resource that is not its own.
 func (s *Server) mountMetadata(register func(string, http.Handler)) {
 	s.mu.RLock()
 	routes := make([]*route, 0, len(s.routes))
@@ -40,12 +41,6 @@ func (s *Server) mountMetadata(register func(string, http.Handler)) {
 	for _, m := range []string{"GET ", "OPTIONS "} {
 		tryRegister(register, m+wellKnownAS, root)
 		tryRegister(register, m+wellKnownOID, root)
-	}
-	if len(routes) == 1 {
-		only := routes[0]
-		for _, m := range []string{"GET ", "OPTIONS "} {
-			tryRegister(register, m+wellKnownPRM, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.servePRM(w, r, only) }))
-		}
 	}
 }
 

@@ -33,6 +33,7 @@ var required = []string{
 	"node_modules/@modelcontextprotocol/sdk/package.json",
 	"node_modules/@modelcontextprotocol/server-everything/dist/index.js",
 	"node_modules/@modelcontextprotocol/conformance/dist/index.js",
+	"node_modules/mcp-remote/dist/proxy.js",
 }
 
 // Env is a located Node toolchain and the installed test/e2e/node package.
