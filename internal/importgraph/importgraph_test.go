@@ -1,6 +1,7 @@
-// Package importgraph keeps the project's import graph true to docs/architecture.md ("Packages and
-// the import rule"): a table of forbidden imports, each with its reason, checked against the
-// direct imports of every non-test file (as Tailscale's tstest/deptest does).
+// Package importgraph keeps the project's import graph true to docs/architecture.md#the-import-rule:
+// a table of forbidden imports, each with its reason, checked against the direct imports of every
+// non-test file (as Tailscale's tstest/deptest does). docs_test.go keeps the citations of
+// docs/architecture.md pointing at sections that exist.
 package importgraph
 
 import (
@@ -24,7 +25,7 @@ type rule struct {
 	why            string
 }
 
-// rules is the import rule of docs/architecture.md.
+// rules is the import rule of docs/architecture.md#the-import-rule.
 var rules = []rule{
 	{
 		from:    []string{"internal/policy/...", "internal/connect", "internal/setup", "internal/signin", "internal/proxy", "internal/telemetry", "internal/audit", "internal/web", "internal/browsersession"},

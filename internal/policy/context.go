@@ -30,8 +30,8 @@ type User struct {
 	// Data is the consumer metadata or the token's claims.
 	Data map[string]any
 	// Namespace says how the subject was authenticated: "apikey", "jwt:<issuer>" or "dev" (see
-	// package subject). Two equal Subs
-	// from different namespaces are different people (DESIGN.md §8.6).
+	// package subject). Two equal Subs from different namespaces are different people
+	// (docs/architecture.md#subjects).
 	Namespace string
 	// Admin is true when the caller may use the admin API and setup UI.
 	Admin bool

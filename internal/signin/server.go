@@ -6,7 +6,7 @@
 // (authorization code with PKCE, rotating refresh tokens), revocation, and the inbound step that
 // authenticates each MCP request by a gateway-issued access token. It also tells the connect
 // pages who a browser is signed in as (connect.BrowserSessions). docs/sign-in.md describes the
-// flows; docs/architecture.md the records.
+// flows; docs/architecture.md#sign-in the records.
 package signin
 
 import (

@@ -58,8 +58,8 @@ const (
 	StatusRevoked           Status = "revoked"
 )
 
-// ConnectionKey identifies a connection. Subject is namespaced (policy.User.Subject(), DESIGN.md §8.6),
-// or subject.Shared in shared mode.
+// ConnectionKey identifies a connection. Subject is namespaced (policy.User.Subject(),
+// docs/architecture.md#subjects), or subject.Shared in shared mode.
 type ConnectionKey struct {
 	UpstreamID string
 	Mode       Mode
@@ -67,7 +67,7 @@ type ConnectionKey struct {
 }
 
 // Connection is a user's (or the shared) OAuth grant for one upstream, with what it was issued under
-// (DESIGN.md §8.3).
+// (docs/architecture.md#refreshed-only-where-issued).
 type Connection struct {
 	ConnectionKey
 	Status        Status
@@ -160,7 +160,7 @@ type PendingAuthorization struct {
 	Verifier         vault.Secret // PKCE verifier, sealed at rest
 	Scopes           []string
 	ElicitationID    string
-	BrowserNonceHash []byte // sha256 of the browser-binding cookie (DESIGN.md §8.5)
+	BrowserNonceHash []byte // sha256 of the browser-binding cookie (docs/architecture.md#browser-binding)
 	RedirectURI      string
 	Resource         string
 	Issuer           string
@@ -264,7 +264,7 @@ type Leases interface {
 	ReleaseLease(ctx context.Context, name, holder string) error
 }
 
-// Sweeper removes expired single-use records (DESIGN.md §8.9).
+// Sweeper removes expired single-use records (docs/architecture.md#sweeping).
 type Sweeper interface {
 	// Sweep deletes expired pending authorizations, ticket uses, client registrations, leases, OAuth
 	// clients and sign-in requests, and grants expired for more than a day, and returns how many rows

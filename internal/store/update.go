@@ -38,7 +38,8 @@ func Update(ctx context.Context, s Connections, k ConnectionKey, fn func(c *Conn
 	return nil, fmt.Errorf("updating connection after %d attempts: %w", maxUpdateAttempts, ErrConflict)
 }
 
-// RunSweeper calls s.Sweep every interval until ctx ends, logging failures (DESIGN.md §8.9).
+// RunSweeper calls s.Sweep every interval until ctx ends, logging failures
+// (docs/architecture.md#sweeping).
 func RunSweeper(ctx context.Context, s Sweeper, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()

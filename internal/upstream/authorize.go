@@ -16,11 +16,11 @@ import (
 // OfflineAccess is the scope that asks for a refresh token.
 const OfflineAccess = "offline_access"
 
-// SelectScopes picks the scopes to request (DESIGN.md §4): explicit option scopes, else the
-// challenge's scope, else the PRM's scopes_supported, else none. offline_access is requested only
-// when the authorization server lists it in scopes_supported: it is removed otherwise, and added
-// when the AS lists it and some scope is requested (an otherwise empty request is left empty, so
-// the AS applies its default scopes).
+// SelectScopes picks the scopes to request (docs/architecture.md#scope-selection): explicit option
+// scopes, else the challenge's scope, else the PRM's scopes_supported, else none. offline_access is
+// requested only when the authorization server lists it in scopes_supported: it is removed
+// otherwise, and added when the AS lists it and some scope is requested (an otherwise empty request
+// is left empty, so the AS applies its default scopes).
 func SelectScopes(up Upstream, challengeScopes []string, d *Discovery) []string {
 	var src []string
 	switch {

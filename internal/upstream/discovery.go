@@ -131,7 +131,8 @@ func (e *Engine) CheckNow(ctx context.Context, up Upstream, resourceMetadata str
 }
 
 // Invalidate forgets the cached discovery and the client registrations of an upstream: after a
-// token endpoint 404 or invalid_client (DESIGN.md §8.7), the next connect starts afresh.
+// token endpoint 404 or invalid_client (docs/architecture.md#caches-and-invalidation), the next
+// connect starts afresh.
 func (e *Engine) Invalidate(ctx context.Context, upstreamID string) error {
 	e.forgetDiscovery(upstreamID)
 	_, err := e.regs.DeleteRegistrations(ctx, upstreamID)
@@ -150,8 +151,8 @@ func (e *Engine) forgetDiscovery(upstreamID string) {
 
 type candidate struct{ url, source string }
 
-// prmCandidates lists PRM URLs in the order of DESIGN.md §4: the option alone; else the challenge's
-// resource_metadata, then RFC 9728 path insertion, then the root.
+// prmCandidates lists PRM URLs in the order of docs/architecture.md#discovery-order: the option
+// alone; else the challenge's resource_metadata, then RFC 9728 path insertion, then the root.
 func prmCandidates(up Upstream, hint string) ([]candidate, error) {
 	if up.ProtectedResourceMetadataURL != "" {
 		if _, _, err := parseResourceID(up.ProtectedResourceMetadataURL); err != nil {
@@ -267,7 +268,7 @@ func (e *Engine) discover(ctx context.Context, up Upstream, hint string) (*Disco
 		return fail(worst)
 	}
 
-	// Authorization servers: the first that validates is used (DESIGN.md §8.4).
+	// Authorization servers: the first that validates is used (docs/architecture.md#discovery-order).
 	worst = failure{code: CodeASMetadataNotFound, bucket: BucketOAuthSetup}
 	for _, issuer := range d.PRM.AuthorizationServers {
 		as, ok := e.discoverAS(ctx, c, issuer, d, &worst)

@@ -30,8 +30,9 @@ import (
 // Defaults for Options fields left zero.
 const (
 	DefaultDiscoveryTTL = time.Hour
-	// DefaultFailureTTL keeps a failed discovery briefly (DESIGN.md §8.7), so a broken upstream is not
-	// hammered by every request, yet an operator's fix shows up quickly.
+	// DefaultFailureTTL keeps a failed discovery briefly
+	// (docs/architecture.md#caches-and-invalidation), so a broken upstream is not hammered by every
+	// request, yet an operator's fix shows up quickly.
 	DefaultFailureTTL = 30 * time.Second
 	// DefaultReregisterWindow: a second invalid_client within this time after re-registering is
 	// reported instead of re-registering again (re-register once, no loop).

@@ -128,7 +128,8 @@ func CodeOf(err error) string {
 
 // IsGrantDead reports whether a refresh failed because the AS no longer honours the refresh token
 // (invalid_grant, or a 400/401 that is not invalid_client). The caller decides reconsent only after
-// checking that the stored refresh token did not change while the attempt ran (DESIGN.md §8.2).
+// checking that the stored refresh token did not change while the attempt ran
+// (docs/architecture.md#failure-classification).
 func IsGrantDead(err error) bool { return CodeOf(err) == CodeRefreshGrantInvalid }
 
 // isTransient reports whether err is worth retrying later; tokens must be kept.

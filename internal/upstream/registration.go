@@ -16,7 +16,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/vault"
 )
 
-// RegistrationKey identifies a cached client registration (DESIGN.md §5).
+// RegistrationKey identifies a cached client registration (docs/architecture.md#registration-modes).
 type RegistrationKey struct {
 	Issuer      string
 	UpstreamID  string
@@ -393,9 +393,10 @@ type dropped struct {
 	clientID string
 }
 
-// clientRejected handles invalid_client from the token endpoint (DESIGN.md §8.2, §8.7): a manual
-// client is the operator's to fix; a registered one (DCR, CIMD) is dropped together with cached
-// discovery so the next connect registers afresh — once: a second rejection within the
+// clientRejected handles invalid_client from the token endpoint
+// (docs/architecture.md#failure-classification, docs/architecture.md#caches-and-invalidation): a
+// manual client is the operator's to fix; a registered one (DCR, CIMD) is dropped together with
+// cached discovery so the next connect registers afresh — once: a second rejection within the
 // re-registration window is reported without dropping again, so a misbehaving AS cannot cause a
 // registration loop.
 func (e *Engine) clientRejected(ctx context.Context, up Upstream, clientID string, base *Error) *Error {

@@ -50,7 +50,8 @@ func (r resourceID) covers(o resourceID) bool {
 }
 
 // CanonicalResource is the one function that derives the RFC 8707 `resource` sent in authorize,
-// code exchange and refresh requests, and remembered on the connection (DESIGN.md §8.4).
+// code exchange and refresh requests, and remembered on the connection
+// (docs/architecture.md#resource-indicator).
 //
 // upstreamURL is the operator's upstream URL (rewritePattern); prmResource is the `resource` of the
 // protected-resource metadata discovery accepted, or "" when none is known. A PRM resource is

@@ -25,7 +25,7 @@ type Token struct {
 }
 
 // IssuedUnder is what a connection must remember to refresh exactly where and how its grant was
-// issued (DESIGN.md §8.3).
+// issued (docs/architecture.md#refreshed-only-where-issued).
 type IssuedUnder struct {
 	Issuer        string
 	TokenEndpoint string
@@ -36,7 +36,7 @@ type IssuedUnder struct {
 
 // Matches reports whether a grant issued under g may still be refreshed given what discovery says
 // now: same issuer and same resource. When not, the connection must be re-consented rather than send
-// its refresh token somewhere new (DESIGN.md §8.3).
+// its refresh token somewhere new (docs/architecture.md#refreshed-only-where-issued).
 func (g IssuedUnder) Matches(d *Discovery) bool {
 	return d != nil && g.Issuer == d.AS.Issuer && g.Resource == d.Resource
 }
@@ -211,7 +211,8 @@ func (e *Engine) tokenFailure(ctx context.Context, up Upstream, op tokenOp, endp
 	}
 	switch {
 	case rep.status == http.StatusNotFound:
-		// The endpoint moved: what discovery cached is stale (DESIGN.md §8.7).
+		// The endpoint moved: what discovery cached is stale
+		// (docs/architecture.md#caches-and-invalidation).
 		if ierr := e.Invalidate(ctx, up.ID); ierr != nil {
 			base.Err = ierr
 		}

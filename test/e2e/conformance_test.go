@@ -81,7 +81,7 @@ var knownDifferences = map[string]explanation{
 }
 
 // getStream405 explains differences in checks that need a standalone GET SSE stream.
-const getStream405 = "the gateway is stateless Streamable HTTP: GET on an MCP route answers 405 (DESIGN.md §1), " +
+const getStream405 = "the gateway is stateless Streamable HTTP: GET on an MCP route answers 405 (docs/architecture.md#proxy-rules), " +
 	"so a standalone server-to-client SSE stream is never opened through it"
 
 // TestConformanceThroughGateway runs the @modelcontextprotocol/conformance server scenarios against

@@ -24,9 +24,9 @@ type resumeReport struct {
 // TestStreamResumption calls a tool whose server closes the response's SSE stream before answering
 // (SEP-1699 polling, 2025-11-25): the client gets the result only by resuming the stream with a GET
 // carrying Last-Event-ID. Direct, that must work. Through the gateway it cannot while MCP routes
-// answer GET with 405 (DESIGN.md §1), so the test reports the outcome there instead of failing: the
-// conformance suite grades this scenario (server-sse-polling) only with INFO/WARNING checks and so
-// does not show it.
+// answer GET with 405 (docs/architecture.md#proxy-rules), so the test reports the outcome there
+// instead of failing: the conformance suite grades this scenario (server-sse-polling) only with
+// INFO/WARNING checks and so does not show it.
 func TestStreamResumption(t *testing.T) {
 	env := nodeenv.Get(t)
 	upstream := env.StartConformanceServer(t)

@@ -27,7 +27,7 @@ type Derivation struct {
 	Issuer, JWKS, Authorize, Token string
 }
 
-// Exports and policy types of the provider wrappers (§3.10).
+// Exports and policy types of the provider wrappers (docs/configuration.md, "Provider wrappers").
 const (
 	Auth0Export         = "McpAuth0OAuthInboundPolicy"
 	Auth0PolicyType     = "mcp-auth0-oauth-inbound"

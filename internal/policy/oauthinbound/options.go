@@ -23,7 +23,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/policy"
 )
 
-// Defaults of the options (§3.4 of the interface notes; PKCE differs from Zuplo, see PKCES256).
+// Defaults of the options (docs/configuration.md; PKCE differs from Zuplo, see PKCES256).
 const (
 	DefaultScope                  = "openid profile email"
 	DefaultSubjectClaim           = "sub"
