@@ -55,7 +55,7 @@ var (
 	remoteTimeoutRange = bounds{100, 120000}
 	stateTTLRange      = bounds{60, 3600}
 	sessionTTLRange    = bounds{300, 2592000}  // 5 minutes … 30 days
-	accessTTLRange     = bounds{60, 86400}     // 1 minute … 1 day
+	accessTTLRange     = bounds{10, 86400}     // 10 seconds … 1 day
 	refreshTTLRange    = bounds{60, 315360000} // … 10 years (Zuplo's reference page names ~10 years)
 	subjectMappings    = []string{SubjectMappingIssPrefix, SubjectMappingIssTenantPrefix, SubjectMappingSubIDOnly}
 	pkceMethods        = []string{PKCES256, PKCENone}

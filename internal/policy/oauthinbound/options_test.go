@@ -100,7 +100,7 @@ func TestValidateGeneric(t *testing.T) {
 			"options.browserLogin.remoteTimeoutMs: must be between 100 and 120000, got 0",
 			"options.browserLogin.stateTtlSeconds: must be between 60 and 3600, got 30",
 			"options.browserLogin.sessionTtlSeconds: must be between 300 and 2592000, got 60",
-			"options.gateway.accessTokenTtlSeconds: must be between 60 and 86400, got -1",
+			"options.gateway.accessTokenTtlSeconds: must be between 10 and 86400, got -1",
 			"options.gateway.refreshTokenTtlSeconds: must be between 60 and 315360000, got 0",
 		}},
 		{"access outlives refresh", `{"browserLogin":{"devLogin":true},"gateway":{"accessTokenTtlSeconds":3600,"refreshTokenTtlSeconds":600}}`, []string{
@@ -165,7 +165,7 @@ func TestValidateWrappers(t *testing.T) {
 			`options.subjectClaim: must be a claim name without spaces or quotes, got "a b"`,
 			"options.browserLoginOverrides.stateTtlSeconds: must be between 60 and 3600, got 10",
 			"options.browserLoginOverrides.pkce: none needs a clientSecret: a public client (no secret) must use PKCE; use S256",
-			"options.gateway.accessTokenTtlSeconds: must be between 60 and 86400, got 100000",
+			"options.gateway.accessTokenTtlSeconds: must be between 10 and 86400, got 100000",
 		}},
 		{"auth0 bad pkce", Auth0Export, `{"auth0Domain":"a.auth0.com",` + client + `,"browserLoginOverrides":{"pkce":"plain"}}`, []string{
 			`options.browserLoginOverrides.pkce: must be S256 or none, got "plain"`,
