@@ -15,6 +15,10 @@ const (
 var (
 	envName          = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
 	reservedPrefixes = []string{"ZUPLO_", "__ZUPLO", "ZUDOKU_"}
+	// gatewayPrefix names the gateway's own settings and secrets (MCPGATE_ENCRYPTION_KEYS,
+	// MCPGATE_DATABASE_URL, …). Configuration must not read them: a header value or an option
+	// would carry them to an upstream or into a page.
+	gatewayPrefix = "MCPGATE_"
 	// templateEnv is the only template a rewritePattern may be.
 	templateEnv = regexp.MustCompile(`^\$\{env\.([^}]*)\}$`)
 )
@@ -28,6 +32,10 @@ func checkEnvName(name string) string {
 		if strings.HasPrefix(name, p) {
 			return "environment variable name " + quote(name) + " is reserved: names starting with ZUPLO_, __ZUPLO or ZUDOKU_ belong to the platform"
 		}
+	}
+	// Case-insensitively: on Windows the environment is, so mcpgate_encryption_keys is the key ring.
+	if strings.HasPrefix(strings.ToUpper(name), gatewayPrefix) {
+		return "environment variable name " + quote(name) + " is reserved: names starting with MCPGATE_ hold the gateway's own settings and secrets (encryption keys, database URL), which configuration must not read"
 	}
 	return ""
 }
@@ -93,6 +101,7 @@ func (l *loader) substString(file string, path jpath, subject string, n *node) *
 	}
 	var b strings.Builder
 	whole := strings.HasPrefix(s, envOpen) && strings.Index(s, ")") == len(s)-1
+	literal := true // no variable has contributed a character yet
 	rest := s
 	for {
 		i := strings.Index(rest, envOpen)
@@ -118,12 +127,13 @@ func (l *loader) substString(file string, path jpath, subject string, n *node) *
 			if !ok {
 				return nil
 			}
-			l.remember(v, s)
+			l.remember(v, s, false)
 			return &node{kind: kString, str: v}
 		}
 		b.WriteString(v)
+		literal = literal && v == ""
 	}
-	l.remember(b.String(), s)
+	l.remember(b.String(), s, literal)
 	return &node{kind: kString, str: b.String()}
 }
 
@@ -145,7 +155,7 @@ func (l *loader) resolveRewritePattern(file string, path jpath, subject string, 
 			l.add(file, path, subject, "environment variable "+name+" is not set; the route's upstream URL comes from ${env."+name+"}")
 			return "", false
 		}
-		l.remember(v, s)
+		l.remember(v, s, false)
 		if !isHTTPURL(v) {
 			l.add(file, path, subject, "${env."+name+"} must hold an absolute http(s) URL such as https://mcp.example.com/mcp; its value is not one")
 			return "", false

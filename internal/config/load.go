@@ -51,8 +51,9 @@ func Load(dir string, lookupEnv func(string) (string, bool)) (*Project, error) {
 	l.loadRoutes()
 	l.checkProject()
 	if len(l.problems) > 0 {
-		return nil, l.redacted()
+		return nil, l.redacted(l.problems)
 	}
+	l.proj.Warnings = l.redacted(l.warnings)
 	return l.proj, nil
 }
 
@@ -62,6 +63,9 @@ type loader struct {
 	lookupEnv func(string) (string, bool)
 	proj      *Project
 	problems  Errors
+	// warnings are what the configuration allows but an operator should hear about at start
+	// (Project.Warnings).
+	warnings []Problem
 
 	// resolved maps strings produced by $env substitution back to the config text, and
 	// secrets holds secret option values: neither may appear in a message.
@@ -81,7 +85,12 @@ type loader struct {
 	routeAt []routeMeta
 }
 
-type resolvedEnv struct{ value, text string }
+type resolvedEnv struct {
+	value, text string
+	// literal is set when every variable in text was unset or empty: value is then only config
+	// text, with nothing from the environment to hide.
+	literal bool
+}
 
 type routeMeta struct {
 	path    jpath  // paths["/mcp"]["get,post"]
@@ -92,20 +101,24 @@ func (l *loader) add(file string, path jpath, subject, msg string) {
 	l.problems = append(l.problems, Problem{File: file, Path: string(path), Subject: subject, Message: msg})
 }
 
-// remember records that value came from config text with $env() or ${env.}.
-func (l *loader) remember(value, text string) {
+// remember records that value came from config text with $env() or ${env.}; literal says no
+// variable contributed a character to it.
+func (l *loader) remember(value, text string, literal bool) {
 	if value != "" && value != text {
-		l.resolved = append(l.resolved, resolvedEnv{value, text})
+		l.resolved = append(l.resolved, resolvedEnv{value, text, literal})
 	}
 }
 
-// redacted returns the problems with every environment-derived string shown as the config text
-// that produced it and every secret as REDACTED.
-func (l *loader) redacted() Errors {
+// redacted returns problems with every environment-derived string shown as the config text that
+// produced it and every secret as REDACTED.
+func (l *loader) redacted(problems []Problem) Errors {
+	if len(problems) == 0 {
+		return nil
+	}
 	envs := slices.Clone(l.resolved)
 	slices.SortFunc(envs, func(a, b resolvedEnv) int { return len(b.value) - len(a.value) })
-	out := make(Errors, len(l.problems))
-	for i, p := range l.problems {
+	out := make(Errors, len(problems))
+	for i, p := range problems {
 		for _, e := range envs {
 			p.Message = strings.ReplaceAll(p.Message, strconv.Quote(e.value), strconv.Quote(e.text))
 		}
@@ -116,7 +129,9 @@ func (l *loader) redacted() Errors {
 		}
 		// An environment value quoted some other way than %q is still not shown.
 		for _, e := range envs {
-			if len(e.value) >= 8 {
+			// A value that is only config text ("https://" from "https://$env(UNSET)") is not
+			// hidden: replacing it would garble the message's own text.
+			if len(e.value) >= 8 && !e.literal {
 				p.Message = strings.ReplaceAll(p.Message, e.value, e.text)
 			}
 		}

@@ -27,6 +27,10 @@ type Project struct {
 	PolicyOrder []string
 	// CORSPolicies by name (the built-ins "none" and "anything-goes" are not listed).
 	CORSPolicies map[string]*CORSPolicy
+	// Warnings are what the configuration allows but an operator must hear about, in the form of
+	// problems (a shared-oauth grant served to anonymous callers by explicit opt-in). The gateway
+	// logs them when it starts; they never make Load fail.
+	Warnings []Problem
 }
 
 // Path modes of x-zuplo-path.pathMode.

@@ -247,7 +247,11 @@ func (l *loader) loadRoutePolicies(file string, zrPath jpath, subject string, r 
 	}
 	var exchanges []string
 	var exchangeType string
-	authSeen := false
+	// authSeen: a gateway auth policy runs earlier in policies.inbound; authRequired: one of them
+	// refuses callers without a credential (allowUnauthenticatedRequests is not true), so no
+	// anonymous request gets past it.
+	authSeen, authRequired := false, false
+	var lenient []string // auth policies before this point that let anonymous callers through
 	for _, list := range []struct {
 		key  string
 		kind policy.Kind
@@ -286,12 +290,20 @@ func (l *loader) loadRoutePolicies(file string, zrPath jpath, subject string, r 
 			}
 			if m.Authenticates && list.key == "inbound" {
 				authSeen = true
+				if allowsUnauthenticated(l.proj.Policies[name].Handler.Value) {
+					lenient = append(lenient, name)
+				} else {
+					authRequired = true
+				}
 			}
 			if m.TokenExchange {
 				exchangeType = m.PolicyType
 				exchanges = append(exchanges, name)
 				if nu, ok := l.proj.Policies[name].Handler.Value.(userNeeder); ok && nu.NeedsUser() && !authSeen && list.key == "inbound" && mcp {
 					l.add(file, lPath.index(i), subject, "policy "+quote(name)+" (user-oauth) needs to know the user: put a gateway auth policy ("+strings.Join(authPolicyTypes(), ", ")+") before it in policies.inbound")
+				}
+				if sg, ok := l.proj.Policies[name].Handler.Value.(sharedGrant); ok && sg.SharesGrant() && !authRequired && list.key == "inbound" && mcp {
+					l.checkAnonymousSharedGrant(file, lPath.index(i), subject, name, sg, authSeen, lenient)
 				}
 				if handlerOK && !mcp {
 					l.add(file, lPath.index(i), subject, "policy "+quote(name)+" ("+m.PolicyType+") only works on a route whose handler is McpProxyHandler, got "+r.Handler.Export)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -239,4 +240,68 @@ func (l *loader) checkUpstreamURLs() {
 			}
 		}
 	}
+}
+
+// sharedGrant is implemented by the token-exchange policy: in shared-oauth mode every caller of
+// its routes acts upstream with one grant an administrator connected, unless the operator opted
+// in to serving it to anonymous callers (allowAnonymousCallers).
+type sharedGrant interface {
+	SharesGrant() bool
+	AnonymousCallersAllowed() bool
+}
+
+// checkAnonymousSharedGrant reports a shared-oauth token exchange that anonymous callers reach
+// (no gateway auth policy before it, or only ones with allowUnauthenticatedRequests: true): an
+// error, or a warning when the policy opted in with allowAnonymousCallers: true.
+func (l *loader) checkAnonymousSharedGrant(file string, path jpath, subject, name string, sg sharedGrant, authSeen bool, lenient []string) {
+	if sg.AnonymousCallersAllowed() {
+		l.warnings = append(l.warnings, Problem{File: file, Path: string(path), Subject: subject,
+			Message: "policy " + quote(name) + " (shared-oauth) serves the gateway's one shared upstream grant to anonymous callers (allowAnonymousCallers: true): anyone who can reach this route acts upstream as the account an administrator connected"})
+		return
+	}
+	why := "no gateway auth policy runs before it"
+	if authSeen {
+		why = "every gateway auth policy before it (" + strings.Join(quoteAll(lenient), ", ") + ") sets allowUnauthenticatedRequests: true"
+	}
+	l.add(file, path, subject, "policy "+quote(name)+" (shared-oauth) would serve the gateway's one shared upstream grant to anonymous callers: "+why+
+		"; put a gateway auth policy ("+strings.Join(authPolicyTypes(), ", ")+") that requires a credential before it in policies.inbound,"+
+		" or set allowAnonymousCallers: true in the policy's options if the upstream is meant to be public")
+}
+
+// allowsUnauthenticated reports whether a gateway auth policy's decoded options let requests
+// without a credential continue (allowUnauthenticatedRequests: true), read from the option's
+// JSON name so every auth policy that has the option is covered.
+func allowsUnauthenticated(v any) bool {
+	rv := reflect.ValueOf(v)
+	for rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return false
+		}
+		rv = rv.Elem()
+	}
+	if rv.Kind() != reflect.Struct {
+		return false
+	}
+	f, ok := fieldByJSONName(rv, "allowUnauthenticatedRequests")
+	return ok && f.Kind() == reflect.Bool && f.Bool()
+}
+
+// fieldByJSONName finds the field of struct value rv whose JSON name is name, embedded structs
+// included.
+func fieldByJSONName(rv reflect.Value, name string) (reflect.Value, bool) {
+	t := rv.Type()
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		tag, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		if sf.Anonymous && tag == "" && sf.Type.Kind() == reflect.Struct {
+			if f, ok := fieldByJSONName(rv.Field(i), name); ok {
+				return f, true
+			}
+			continue
+		}
+		if sf.IsExported() && (tag == name || (tag == "" && sf.Name == name)) {
+			return rv.Field(i), true
+		}
+	}
+	return reflect.Value{}, false
 }

@@ -39,6 +39,9 @@ type Settings struct {
 	// Host is handed to every module's Provision as policy.Env.Host; New fills its URLs,
 	// Register and Authenticate when they are nil. Nil means an empty Host.
 	Host *policy.Host
+	// BodyReadTimeout bounds reading a request body (DefaultBodyReadTimeout when zero); see
+	// boundBody.
+	BodyReadTimeout time.Duration
 }
 
 // Server is an http.Handler for one loaded project.
@@ -80,6 +83,9 @@ func New(ctx context.Context, p *config.Project, s Settings) (*Server, error) {
 	if s.Host == nil {
 		s.Host = &policy.Host{}
 	}
+	if s.BodyReadTimeout <= 0 {
+		s.BodyReadTimeout = DefaultBodyReadTimeout
+	}
 	srv := &Server{settings: s, log: s.Logger, own: http.NewServeMux(), now: time.Now}
 	h := s.Host
 	if h.URLs == nil {
@@ -95,6 +101,11 @@ func New(ctx context.Context, p *config.Project, s Settings) (*Server, error) {
 		h.Logger = s.Logger
 	}
 	srv.urls = h.URLs
+	// What the configuration allows but the operator must hear about (config.Project.Warnings),
+	// once, at start.
+	for _, w := range p.Warnings {
+		s.Logger.Warn(w.Message, "file", w.File, "path", w.Path, "concerns", w.Subject)
+	}
 	if err := srv.build(ctx, p); err != nil {
 		_ = srv.Close()
 		return nil, err
@@ -251,6 +262,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(requestid.With(r.Context(), rid))
 	log := slog.New(&requestHandler{Handler: s.log.Handler(), rid: rid})
 	rec := &recorder{ResponseWriter: w}
+	s.boundBody(rec, r)
 	var rt *route
 	defer func() {
 		// A stream the client broke mid-copy ends the handler with http.ErrAbortHandler: log the

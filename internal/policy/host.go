@@ -9,6 +9,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/publicurl"
+	"github.com/mcpgate/mcpgate/internal/safehttp"
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/upstream"
 )
@@ -49,8 +50,13 @@ type ProxySettings struct {
 	MaxRequestBody int64
 	// StreamWriteTimeout bounds one write of a streamed response to the client.
 	StreamWriteTimeout time.Duration
-	// Transport replaces the shared upstream transport (tests, custom TLS).
+	// Transport replaces the shared upstream transport (tests, custom TLS). It sends the request
+	// to the route's rewritePattern; redirect hops (followRedirects) never use it.
 	Transport http.RoundTripper
+	// RedirectAllow is the operator allow list (MCPGATE_SAFEHTTP_ALLOW) for redirect hops
+	// (followRedirects): hosts and networks a followed redirect may reach over http or on private,
+	// loopback or link-local addresses. The route's own upstream host is always allowed.
+	RedirectAllow safehttp.AllowList
 }
 
 // Authenticator authenticates a request to a gateway endpoint exactly as the first route (in

@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/textproto"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ const (
 	ReasonTooLarge      = "request_too_large"
 	ReasonClientClosed  = "client_closed_request"
 	ReasonBodyUnread    = "request_body_unreadable"
+	ReasonBodyTimeout   = "request_body_timeout"
 	ReasonNoUpstreamURL = "upstream_not_configured"
 )
 
@@ -48,8 +50,10 @@ type engine struct {
 	target        *url.URL // fallback when the route info carries no parsed upstream
 	headerTimeout time.Duration
 	maxBody       int64
+	bodyTimeout   time.Duration // bounds reading the request body
 	streamWrite   time.Duration
 	transport     http.RoundTripper // what sends the request; follows redirects when configured
+	follow        bool              // transport is a redirectFollower
 	rp            httputil.ReverseProxy
 }
 
@@ -73,6 +77,7 @@ func newEngine(mcp bool, o *Options, s Settings, env *policy.Env) *engine {
 		target:        literalURL(o.RewritePattern),
 		headerTimeout: s.HeaderTimeout,
 		maxBody:       s.MaxRequestBody,
+		bodyTimeout:   bodyReadTimeout,
 		streamWrite:   s.StreamWriteTimeout,
 		transport:     s.Transport,
 	}
@@ -83,7 +88,7 @@ func newEngine(mcp bool, o *Options, s Settings, env *policy.Env) *engine {
 		}
 	}
 	if o.FollowRedirects {
-		e.transport = redirectFollower{c: &http.Client{Transport: s.Transport}}
+		e.transport, e.follow = newRedirectFollower(e.target, s.Transport, s.RedirectAllow, o.FollowRedirectsAcrossHosts), true
 	}
 	e.rp = httputil.ReverseProxy{
 		Rewrite:        e.rewrite,
@@ -111,6 +116,9 @@ func merge(s, d Settings) Settings {
 	}
 	if s.Transport == nil {
 		s.Transport = d.Transport
+	}
+	if s.RedirectAllow.IsEmpty() {
+		s.RedirectAllow = d.RedirectAllow
 	}
 	return s
 }
@@ -220,9 +228,10 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 	}
 
 	rc := http.NewResponseController(w)
-	// Without full duplex an HTTP/1 server closes an unread request body once response headers
-	// go out, which tears down upstream streams (golang/go#40747, DESIGN.md §1). The body is
-	// buffered before forwarding today, so this guards the day a path streams it instead.
+	// Without full duplex an HTTP/1 server closes an unread request body once response headers go
+	// out, which tears down upstream streams (golang/go#40747, docs/architecture.md#proxy-rules).
+	// The body is buffered before forwarding today, so this guards the day a path streams it
+	// instead.
 	_ = rc.EnableFullDuplex()
 
 	cl := &call{eng: e, pc: c, in: r, target: target, body: body}
@@ -251,13 +260,15 @@ const (
 	// preallocBody is the largest declared body allocated up front (typical MCP messages are a
 	// few KiB); larger ones grow as they arrive.
 	preallocBody = 64 << 10
-	// bodyReadTimeout bounds reading a request body.
-	bodyReadTimeout = 30 * time.Second
 )
+
+// bodyReadTimeout bounds reading a request body; engines take it when they are built (a
+// variable for tests).
+var bodyReadTimeout = 30 * time.Second
 
 // readBody buffers the request body, bounded by the limit, so it can be forwarded with a
 // Content-Length and replayed once.
-func (e *engine) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+func (e *engine) readBody(w http.ResponseWriter, r *http.Request) (_ []byte, err error) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return nil, nil
 	}
@@ -265,15 +276,22 @@ func (e *engine) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		return nil, tooLarge(e.maxBody, nil)
 	}
 	// A client that declares a body and then stalls must not hold the connection (and its
-	// buffer) forever: the body has its own read deadline, cleared once it is in.
+	// buffer) forever: the body has its own read deadline, cleared once it is in. A body that
+	// failed keeps it, so net/http's discard of the unread rest (before the error answer's
+	// headers go out) fails at once and closes the connection, instead of reading a trickle with
+	// no deadline at all.
 	rc := http.NewResponseController(w)
-	if err := rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)); err == nil {
-		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	if rc.SetReadDeadline(time.Now().Add(e.bodyTimeout)) == nil {
+		defer func() {
+			if err == nil {
+				_ = rc.SetReadDeadline(time.Time{})
+			}
+		}()
 	}
 	if r.ContentLength > 0 && r.ContentLength <= preallocBody {
 		buf := make([]byte, r.ContentLength)
 		if _, err := io.ReadFull(r.Body, buf); err != nil {
-			return nil, bodyError(r, err)
+			return nil, e.bodyError(r, err)
 		}
 		return buf, nil
 	}
@@ -281,10 +299,10 @@ func (e *engine) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		// Larger declared bodies grow as bytes arrive: a declaration alone allocates nothing.
 		buf, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength))
 		if err != nil {
-			return nil, bodyError(r, err)
+			return nil, e.bodyError(r, err)
 		}
 		if int64(len(buf)) != r.ContentLength {
-			return nil, bodyError(r, io.ErrUnexpectedEOF)
+			return nil, e.bodyError(r, io.ErrUnexpectedEOF)
 		}
 		return buf, nil
 	}
@@ -293,7 +311,7 @@ func (e *engine) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, tooLarge(e.maxBody, mbe)
 		}
-		return nil, bodyError(r, err)
+		return nil, e.bodyError(r, err)
 	}
 	return buf, nil
 }
@@ -306,7 +324,13 @@ func tooLarge(limit int64, cause error) *problem.Error {
 		WithHeader("Connection", "close")
 }
 
-func bodyError(r *http.Request, err error) *problem.Error {
+func (e *engine) bodyError(r *http.Request, err error) *problem.Error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The read deadline passed (which also ends the request's context): the client is
+		// there, it is just too slow.
+		return problem.New(http.StatusRequestTimeout, "The request body did not arrive within "+e.bodyTimeout.String()+".", err).
+			WithReason(ReasonBodyTimeout).WithHeader("Connection", "close")
+	}
 	if r.Context().Err() != nil {
 		return problem.New(StatusClientClosedRequest, "The client closed the request.", err).WithReason(ReasonClientClosed)
 	}
@@ -357,7 +381,7 @@ func (e *engine) rewrite(pr *httputil.ProxyRequest) {
 		// already dropped any client-supplied X-Forwarded-*).
 		pr.SetXForwarded()
 	}
-	if _, isFollower := e.transport.(redirectFollower); isFollower && len(cl.body) > 0 {
+	if e.follow && len(cl.body) > 0 {
 		pr.Out.GetBody = cl.getBody // 307/308 re-send the body
 	}
 	cl.out = pr.Out
@@ -397,9 +421,9 @@ func (e *engine) modifyResponse(resp *http.Response) error {
 		}
 	}
 	if e.mcp && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) && upstreamAnswer {
-		// An upstream challenge must not reach the MCP client, which would start OAuth against
-		// the upstream's authorization server (DESIGN.md §1). The token-exchange hook has
-		// already had its chance to turn it into connect-required.
+		// An upstream challenge must not reach the MCP client, which would start OAuth against the
+		// upstream's authorization server (docs/architecture.md#proxy-rules). The token-exchange
+		// hook has already had its chance to turn it into connect-required.
 		resp.Header.Del("WWW-Authenticate")
 	}
 	if isEventStream(resp.Header) {
@@ -499,19 +523,6 @@ func removeHopByHop(h http.Header) {
 	for _, name := range hopByHop {
 		h.Del(name)
 	}
-}
-
-// redirectFollower sends the request through an http.Client so upstream redirects are followed
-// (followRedirects: true). The Client drops Authorization on a redirect to another host.
-type redirectFollower struct{ c *http.Client }
-
-func (f redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := f.c.Do(req)
-	if ue, ok := errors.AsType[*url.Error](err); ok {
-		// Keep the cause chain (timeouts, cancellation) without the URL, which may carry a query.
-		err = ue.Err
-	}
-	return resp, err
 }
 
 // streamWriter renews a per-write deadline while a stream is being copied: a stream has no total

@@ -46,8 +46,13 @@ type Options struct {
 	// false differ, hence the pointer).
 	ForwardSearch *bool `json:"forwardSearch,omitempty"`
 	// FollowRedirects makes the gateway follow upstream redirects itself (default false: 3xx and
-	// Location pass through to the client).
+	// Location pass through to the client). Every hop after the first is dialled through the
+	// safehttp guard: public addresses only, except the upstream's own host and the operator's
+	// allow list (policy.ProxySettings.RedirectAllow).
 	FollowRedirects bool `json:"followRedirects,omitempty"`
+	// FollowRedirectsAcrossHosts (an mcpgate addition, only with FollowRedirects) lets a redirect
+	// leave the upstream's host; by default such a redirect is refused with a 502.
+	FollowRedirectsAcrossHosts bool `json:"followRedirectsAcrossHosts,omitempty"`
 	// MTLSCertificate names a Zuplo project mTLS certificate. mcpgate has no certificate store
 	// yet, so a non-empty value is a validation error rather than silently unauthenticated
 	// traffic.
@@ -63,6 +68,9 @@ func (o *Options) Validate() error {
 	var errs []error
 	if o.RewritePattern == "" {
 		errs = append(errs, errors.New("options.rewritePattern: is required"))
+	}
+	if o.FollowRedirectsAcrossHosts && !o.FollowRedirects {
+		errs = append(errs, errors.New("options.followRedirectsAcrossHosts: only with followRedirects: true"))
 	}
 	if o.MTLSCertificate != "" {
 		errs = append(errs, errors.New("options.mtlsCertificate: mTLS upstream certificates are not supported in this build; remove the option"))

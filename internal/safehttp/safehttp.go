@@ -11,6 +11,10 @@
 //   - response bodies are bounded (reading past the limit is an error, not a silent truncation);
 //   - the whole exchange has a timeout.
 //
+// NewTransport applies the same scheme and address checks to callers that stream and follow
+// redirects themselves (the proxy's redirect hops, followRedirects), without the body limit and
+// the timeout.
+//
 // The package never reads the environment: the gateway parses MCPGATE_SAFEHTTP_ALLOW with
 // ParseAllowList and passes it in.
 package safehttp
@@ -115,8 +119,12 @@ type Options struct {
 	// Allow lists hosts and networks that may use http and private addresses.
 	Allow AllowList
 	// TrustedHosts are hosts the operator configured (the upstream's rewritePattern host): they may
-	// resolve to private addresses. They still need https unless they are on Allow too.
+	// resolve to private addresses. They still need https unless they are on Allow too, or
+	// TrustedHostsHTTP is set.
 	TrustedHosts []string
+	// TrustedHostsHTTP lets TrustedHosts use http as well: for the proxy, whose operator wrote the
+	// upstream's scheme in rewritePattern.
+	TrustedHostsHTTP bool
 	// MaxBodyBytes bounds every response body (DefaultMaxBodyBytes when zero).
 	MaxBodyBytes int64
 	// Timeout bounds each request, body included (DefaultTimeout when zero).
@@ -169,6 +177,39 @@ func DisplayURL(u *url.URL) string {
 	return c.String()
 }
 
+// newGuard returns the guard of opts, without its base transport.
+func newGuard(opts Options, limit int64) *guard {
+	g := &guard{allow: opts.Allow, trusted: map[string]bool{}, trustedHTTP: opts.TrustedHostsHTTP, limit: limit, dialer: dialContext}
+	for _, h := range opts.TrustedHosts {
+		if h = normalizeHost(h); h != "" {
+			g.trusted[h] = true
+		}
+	}
+	return g
+}
+
+// NewTransport returns a RoundTripper with the same checks as New's clients (scheme, and every
+// address dialled, after DNS) for callers that stream and follow redirects themselves (the
+// proxy's redirect hops): it has no body limit, no timeout and no redirect policy, and never
+// asks for compression. MaxBodyBytes and Timeout are ignored; bound each request with its context.
+// Like New's clients it never dials through an HTTP proxy, which would be dialled instead of the
+// target and defeat the address check.
+func NewTransport(opts Options) http.RoundTripper {
+	g := newGuard(opts, 0)
+	g.base = &http.Transport{
+		Proxy:                 nil,
+		DialContext:           g.dial,
+		TLSClientConfig:       opts.TLSConfig,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
+	return g
+}
+
 // New returns a client that enforces opts on every request.
 func New(opts Options) *http.Client {
 	if opts.MaxBodyBytes <= 0 {
@@ -177,12 +218,7 @@ func New(opts Options) *http.Client {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	g := &guard{allow: opts.Allow, trusted: map[string]bool{}, limit: opts.MaxBodyBytes}
-	for _, h := range opts.TrustedHosts {
-		if h = normalizeHost(h); h != "" {
-			g.trusted[h] = true
-		}
-	}
+	g := newGuard(opts, opts.MaxBodyBytes)
 	base := &http.Transport{
 		Proxy:                 nil, // a proxy would be dialled instead of the target and defeat the address check
 		DialContext:           g.dial,
@@ -211,10 +247,18 @@ func New(opts Options) *http.Client {
 
 // guard is the RoundTripper that checks URLs before and addresses during the dial.
 type guard struct {
-	base    http.RoundTripper
-	allow   AllowList
-	trusted map[string]bool
-	limit   int64
+	base        http.RoundTripper
+	allow       AllowList
+	trusted     map[string]bool
+	trustedHTTP bool
+	limit       int64 // 0: bodies are not bounded (NewTransport)
+	// dialer dials with the address check in control; tests replace it to see what would be
+	// dialled.
+	dialer func(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error)
+}
+
+func dialContext(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
+	return d.DialContext(ctx, network, addr)
 }
 
 type hostKey struct{}
@@ -229,20 +273,30 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !g.allow.allowsHost(host) {
+		if !g.allow.allowsHost(host) && !(g.trustedHTTP && g.trusted[host]) {
 			return nil, &Error{URL: shown, Reason: ReasonScheme, Detail: "http is only allowed for hosts on the operator allow list (MCPGATE_SAFEHTTP_ALLOW); use https"}
 		}
 	default:
 		return nil, &Error{URL: shown, Reason: ReasonScheme, Detail: fmt.Sprintf("scheme %q is not allowed; use https", u.Scheme)}
+	}
+	// An address literal is checked before anything is dialled (the dial-time check below covers
+	// names, after DNS).
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ae := g.refuse(host, ip); ae != nil {
+			return nil, g.addressError(shown, host, ae)
+		}
 	}
 	req = req.WithContext(context.WithValue(req.Context(), hostKey{}, host))
 	resp, err := g.base.RoundTrip(req)
 	if err != nil {
 		var ae *addrError
 		if errors.As(err, &ae) {
-			return nil, &Error{URL: shown, Reason: ReasonAddress, Detail: fmt.Sprintf("%s resolves to %s, a %s address; only hosts on the operator allow list or the configured upstream may use such addresses", host, ae.ip, ae.kind)}
+			return nil, g.addressError(shown, host, ae)
 		}
 		return nil, err
+	}
+	if g.limit <= 0 {
+		return resp, nil
 	}
 	if resp.ContentLength > g.limit {
 		_ = resp.Body.Close()
@@ -250,6 +304,29 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = &limitedBody{rc: resp.Body, left: g.limit, url: shown, limit: g.limit}
 	return resp, nil
+}
+
+func (g *guard) addressError(shown, host string, ae *addrError) *Error {
+	what := fmt.Sprintf("%s resolves to %s, a %s address", host, ae.ip, ae.kind)
+	if host == ae.ip.String() {
+		what = fmt.Sprintf("%s is a %s address", host, ae.kind)
+	}
+	return &Error{URL: shown, Reason: ReasonAddress, Detail: what + "; only hosts on the operator allow list or the configured upstream may use such addresses"}
+}
+
+// refuse returns why host may not be reached at ip, or nil.
+func (g *guard) refuse(host string, ip netip.Addr) *addrError {
+	if host != "" && (g.trusted[host] || g.allow.hosts[host]) {
+		return nil
+	}
+	ip = ip.Unmap()
+	if g.allow.allowsAddr(ip) {
+		return nil
+	}
+	if kind := blockedKind(ip); kind != "" {
+		return &addrError{ip: ip, kind: kind}
+	}
+	return nil
 }
 
 // addrError is the dial-time refusal; RoundTrip turns it into an *Error naming the URL.
@@ -264,30 +341,23 @@ func (e *addrError) Error() string {
 
 func (g *guard) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	host, _ := ctx.Value(hostKey{}).(string)
-	privateOK := host != "" && (g.trusted[host] || g.allow.hosts[host])
 	d := &net.Dialer{
 		Timeout: defaultDialTimeout,
 		// Control runs after DNS resolution with the literal address being dialled, for every
-		// address tried: the check cannot be raced by a second, different DNS answer.
+		// address tried, before the connection is attempted: the check cannot be raced by a
+		// second, different DNS answer, and a refused address is never sent a packet.
 		Control: func(_, address string, _ syscall.RawConn) error {
-			if privateOK {
-				return nil
-			}
 			ap, err := netip.ParseAddrPort(address)
 			if err != nil {
 				return fmt.Errorf("safehttp: unexpected dial address %q", address)
 			}
-			ip := ap.Addr().Unmap()
-			if g.allow.allowsAddr(ip) {
-				return nil
-			}
-			if kind := blockedKind(ip); kind != "" {
-				return &addrError{ip: ip, kind: kind}
+			if ae := g.refuse(host, ap.Addr()); ae != nil {
+				return ae
 			}
 			return nil
 		},
 	}
-	return d.DialContext(ctx, network, addr)
+	return g.dialer(ctx, d, network, addr)
 }
 
 // blocked lists special-purpose ranges beyond what netip's predicates cover.

@@ -73,6 +73,11 @@ type Policy struct {
 	// {mode, clientId, clientSecret, tokenEndpointAuthMethod} of the policy's JSON schema.
 	ClientRegistration *ClientRegistration `json:"clientRegistration,omitempty"`
 
+	// AllowAnonymousCallers (an mcpgate addition, shared-oauth only) lets routes without a gateway
+	// auth policy before this one serve the shared grant to anonymous callers. Without it the
+	// config loader refuses such a route; with it the gateway logs a warning at start.
+	AllowAnonymousCallers bool `json:"allowAnonymousCallers,omitempty"`
+
 	name string
 	// inject applies the caller's credential; set by Provision (runtime.go).
 	inject policy.Inbound
@@ -136,6 +141,13 @@ func (p *Policy) UpstreamID() string {
 // NeedsUser reports whether the policy needs an authenticated caller (user-oauth keys each
 // connection by the caller); the config loader checks a gateway auth policy runs before it.
 func (p *Policy) NeedsUser() bool { return p.AuthMode == AuthModeUser }
+
+// SharesGrant reports whether every caller acts upstream with one gateway-wide grant
+// (shared-oauth); the config loader refuses routes that would serve it to anonymous callers.
+func (p *Policy) SharesGrant() bool { return p.AuthMode == AuthModeShared }
+
+// AnonymousCallersAllowed reports the allowAnonymousCallers opt-in.
+func (p *Policy) AnonymousCallersAllowed() bool { return p.AllowAnonymousCallers }
 
 // Delimiter returns the effective scope delimiter.
 func (p *Policy) Delimiter() string {
@@ -212,6 +224,9 @@ func (p *Policy) Validate() error {
 	}
 	if p.Prompt.Value != "" && !oneOf(p.Prompt.Value, upstream.PromptValues) {
 		add("options.prompt: must be one of %s or false, got %q", strings.Join(upstream.PromptValues, ", "), p.Prompt.Value)
+	}
+	if p.AllowAnonymousCallers && p.AuthMode == AuthModeUser {
+		add("options.allowAnonymousCallers: only allowed with authMode %s: a %s connection belongs to an authenticated caller", AuthModeShared, AuthModeUser)
 	}
 	if u := p.ProtectedResourceMetadataURL; u != "" && !httpsOrLoopback(u) {
 		add("options.protectedResourceMetadataUrl: must be an absolute https URL (http only for localhost, 127.0.0.1 or ::1), got %q", u)
