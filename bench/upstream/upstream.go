@@ -5,22 +5,29 @@
 //
 // An SSE answer (request header X-Bench-Stream: sse) is two events: a progress notification, sent
 // and flushed at once, then the result after SSEDelay. Time to first event therefore shows whether
-// a proxy forwards events as they come or holds them until the stream ends.
+// a proxy forwards events as they come or holds them until the stream ends. An idle stream
+// (X-Bench-Stream: idle) is one priming event, flushed at once, and then nothing until the client
+// goes away: what a long-running tool call or a quiet notification stream costs a proxy.
+//
+// With an AuthServer (Handler.Auth) the upstream is an OAuth-protected resource with its own
+// authorization server; see AuthServer.
 package upstream
 
 import (
 	"bytes"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// StreamHeader selects the answer's form: "sse" for an event stream, anything else JSON.
+// StreamHeader selects the answer's form: "sse" for an event stream, "idle" for an event stream
+// that stays open after its first event, anything else JSON.
 const StreamHeader = "X-Bench-Stream"
+
+// IdleEvent is the one event an idle stream sends (an MCP-style priming event: an id, no data).
+const IdleEvent = "id: bench-0\ndata: \n\n"
 
 // DefaultSSEDelay is the pause between the progress event and the result of an SSE answer.
 const DefaultSSEDelay = 2 * time.Millisecond
@@ -39,6 +46,8 @@ type Handler struct {
 	// SSEDelay is the pause between the two events of an SSE answer; zero means DefaultSSEDelay,
 	// a negative value none.
 	SSEDelay time.Duration
+	// Auth, when set, protects /mcp and serves the authorization server on every other path.
+	Auth *AuthServer
 }
 
 // maxBody bounds what the upstream reads of a request.
@@ -46,6 +55,16 @@ const maxBody = 64 << 10
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.Auth != nil {
+		if r.URL.Path != ResourcePath {
+			h.Auth.ServeHTTP(w, r)
+			return
+		}
+		if !h.Auth.Allow(r) {
+			h.Auth.Challenge(w, r)
+			return
+		}
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
@@ -61,8 +80,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "expected a tools/call request with an id", http.StatusBadRequest)
 		return
 	}
-	if r.Header.Get(StreamHeader) == "sse" {
+	switch r.Header.Get(StreamHeader) {
+	case "sse":
 		h.stream(w, r, id)
+		return
+	case "idle":
+		idle(w, r)
 		return
 	}
 	out := result(id)
@@ -102,6 +125,19 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, id []byte) {
 	_, _ = w.Write(b.Bytes())
 }
 
+// idle sends the priming event and holds the stream open, sending nothing, until the client (or
+// the proxy in front) closes it.
+func idle(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, IdleEvent)
+	if err := http.NewResponseController(w).Flush(); err != nil {
+		return
+	}
+	<-r.Context().Done()
+}
+
 // result is the JSON-RPC response to request id.
 func result(id []byte) []byte {
 	b := make([]byte, 0, ResultTextSize+128)
@@ -136,43 +172,4 @@ func requestID(body []byte) ([]byte, bool) {
 		end++
 	}
 	return v[:end], end > 0
-}
-
-// WriteGatewayProject writes into dir an mcpgate project whose one route, POST /mcp, forwards to
-// upstreamURL with the McpProxyHandler and no policies: what the benchmark measures mcpgate with.
-func WriteGatewayProject(dir, upstreamURL string) error {
-	if err := os.MkdirAll(filepath.Join(dir, "config"), 0o755); err != nil {
-		return err
-	}
-	files := map[string]string{
-		"zuplo.jsonc":          `{"version": 1, "compatibilityDate": "2026-03-01"}` + "\n",
-		"config/policies.json": `{"policies": [], "corsPolicies": []}` + "\n",
-		"config/routes.oas.json": `{
-  "openapi": "3.1.0",
-  "info": {"title": "mcpgate benchmark", "version": "1.0.0"},
-  "paths": {
-    "/mcp": {
-      "post": {
-        "operationId": "bench-mcp-server",
-        "x-zuplo-route": {
-          "corsPolicy": "none",
-          "handler": {
-            "module": "$import(@zuplo/runtime/mcp-gateway)",
-            "export": "McpProxyHandler",
-            "options": {"rewritePattern": "` + upstreamURL + `"}
-          },
-          "policies": {"inbound": []}
-        }
-      }
-    }
-  }
-}
-`,
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
 }

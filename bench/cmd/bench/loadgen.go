@@ -27,6 +27,7 @@ type load struct {
 	addr        string // host:port
 	path        string
 	sse         bool
+	header      string // extra request header lines, each ending in CRLF (credentials)
 	concurrency int
 	duration    time.Duration
 }
@@ -63,6 +64,7 @@ func (l load) request() []byte {
 	if l.sse {
 		b.WriteString(upstream.StreamHeader + ": sse\r\n")
 	}
+	b.WriteString(l.header)
 	fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n", len(upstream.ToolsCall))
 	b.WriteString(upstream.ToolsCall)
 	return b.Bytes()

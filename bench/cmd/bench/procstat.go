@@ -64,3 +64,21 @@ func cpuModel() string {
 	}
 	return "unknown"
 }
+
+// memTotal returns the machine's memory from /proc/meminfo, for the report.
+func memTotal() string {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "memory unknown"
+	}
+	for line := range bytes.SplitSeq(b, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("MemTotal:")); ok {
+			if f := bytes.Fields(v); len(f) > 0 {
+				if kb, err := strconv.ParseInt(string(f[0]), 10, 64); err == nil {
+					return fmt.Sprintf("%.0f GiB", float64(kb)/(1<<20))
+				}
+			}
+		}
+	}
+	return "memory unknown"
+}
