@@ -319,6 +319,9 @@ func (s *Server) serveAPIKeyLogin(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	https := s.urls.HTTPS(r)
 	bid := browsersession.BrowserID(w, r, https)
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	}
 	ret := r.FormValue("return")
 	if !s.ownURL(r, ret) {
 		s.page(w, r, http.StatusBadRequest, "bad_return", "Bad sign-in link", "The sign-in link does not return to this gateway.", nil)
@@ -330,7 +333,6 @@ func (s *Server) serveAPIKeyLogin(w http.ResponseWriter, r *http.Request) {
 		_ = web.RenderAPIKeyLogin(w, page)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := web.SameOriginPost(r, s.origin(r)); err != nil {
 		s.page(w, r, http.StatusForbidden, "cross_origin_post", "Request refused", "This form was sent from another site.", err)
 		return

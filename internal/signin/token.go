@@ -318,9 +318,9 @@ func (s *Server) issue(g *store.OAuthGrant, rt *route, refresh string) (*tokenRe
 		RefreshToken: refresh, Scope: Scope, Resource: g.Resource}, nil
 }
 
-// refreshGrant rotates a refresh token. The token just replaced is still accepted for
-// RefreshGrace (and answered with the same new token); after that, presenting it is a replay and
-// revokes the whole grant.
+// refreshGrant rotates a refresh token, at most once per RefreshGrace. The token just replaced
+// is still accepted for RefreshGrace (and answered with the same new token); after that,
+// presenting it is a replay and revokes the whole grant.
 func (s *Server) refreshGrant(r *http.Request) (*tokenResponse, *oauthError) {
 	ctx := r.Context()
 	presented := r.PostForm.Get("refresh_token")
@@ -357,6 +357,11 @@ func (s *Server) refreshGrant(r *http.Request) (*tokenResponse, *oauthError) {
 	}
 	var next string
 	switch {
+	case subtle.ConstantTimeCompare(hash, g.RefreshHash) == 1 && !g.RotatedAt.IsZero() && now.Sub(g.RotatedAt) <= RefreshGrace:
+		// Rotated moments ago: keep the current token rather than rotating again, so a client that
+		// refreshes in bursts (mcp-remote refreshes on every request once a token nears its end)
+		// never has more than the current token and the one it replaced in flight.
+		next = presented
 	case subtle.ConstantTimeCompare(hash, g.RefreshHash) == 1:
 		next = s.nextRefresh(g.ID, hash)
 		ng, err := s.store.RotateOAuthGrant(ctx, g.ID, g.Version, store.HashToken(next))

@@ -72,6 +72,10 @@ func TestNewCSRFCopiesKeyAndRefusesShortKeys(t *testing.T) {
 	NewCSRF([]byte("short"))
 }
 
+// TestSameOriginPost pins the strict rule: a form POST is accepted only with an Origin equal to
+// the gateway's public origin, or else Sec-Fetch-Site: same-origin (what Chromium sends, with
+// "Origin: null", for the gateway's own no-referrer pages). "Origin: null" alone, no signal at
+// all, Sec-Fetch-Site other than same-origin and a Referer (never consulted) are refused.
 func TestSameOriginPost(t *testing.T) {
 	const public = "https://gw.example.com/base/"
 	tests := []struct {
@@ -79,21 +83,39 @@ func TestSameOriginPost(t *testing.T) {
 		headers map[string]string
 		ok      bool
 	}{
-		{"no headers", nil, true},
+		// Accepted.
 		{"same origin", map[string]string{"Origin": "https://gw.example.com"}, true},
 		{"same origin default port upper case", map[string]string{"Origin": "HTTPS://GW.example.com:443"}, true},
+		{"same origin, same-origin fetch", map[string]string{"Origin": "https://gw.example.com", "Sec-Fetch-Site": "same-origin"}, true},
+		{"null origin, same-origin fetch (Chromium on no-referrer pages)", map[string]string{"Origin": "null", "Sec-Fetch-Site": "same-origin"}, true},
+		{"no origin, same-origin fetch", map[string]string{"Sec-Fetch-Site": "same-origin"}, true},
+
+		// Refused: no signal, or only a null origin.
+		{"no headers", nil, false},
+		{"null origin, no other signal", map[string]string{"Origin": "null"}, false},
+		{"empty origin, no other signal", map[string]string{"Origin": ""}, false},
+
+		// Refused: another origin, whatever else the request says.
 		{"other origin", map[string]string{"Origin": "https://evil.example"}, false},
 		{"other scheme", map[string]string{"Origin": "http://gw.example.com"}, false},
 		{"other port", map[string]string{"Origin": "https://gw.example.com:8443"}, false},
 		{"subdomain", map[string]string{"Origin": "https://a.gw.example.com"}, false},
 		{"garbage origin", map[string]string{"Origin": "gw.example.com"}, false},
+		{"other origin with same-origin fetch", map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"}, false},
 		{"origin wins over referer", map[string]string{"Origin": "https://evil.example", "Referer": "https://gw.example.com/x"}, false},
-		{"null origin, no other signal", map[string]string{"Origin": "null"}, true},
+
+		// Refused: Sec-Fetch-Site other than same-origin.
 		{"null origin, cross-site fetch", map[string]string{"Origin": "null", "Sec-Fetch-Site": "cross-site"}, false},
-		{"null origin, same-origin fetch", map[string]string{"Origin": "null", "Sec-Fetch-Site": "same-origin"}, true},
+		{"null origin, same-site fetch", map[string]string{"Origin": "null", "Sec-Fetch-Site": "same-site"}, false},
+		{"cross-site fetch", map[string]string{"Sec-Fetch-Site": "cross-site"}, false},
 		{"same-site fetch", map[string]string{"Sec-Fetch-Site": "same-site"}, false},
-		{"user-initiated fetch", map[string]string{"Sec-Fetch-Site": "none"}, true},
-		{"same-origin referer", map[string]string{"Referer": "https://gw.example.com/base/auth/connections/x/connect?browserTicket=t"}, true},
+		{"user-initiated fetch", map[string]string{"Sec-Fetch-Site": "none"}, false},
+		{"null origin, user-initiated fetch", map[string]string{"Origin": "null", "Sec-Fetch-Site": "none"}, false},
+		{"unknown fetch site", map[string]string{"Sec-Fetch-Site": "Same-Origin"}, false},
+
+		// Refused: a Referer is not a signal (the gateway's pages send none).
+		{"same-origin referer alone", map[string]string{"Referer": "https://gw.example.com/base/auth/connections/x/connect?browserTicket=t"}, false},
+		{"null origin, same-origin referer", map[string]string{"Origin": "null", "Referer": "https://gw.example.com/base/auth/connections/x/connect?browserTicket=t"}, false},
 		{"cross-origin referer", map[string]string{"Referer": "https://evil.example/gw.example.com"}, false},
 		{"garbage referer", map[string]string{"Referer": "::::"}, false},
 	}

@@ -4,11 +4,13 @@ package e2e
 // (a key from `mcpgate keys create`) and mcp-token-exchange-inbound (user-oauth, automatic client
 // registration = DCR at a real Ory Hydra) in front of an OAuth-protected Go SDK MCP server
 // (internal/testutil/mcpupstream: verifies Hydra tokens by introspection, audience included). An
-// MCP client (the Go SDK, and the TypeScript SDK through node/connect-client.mjs) is refused with
-// connect-required (-32042); headless Chromium opens the link in a fresh profile, approves the
-// consent page, signs in at Hydra's login app and lands on the success page; the client retries
-// and the upstream sees the user's own Hydra token. Screenshots of the consent, success and error
-// pages go to test-artifacts/ (MCPGATE_TEST_ARTIFACTS).
+// MCP client (the Go SDK declaring URL elicitation, and the TypeScript SDK through
+// node/connect-client.mjs) is refused with connect-required (-32042); headless Chromium opens the
+// link in a fresh profile, signs in on the gateway's API-key form (the connect page acts only for
+// the key's owner), approves the consent page, signs in at Hydra's login app and lands on the
+// success page; the client retries and the upstream sees the user's own Hydra token. Screenshots
+// of the API-key sign-in, consent, success and error pages go to test-artifacts/
+// (MCPGATE_TEST_ARTIFACTS).
 
 import (
 	"bufio"
@@ -220,7 +222,8 @@ type connectRequired struct {
 	}
 }
 
-// check asserts the connect-required payload of DESIGN.md §3 for state and returns the link.
+// check asserts the connect-required payload (docs/architecture.md#connect-required-answers) for
+// state and returns the link.
 func (cr *connectRequired) check(t *testing.T, s *connectSetup, state string) string {
 	t.Helper()
 	d := cr.Data
@@ -286,8 +289,16 @@ func (s *connectSetup) goTransportWith(key string) *mcp.StreamableClientTranspor
 
 // goConnect connects the Go SDK client through mcpgate.
 func (s *connectSetup) goConnect(ctx context.Context) (*mcp.ClientSession, error) {
-	client := mcp.NewClient(&mcp.Implementation{Name: "connect-e2e-go-client", Version: "1.0.0"}, nil)
-	return client.Connect(ctx, s.goTransport(), &mcp.ClientSessionOptions{ProtocolVersion: connectProtocol})
+	return goClient("connect-e2e-go-client").Connect(ctx, s.goTransport(), &mcp.ClientSessionOptions{ProtocolVersion: connectProtocol})
+}
+
+// goClient is a Go SDK client that declares URL elicitation, as a client that can open a link
+// for its user does: mcpgate answers it with -32042 (a client that does not declare it gets the
+// fallback answers instead, fallback_test.go).
+func goClient(name string) *mcp.Client {
+	return mcp.NewClient(&mcp.Implementation{Name: name, Version: "1.0.0"}, &mcp.ClientOptions{
+		Capabilities: &mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapabilities{URL: &mcp.URLElicitationCapabilities{}}},
+	})
 }
 
 // callText calls a tool and returns its only text content.
@@ -308,17 +319,19 @@ func callText(t *testing.T, ctx context.Context, session *mcp.ClientSession, too
 }
 
 // approveInBrowser opens the connect link in a fresh Chromium as a person would, with Hydra's
-// login app set to sign in subject, checks and photographs the consent page (shot+"consent"),
-// approves, and checks and photographs the success page (shot+"connected"). It returns the
-// consent page's scope list, newly requested scopes marked " (new)", and the callback URL the
-// authorization server sent the browser to (with code and state).
+// login app set to sign in subject: the connect page acts only for the API key's owner, so the
+// gateway first asks for the key (photographed, shot+"apikey-signin"); then it checks and
+// photographs the consent page (shot+"consent"), approves, and checks and photographs the success
+// page (shot+"connected"). It returns the consent page's scope list, newly requested scopes marked
+// " (new)", and the callback URL the authorization server sent the browser to (with code and
+// state).
 func (s *connectSetup) approveInBrowser(t *testing.T, authURL, subject, shot string) (scopes []string, callback *url.URL) {
 	t.Helper()
-	return s.approveAs(t, authURL, "e2e-user", subject, shot)
+	return s.approveAs(t, authURL, "e2e-user", s.key, subject, shot)
 }
 
-// approveAs is approveInBrowser for a link issued to the API key consumer consumer.
-func (s *connectSetup) approveAs(t *testing.T, authURL, consumer, subject, shot string) (scopes []string, callback *url.URL) {
+// approveAs is approveInBrowser for a link issued to the API key consumer consumer, whose key is key.
+func (s *connectSetup) approveAs(t *testing.T, authURL, consumer, key, subject, shot string) (scopes []string, callback *url.URL) {
 	t.Helper()
 	b := browser.New(t)
 	// Hydra's login app signs in whoever its subject cookie names; the cookie belongs to its origin.
@@ -326,6 +339,7 @@ func (s *connectSetup) approveAs(t *testing.T, authURL, consumer, subject, shot 
 	browser.Eval[string](b, `document.cookie = "`+hydra.SubjectCookie+`=`+subject+`; path=/"`)
 
 	b.Navigate(authURL)
+	signInWithAPIKey(t, b, key, authURL, shot+"apikey-signin")
 	title := b.Text("h1")
 	if !strings.HasSuffix(title, connectDisplayName) {
 		t.Errorf("consent page title %q, want Connect/Reconnect %s", title, connectDisplayName)
@@ -359,8 +373,31 @@ func (s *connectSetup) approveAs(t *testing.T, authURL, consumer, subject, shot 
 	return scopes, callback
 }
 
+// signInWithAPIKey is what a person does on a connect link of an API-key user in a browser that
+// is not signed in: the gateway shows its API-key sign-in form (photographed as shot, unless
+// shot is ""), the person types the key and submits, and the gateway comes back to the link,
+// link. A Chromium form post of the gateway's page (Origin: null, Sec-Fetch-Site: same-origin).
+func signInWithAPIKey(t *testing.T, b *browser.Browser, key, link, shot string) {
+	t.Helper()
+	if h1 := b.Text("h1"); h1 != "Sign in with your API key" {
+		t.Fatalf("the connect link shows %q at %s, want the API-key sign-in", h1, b.CurrentURL())
+	}
+	if u, err := url.Parse(b.CurrentURL()); err != nil || !strings.HasSuffix(u.Path, "/__mcpgate/oauth/login/api-key") || u.Query().Get("return") != link {
+		t.Errorf("API-key sign-in at %s, want /__mcpgate/oauth/login/api-key returning to the link", b.CurrentURL())
+	}
+	if shot != "" {
+		b.Screenshot(shot)
+	}
+	typeInto(t, b, "#key", key)
+	b.ClickNavigate(`button[type="submit"]`)
+	if u := b.CurrentURL(); u != link {
+		t.Fatalf("after the API-key sign-in the browser is at %s (%q), want back at the link", u, b.Text("h1"))
+	}
+}
+
 // checkLogs fails the test if the gateway's log holds any secret of the flow: the API key, an
-// upstream token, a browser ticket, the authorization code or state (DESIGN.md §8.10).
+// upstream token, a browser ticket, the authorization code or state
+// (docs/architecture.md#never-logged).
 func (s *connectSetup) checkLogs(t *testing.T, authURLs []string, callbacks []*url.URL) {
 	t.Helper()
 	logs := s.earlierLogs + s.gw.Logs()
@@ -645,6 +682,7 @@ func TestConnectErrorPages(t *testing.T) {
 		}
 		b := browser.New(t)
 		b.Navigate(authURL)
+		signInWithAPIKey(t, b, s.key, authURL, "")
 		b.ClickNavigate(`button[name="decision"][value="approve"]`)
 		if h1 := b.Text("h1"); h1 != "Cannot connect "+connectDisplayName {
 			t.Errorf("error page title %q", h1)
@@ -680,6 +718,7 @@ func TestConnectErrorPages(t *testing.T) {
 		b.Navigate(s.hydra.LoginURL + "/error")
 		browser.Eval[string](b, `document.cookie = "`+hydra.SubjectCookie+`=zoe-waf; path=/"`)
 		b.Navigate(authURL)
+		signInWithAPIKey(t, b, s.key, authURL, "")
 		b.ClickNavigate(`button[name="decision"][value="approve"]`)
 		if h1 := b.Text("h1"); h1 != "Connection failed" {
 			t.Errorf("error page title %q", h1)
@@ -794,7 +833,9 @@ func TestConnectDeclined(t *testing.T) {
 	s := startConnectSetup(t)
 
 	b := browser.New(t)
-	b.Navigate(s.connectLink(t))
+	link := s.connectLink(t)
+	b.Navigate(link)
+	signInWithAPIKey(t, b, s.key, link, "")
 	b.ClickNavigate(`button[name="decision"][value="cancel"]`)
 	if h1 := b.Text("h1"); h1 != "Connection cancelled" {
 		t.Errorf("after cancel the page says %q, want Connection cancelled", h1)
@@ -803,7 +844,9 @@ func TestConnectDeclined(t *testing.T) {
 
 	s.hydra.SetDenyConsent(true)
 	b = browser.New(t)
-	b.Navigate(s.connectLink(t))
+	link = s.connectLink(t)
+	b.Navigate(link)
+	signInWithAPIKey(t, b, s.key, link, "")
 	b.ClickNavigate(`button[name="decision"][value="approve"]`)
 	if h1, want := b.Text("h1"), connectDisplayName+" did not grant access"; h1 != want {
 		t.Errorf("after access_denied the page says %q, want %q", h1, want)
@@ -845,10 +888,10 @@ func TestConnectSurvivesRestart(t *testing.T) {
 	}
 	s.checkUpstream(t, "zoe-restart")
 
-	client2 := mcp.NewClient(&mcp.Implementation{Name: "connect-e2e-go-client-2", Version: "1.0.0"}, nil)
+	client2 := goClient("connect-e2e-go-client-2")
 	_, err = client2.Connect(ctx, s.goTransportWith(key2), &mcp.ClientSessionOptions{ProtocolVersion: connectProtocol})
 	authURL2 := asConnectRequired(t, "second user before connecting", err).check(t, s, "authenticating")
-	_, callback2 := s.approveAs(t, authURL2, "e2e-user-2", "zoe-two", "user2-")
+	_, callback2 := s.approveAs(t, authURL2, "e2e-user-2", key2, "zoe-two", "user2-")
 	session2, err := client2.Connect(ctx, s.goTransportWith(key2), &mcp.ClientSessionOptions{ProtocolVersion: connectProtocol})
 	if err != nil {
 		t.Fatalf("second user connecting after the browser flow: %v", err)
@@ -891,7 +934,8 @@ func TestConnectSurvivesRestart(t *testing.T) {
 
 // TestConnectSetupFailure: the upstream's metadata names an authorization server that does not
 // answer. The gateway does not hand out a link that cannot work: the MCP client gets a named
-// "upstream OAuth setup" JSON-RPC error, with no URL (DESIGN.md §8.7), and so does the next call.
+// "upstream OAuth setup" JSON-RPC error, with no URL (docs/architecture.md#errors-three-buckets),
+// and so does the next call.
 func TestConnectSetupFailure(t *testing.T) {
 	dead := "http://" + freeLoopbackAddr(t) // nothing listens there any more
 	s := startConnectSetupAS(t, dead)

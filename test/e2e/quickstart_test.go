@@ -19,8 +19,9 @@ import (
 )
 
 // TestQuickstartOAuthWalkthrough is README command 1 as a new user follows it: the quickstart
-// served with --demo, the printed demo key, connect-required on the OAuth route, the consent page
-// and the demo upstream's sign-in in a fresh Chromium, then the same call answered with the user's
+// served with --demo, the printed demo key, connect-required on the OAuth route, the gateway's
+// API-key sign-in (the connect page acts only for the key's owner), the consent page and the demo
+// upstream's sign-in in a fresh Chromium, then the same call answered with the user's
 // own upstream token. The project is examples/quickstart with the demo port moved to a free one.
 func TestQuickstartOAuthWalkthrough(t *testing.T) {
 	if serveMissing != "" {
@@ -95,9 +96,12 @@ func TestQuickstartOAuthWalkthrough(t *testing.T) {
 		t.Fatalf("first whoami: want connect-required, got %s", first)
 	}
 
-	// A fresh browser: consent page, Approve, the demo upstream's sign-in, back to the gateway.
+	// A fresh browser: the connect page acts only for the demo key's owner, so the gateway first
+	// asks for the key on its API-key sign-in form; then the consent page, Approve, the demo
+	// upstream's sign-in, back to the gateway.
 	b := browser.New(t)
 	b.Navigate(msg.Error.Data.AuthURL)
+	signInWithAPIKey(t, b, key, msg.Error.Data.AuthURL, "quickstart-apikey-signin")
 	if got := b.Text("h1"); !strings.Contains(got, "Demo upstream") {
 		t.Fatalf("consent page h1 %q", got)
 	}

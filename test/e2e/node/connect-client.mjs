@@ -49,7 +49,10 @@ const recordingFetch = async (input, init) => {
 };
 
 async function connectAndCall() {
-  const client = new Client({ name: 'mcpgate-e2e-connect-client', version: '1.0.0' });
+  // The client declares URL elicitation, so the gateway answers connect-required with -32042 (a
+  // client that does not declare it gets the gateway's fallback answers instead; fallback_test.go).
+  const client = new Client({ name: 'mcpgate-e2e-connect-client', version: '1.0.0' },
+    { capabilities: { elicitation: { url: {} } } });
   const transport = new StreamableHTTPClientTransport(new URL(url), {
     requestInit: { headers: { Authorization: `Bearer ${apiKey}` } },
     fetch: recordingFetch,
