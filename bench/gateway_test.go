@@ -131,6 +131,7 @@ func (w *discardWriter) Flush() {}
 // call would allocate an error).
 func (w *discardWriter) EnableFullDuplex() error          { return nil }
 func (w *discardWriter) SetWriteDeadline(time.Time) error { return nil }
+func (w *discardWriter) SetReadDeadline(time.Time) error  { return nil }
 
 // BenchmarkGateway/pipeline-* drive gateway.Server.ServeHTTP directly with an in-memory upstream:
 // allocs/op is the gateway's own cost per request (route, request id, policy context, engine,

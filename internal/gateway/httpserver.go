@@ -44,21 +44,42 @@ func NewHTTPServer(h http.Handler) *http.Server {
 // upstream). A request without a body gets no deadline for the same reason. A body that failed
 // (the deadline passed) keeps it: net/http then gives up on the rest of the body and closes the
 // connection instead of reading it with no deadline at all.
-func (s *Server) boundBody(w http.ResponseWriter, r *http.Request) {
+func (s *Server) boundBody(rec *recorder, r *http.Request) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return
 	}
-	rc := http.NewResponseController(w)
-	if rc.SetReadDeadline(time.Now().Add(s.settings.BodyReadTimeout)) != nil {
+	d := readDeadliner(rec.ResponseWriter)
+	if d == nil || d.SetReadDeadline(time.Now().Add(s.settings.BodyReadTimeout)) != nil {
 		return // the connection has no deadlines (a test recorder)
 	}
-	r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+	// The wrapper lives in the recorder: no allocation of its own on every request.
+	rec.body = deadlineBody{ReadCloser: r.Body, d: d}
+	r.Body = &rec.body
+}
+
+// deadliner is the part of http.ResponseController the body deadline needs.
+type deadliner interface{ SetReadDeadline(time.Time) error }
+
+// readDeadliner finds SetReadDeadline on w or what it wraps, as http.ResponseController does,
+// without allocating one per request.
+func readDeadliner(w http.ResponseWriter) deadliner {
+	for w != nil {
+		if d, ok := w.(deadliner); ok {
+			return d
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
+	return nil
 }
 
 // deadlineBody clears the connection's read deadline once the body has been read to its end.
 type deadlineBody struct {
 	io.ReadCloser
-	rc   *http.ResponseController
+	d    deadliner
 	done bool
 }
 
@@ -66,7 +87,7 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err == io.EOF && !b.done {
 		b.done = true
-		_ = b.rc.SetReadDeadline(time.Time{})
+		_ = b.d.SetReadDeadline(time.Time{})
 	}
 	return n, err
 }

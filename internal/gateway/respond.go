@@ -19,6 +19,8 @@ type recorder struct {
 	// own is set for the gateway's own endpoints, which set their CORS headers themselves (the
 	// metadata documents allow any origin); route CORS policies do not apply to them.
 	own bool
+	// body is the request body's deadline wrapper (boundBody), kept here to save an allocation.
+	body deadlineBody
 }
 
 func (w *recorder) WriteHeader(code int) {

@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/problem"
@@ -257,7 +255,7 @@ func (s *Server) Logger(ctx context.Context) *slog.Logger {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
-	rid := uuid.NewString()
+	rid := requestid.New()
 	w.Header().Set(requestid.Header, rid)
 	r = r.WithContext(requestid.With(r.Context(), rid))
 	log := slog.New(&requestHandler{Handler: s.log.Handler(), rid: rid})

@@ -2,7 +2,12 @@
 // code that runs on the request, and in the X-Request-Id response header for the caller.
 package requestid
 
-import "context"
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sync/atomic"
+)
 
 // Header carries the request id on every response.
 const Header = "X-Request-Id"
@@ -19,3 +24,31 @@ func From(ctx context.Context) string {
 	id, _ := ctx.Value(ctxKey{}).(string)
 	return id
 }
+
+// New returns a new request id: the process's random prefix and a counter, so ids are unique
+// across replicas and restarts without a random read per request (one allocation). Ids are
+// identifiers, not secrets.
+func New() string {
+	n := counter.Add(1)
+	var b [prefixLen + 1 + 16]byte
+	copy(b[:], prefixHex)
+	b[prefixLen] = '-'
+	const digits = "0123456789abcdef"
+	for i := len(b) - 1; i > prefixLen; i-- {
+		b[i] = digits[n&0xf]
+		n >>= 4
+	}
+	return string(b[:])
+}
+
+// prefixLen is the length of the process's prefix (8 random bytes, hex).
+const prefixLen = 16
+
+var (
+	counter   atomic.Uint64
+	prefixHex = func() string {
+		var p [prefixLen / 2]byte
+		_, _ = rand.Read(p[:])
+		return hex.EncodeToString(p[:])
+	}()
+)
