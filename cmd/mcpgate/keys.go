@@ -83,7 +83,10 @@ after it (comma-separated), then run "mcpgate rekey".`,
 		Long: `create makes an API key for a consumer and prints only the key, on one line of stdout; notices go to
 stderr. The key is shown once: only its SHA-256 is stored. The api-key-inbound policy authenticates the
 caller as subject "apikey|<consumer>" with the metadata as user data. Works on a fresh data dir, before
-serve ever ran, without --config.`,
+serve ever ran, without --config.
+
+With --admin the key signs in to the setup UI and the admin API, and only there: MCP routes refuse it
+(401 admin_key_on_mcp_route). Give MCP clients keys created without --admin.`,
 		Example: `  mcpgate keys create --consumer alice
   KEY=$(mcpgate keys create --consumer ci-bot --metadata '{"team":"platform"}' --expires 30d)
   mcpgate keys create --consumer ops --admin --expires 2027-01-01T00:00:00Z`,
@@ -135,7 +138,7 @@ serve ever ran, without --config.`,
 	create.Flags().StringVar(&cf.consumer, "consumer", "", "consumer name (the request user's sub)")
 	create.Flags().StringVar(&cf.metadata, "metadata", "", "JSON object given to policies as the request user's data")
 	create.Flags().StringVar(&cf.expires, "expires", "", "expiry: a duration (720h, 30d) or an RFC 3339 time (default: never)")
-	create.Flags().BoolVar(&cf.admin, "admin", false, "the key may use the admin API and setup UI")
+	create.Flags().BoolVar(&cf.admin, "admin", false, "the key signs in to the admin API and setup UI only; MCP routes refuse it")
 
 	var listOutput string
 	list := &cobra.Command{

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -40,6 +41,8 @@ const (
 	defaultIdleTimeout     = 120 * time.Second
 	// defaultDemoListen is where --demo serves its MCP server; examples/quickstart forwards to it.
 	defaultDemoListen = "127.0.0.1:9001"
+	// defaultAuditRetention is how long audit events are kept (90 days).
+	defaultAuditRetention = 2160 * time.Hour
 )
 
 type serveFlags struct {
@@ -57,6 +60,9 @@ type serveFlags struct {
 	safeHTTPAllow   string
 	upstreamTimeout time.Duration
 	maxRequestBody  int64
+	auditRetention  time.Duration
+	allowDerivedURL bool
+	metricsListen   string
 }
 
 func init() {
@@ -81,7 +87,8 @@ http://127.0.0.1:9001/mcp (--demo-listen), which examples/quickstart forwards to
 	fl := cmd.Flags()
 	fl.StringVar(&f.configDir, "config", ".", "project directory holding zuplo.jsonc and config/")
 	fl.StringVar(&f.listen, "listen", defaultListen, "address to listen on")
-	fl.StringVar(&f.publicURL, "public-url", "", "externally visible base URL, e.g. https://mcp.example.com (default: derived from each request)")
+	fl.StringVar(&f.publicURL, "public-url", "", "externally visible base URL, e.g. https://mcp.example.com (required unless --listen is a loopback address or --allow-derived-public-url is set)")
+	fl.BoolVar(&f.allowDerivedURL, "allow-derived-public-url", false, "on a non-loopback --listen without --public-url, derive public URLs from each request's Host (and X-Forwarded-Proto/Host from --trusted-proxies) instead of refusing to start")
 	fl.StringVar(&f.dataDir, "data-dir", "./.mcpgate", "directory for the embedded database and generated keys")
 	fl.StringVar(&f.basePath, "base-path", gateway.DefaultBasePath, "path prefix of the gateway's own endpoints (use /__zuplo to keep Zuplo redirect URIs)")
 	fl.StringVar(&f.logFormat, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text or json")
@@ -91,6 +98,8 @@ http://127.0.0.1:9001/mcp (--demo-listen), which examples/quickstart forwards to
 	fl.StringVar(&f.safeHTTPAllow, "safehttp-allow", "", "comma-separated hosts/CIDRs for which outbound OAuth calls may use http and private addresses (development and tests only)")
 	fl.DurationVar(&f.upstreamTimeout, "upstream-timeout", proxy.DefaultHeaderTimeout, "how long to wait for an upstream's response headers before answering 504 (streams themselves have no total timeout)")
 	fl.Int64Var(&f.maxRequestBody, "max-request-body", proxy.DefaultMaxRequestBody, "largest request body in bytes the gateway forwards (larger → 413)")
+	fl.DurationVar(&f.auditRetention, "audit-retention", defaultAuditRetention, "how long audit events are kept; older ones are deleted hourly (0: kept forever)")
+	fl.StringVar(&f.metricsListen, "metrics-listen", "", "serve /metrics on this address instead of the main listener (firewall it: only the scraper should reach it)")
 	fl.BoolVar(&f.demo, "demo", false, "also start the built-in demo MCP server (see --demo-listen)")
 	fl.StringVar(&f.demoListen, "demo-listen", defaultDemoListen, "address of the demo MCP server started by --demo")
 	addStateFlags(cmd)
@@ -118,6 +127,25 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	if !strings.HasPrefix(f.basePath, "/") {
 		return fmt.Errorf("--base-path: must start with /, got %q", f.basePath)
 	}
+	if f.auditRetention < 0 {
+		return fmt.Errorf("--audit-retention: must be 0 (keep forever) or a positive duration, got %s", f.auditRetention)
+	}
+	if settings.PublicURL == nil {
+		loopback, err := loopbackListen(ctx, f.listen)
+		if err != nil {
+			return fmt.Errorf("--listen: %w", err)
+		}
+		switch {
+		case loopback:
+		case !f.allowDerivedURL:
+			return fmt.Errorf("--listen %s is not a loopback address: set --public-url (MCPGATE_PUBLIC_URL) to the gateway's externally visible URL, "+
+				"or --allow-derived-public-url (MCPGATE_ALLOW_DERIVED_PUBLIC_URL) to build URLs from each request's Host header", f.listen)
+		default:
+			log.Warn("no --public-url: links, redirect URIs and metadata documents are built from each request's Host header "+
+				"(and X-Forwarded-Proto/Host from --trusted-proxies); a client that reaches the gateway under another name gets URLs with that name. "+
+				"Set --public-url in production", "listen", f.listen)
+		}
+	}
 
 	var demoBase string
 	if f.demo {
@@ -143,7 +171,7 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	log.Info("state opened", "backend", st.Backend, "database", st.Location, "keyId", st.Ring.NewestKeyID())
 	// The components every module and endpoint shares, built in dependency order.
 	urls := &publicurl.URLs{Public: settings.PublicURL, TrustedProxies: settings.TrustedProxies, BasePath: normalizeBasePath(f.basePath)}
-	recorder := &audit.Recorder{Log: log.With("component", "audit"), Store: st.Store}
+	recorder := &audit.Recorder{Log: log.With("component", "audit"), Store: st.Store, URLs: urls}
 	// Runs before the store closes (defers run last-in first-out): queued audit rows are stored.
 	defer func() {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditFlushTimeout)
@@ -151,6 +179,12 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		recorder.Close(actx)
 	}()
 	go store.RunSweeper(ctx, st.Store, sweepInterval, log)
+	if f.auditRetention > 0 {
+		go recorder.RunRetention(ctx, f.auditRetention, audit.RetentionInterval)
+		log.Info("audit retention", "keep", f.auditRetention.String(), "interval", audit.RetentionInterval.String())
+	} else {
+		log.Info("audit retention off: audit events are kept forever (--audit-retention 0)")
+	}
 	manager, err := connect.New(connect.Deps{Store: st.Store, Ring: st.Ring, Audit: recorder, URLs: urls,
 		SafeHTTPAllow: splitList(f.safeHTTPAllow), Logger: log})
 	if err != nil {
@@ -201,10 +235,16 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	manager.Mount(gw.Handle, settings.Host.Authenticate, connect.BindingOptions{Mode: binding, Sessions: signIn, Admins: admin})
 	warnBinding(log, binding, project, signIn)
 	// Prometheus metrics (refresh outcomes, lease waits, replays, step-ups, connect-required
-	// answers, upstream latency). No token or subject is ever a label; restrict who may scrape it
-	// at the network level, like /healthz.
-	telemetry.Mount(gw.Handle)
-	log.Info("metrics mounted", "path", telemetry.MetricsPath)
+	// answers, upstream latency, audit rows). No token or subject is ever a label; restrict who may
+	// scrape it at the network level, like /healthz — or serve it on a listener of its own
+	// (--metrics-listen) that only the scraper can reach.
+	var metricsLn net.Listener
+	if f.metricsListen == "" {
+		telemetry.Mount(gw.Handle)
+		log.Info("metrics mounted", "path", telemetry.MetricsPath)
+	} else if metricsLn, err = net.Listen("tcp", f.metricsListen); err != nil {
+		return fmt.Errorf("--metrics-listen %s: %w", f.metricsListen, err)
+	}
 
 	// The background refresher keeps connections used in the last 30 minutes fresh ahead of their
 	// next request, until serve stops. It runs only when a token-exchange policy is configured;
@@ -227,8 +267,20 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		IdleTimeout: defaultIdleTimeout,
 		ErrorLog:    nil,
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	var metricsSrv *http.Server
+	if metricsLn != nil {
+		mux := http.NewServeMux()
+		telemetry.Mount(mux.Handle)
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: defaultReadHeader, IdleTimeout: defaultIdleTimeout}
+		go func() {
+			if err := metricsSrv.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics listener: %w", err)
+			}
+		}()
+		log.Info("metrics listening", "address", metricsLn.Addr().String(), "path", telemetry.MetricsPath)
+	}
 	gw.SetReady(true)
 	base := "http://" + ln.Addr().String()
 	log.Info("mcpgate listening", "address", ln.Addr().String(), "routes", len(project.Routes), "version", version)
@@ -249,6 +301,9 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	log.Info("shutting down: letting in-flight requests finish", "timeout", f.shutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
 	defer cancel()
+	if metricsSrv != nil {
+		_ = metricsSrv.Close()
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown deadline passed; closing remaining connections", "error", err)
 		_ = srv.Close()
@@ -294,6 +349,34 @@ func warnBinding(log *slog.Logger, b connect.Binding, project *config.Project, s
 				"policy", name, "issuer", j.Issuer)
 		}
 	}
+}
+
+// loopbackListen reports whether the listen address only accepts connections from this machine: an
+// IP loopback address, or a name that resolves only to loopback addresses ("localhost"). An empty
+// host (":9000") listens on every interface.
+func loopbackListen(ctx context.Context, listen string) (bool, error) {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false, err
+	}
+	if host == "" {
+		return false, nil
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.Unmap().IsLoopback(), nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(rctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return false, nil // the listen below reports an unresolvable name
+	}
+	for _, a := range addrs {
+		if !a.Unmap().IsLoopback() {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // normalizeBasePath makes "/x/" and "/x" the same base path, as gateway.New does.

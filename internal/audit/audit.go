@@ -7,11 +7,15 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/publicurl"
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/telemetry"
 )
 
 // Event names (Zuplo's mcp_ snake_case vocabulary where it has one).
@@ -64,12 +68,36 @@ type Event struct {
 // asyncQueue bounds the events waiting for the store in RecordAsync.
 const asyncQueue = 4096
 
+// Refusal aggregation (RecordRefusal).
+const (
+	// RefusalWindow is the time one aggregate row covers: refusals of one kind from one address in
+	// one window of this length are one row.
+	RefusalWindow = time.Minute
+	// MaxRefusalAggregates bounds the aggregates held at once (one per kind and address). Refusals
+	// from further addresses are counted together under the address OtherAddress, so a flood from
+	// many addresses costs at most this many rows a window, plus one per kind.
+	MaxRefusalAggregates = 1000
+	// OtherAddress is the address of the aggregate that counts refusals from addresses beyond
+	// MaxRefusalAggregates.
+	OtherAddress = "other"
+	// refusalFlushEvery is how often the writer stores the aggregates of windows that have ended.
+	refusalFlushEvery = 10 * time.Second
+)
+
+// RetentionInterval is how often RunRetention deletes expired audit rows.
+const RetentionInterval = time.Hour
+
 // Recorder writes events to the log and, when it has one, the store. A store failure is logged,
 // never returned: auditing must not fail the request it describes.
 type Recorder struct {
 	Log   *slog.Logger
 	Store store.Audit
 	Now   func() time.Time
+	// URLs finds the client address of a refused request (ClientAddr: X-Forwarded-For only from
+	// trusted proxies); nil: the direct peer.
+	URLs *publicurl.URLs
+	// Metrics counts rows written, dropped and deleted; nil: telemetry.Default.
+	Metrics *telemetry.Metrics
 
 	once    sync.Once
 	queue   chan queued
@@ -77,6 +105,9 @@ type Recorder struct {
 	dropped atomic.Int64
 	mu      sync.RWMutex // guards closed against RecordAsync's send
 	closed  bool
+
+	aggMu sync.Mutex
+	agg   map[aggKey]*aggregate
 }
 
 // RecordAsync is Record for per-request events on the hot path (mcp_request_accepted): the log line
@@ -87,15 +118,11 @@ func (r *Recorder) RecordAsync(ctx context.Context, e Event) {
 	if r == nil {
 		return
 	}
-	r.log(e)
+	r.log(slog.LevelInfo, e)
 	if r.Store == nil {
 		return
 	}
-	r.once.Do(func() {
-		r.queue = make(chan queued, asyncQueue)
-		r.done = make(chan struct{})
-		go r.drain()
-	})
+	r.start()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.closed {
@@ -104,14 +131,99 @@ func (r *Recorder) RecordAsync(ctx context.Context, e Event) {
 	select {
 	case r.queue <- queued{e: e, at: r.clock()()}:
 	default:
-		if n := r.dropped.Add(1); r.Log != nil && (n == 1 || n%1000 == 0) {
-			r.Log.Warn("audit store writer is behind; dropped per-request audit rows (the log has them)", "dropped", n)
-		}
+		r.drop()
 	}
 }
 
-// Close stops the background writer after it has stored what is queued, or when ctx ends (the
-// log already has every event). Later RecordAsync calls only log.
+// RecordRefusal records a refused request (an unauthenticated caller, a failed admin sign-in)
+// without letting anonymous traffic grow the database: the log line is written at debug level, and
+// the store gets one row per kind of refusal (event, outcome, reason, subject, operation, upstream,
+// details), address (ClientAddr, an IPv6 address by its /64) and RefusalWindow, with details
+// {"count": n, "address": "…", "lastAt": "…"} added, the time and request id of the first. The
+// background writer stores a window's rows once it has ended (and everything at Flush and Close).
+func (r *Recorder) RecordRefusal(ctx context.Context, e Event, addr string) {
+	if r == nil {
+		return
+	}
+	addr = publicurl.AddrKey(addr)
+	r.log(slog.LevelDebug, e, "address", addr)
+	if r.Store == nil {
+		return
+	}
+	r.start()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return
+	}
+	now := r.clock()()
+	k := aggKey{event: e.Event, outcome: e.Outcome, reason: e.ReasonCode, subject: e.SubjectID, actor: e.Actor,
+		upstream: e.UpstreamID, operation: e.OperationID, profile: e.AuthProfileID, addr: addr,
+		window: now.Truncate(RefusalWindow).UnixNano()}
+	if len(e.Details) > 0 {
+		b, _ := json.Marshal(e.Details) // map keys sorted: the same details give the same key
+		k.details = string(b)
+	}
+	r.aggMu.Lock()
+	defer r.aggMu.Unlock()
+	if r.agg == nil {
+		r.agg = map[aggKey]*aggregate{}
+	}
+	if a, ok := r.agg[k]; ok {
+		a.count++
+		a.last = now
+		return
+	}
+	if len(r.agg) >= MaxRefusalAggregates {
+		// Too many addresses at once: count this one with the others of its kind. Subject and
+		// details are left out, so the overflow is bounded by the configuration.
+		k.addr, k.subject, k.details = OtherAddress, "", ""
+		if a, ok := r.agg[k]; ok {
+			a.count++
+			a.last = now
+			return
+		}
+		e.SubjectID, e.Details = "", nil
+	}
+	r.agg[k] = &aggregate{first: e, at: now, last: now, count: 1, addr: k.addr}
+}
+
+// ClientAddr is the address RecordRefusal should count r's refusal against (see publicurl.URLs.ClientAddr).
+func (r *Recorder) ClientAddr(req *http.Request) string {
+	if r == nil {
+		return (*publicurl.URLs)(nil).ClientAddr(req)
+	}
+	return r.URLs.ClientAddr(req)
+}
+
+// Flush stores the refusals aggregated so far, whatever their window, and waits until the writer
+// has stored them and every event queued before, or until ctx ends.
+func (r *Recorder) Flush(ctx context.Context) {
+	if r == nil || r.Store == nil {
+		return
+	}
+	r.start()
+	ch := make(chan struct{})
+	r.mu.RLock()
+	if r.closed {
+		r.mu.RUnlock()
+		return
+	}
+	select {
+	case r.queue <- queued{flushed: ch}:
+	case <-ctx.Done():
+		r.mu.RUnlock()
+		return
+	}
+	r.mu.RUnlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+}
+
+// Close stops the background writer after it has stored what is queued and aggregated, or when ctx
+// ends (the log already has every event). Later RecordAsync and RecordRefusal calls only log.
 func (r *Recorder) Close(ctx context.Context) {
 	if r == nil {
 		return
@@ -132,16 +244,133 @@ func (r *Recorder) Close(ctx context.Context) {
 	}
 }
 
-func (r *Recorder) drain() {
-	defer close(r.done)
-	for q := range r.queue {
-		// The row (details JSON) is built here, off the request path.
-		se := r.row(q.e)
-		se.Time = q.at
-		if err := r.Store.AppendAudit(context.Background(), se); err != nil && r.Log != nil {
-			r.Log.Error("writing audit event", "event", se.Event, "error", err)
+// RunRetention deletes the audit events older than keep now and then every interval, until ctx
+// ends. keep <= 0 keeps events forever (it returns at once).
+func (r *Recorder) RunRetention(ctx context.Context, keep, interval time.Duration) {
+	if r == nil || r.Store == nil || keep <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := r.Store.DeleteAuditBefore(ctx, r.clock()().Add(-keep))
+		switch {
+		case err != nil && ctx.Err() == nil && r.Log != nil:
+			r.Log.Warn("deleting expired audit events", "error", err)
+		case err == nil:
+			r.metrics().AuditRowsDeleted(n)
+			if n > 0 && r.Log != nil {
+				r.Log.Debug("deleted expired audit events", "rows", n, "retention", keep.String())
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
+}
+
+func (r *Recorder) start() {
+	r.once.Do(func() {
+		r.queue = make(chan queued, asyncQueue)
+		r.done = make(chan struct{})
+		go r.drain()
+	})
+}
+
+func (r *Recorder) drop() {
+	r.metrics().AuditRowDropped()
+	if n := r.dropped.Add(1); r.Log != nil && (n == 1 || n%1000 == 0) {
+		r.Log.Warn("audit store writer is behind; dropped per-request audit rows (the log has them)", "dropped", n)
+	}
+}
+
+func (r *Recorder) drain() {
+	defer close(r.done)
+	tick := time.NewTicker(refusalFlushEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case q, ok := <-r.queue:
+			if !ok {
+				r.flushRefusals(true)
+				return
+			}
+			if q.flushed != nil {
+				r.flushRefusals(true)
+				close(q.flushed)
+				continue
+			}
+			// The row (details JSON) is built here, off the request path.
+			se := r.row(q.e)
+			se.Time = q.at
+			r.append(se)
+		case <-tick.C:
+			r.flushRefusals(false)
+		}
+	}
+}
+
+// flushRefusals stores the aggregates whose window has ended (all: every one).
+func (r *Recorder) flushRefusals(all bool) {
+	now := r.clock()()
+	r.aggMu.Lock()
+	var due []*aggregate
+	for k, a := range r.agg {
+		if all || !now.Before(time.Unix(0, k.window).Add(RefusalWindow)) {
+			due = append(due, a)
+			delete(r.agg, k)
+		}
+	}
+	r.aggMu.Unlock()
+	sort.Slice(due, func(i, j int) bool { return due[i].at.Before(due[j].at) })
+	for _, a := range due {
+		e := a.first
+		d := make(map[string]any, len(e.Details)+3)
+		for k, v := range e.Details {
+			d[k] = v
+		}
+		d["count"] = a.count
+		d["address"] = a.addr
+		d["lastAt"] = a.last.UTC().Format(time.RFC3339Nano)
+		e.Details = d
+		se := r.row(e)
+		se.Time = a.at
+		r.append(se)
+	}
+}
+
+func (r *Recorder) append(se *store.AuditEvent) {
+	if err := r.Store.AppendAudit(context.Background(), se); err != nil {
+		r.metrics().AuditRowDropped()
+		if r.Log != nil {
+			r.Log.Error("writing audit event", "event", se.Event, "error", err)
+		}
+		return
+	}
+	r.metrics().AuditRowWritten()
+}
+
+func (r *Recorder) metrics() *telemetry.Metrics {
+	if r.Metrics != nil {
+		return r.Metrics
+	}
+	return telemetry.Default
+}
+
+// aggKey is one kind of refusal from one address in one window.
+type aggKey struct {
+	event, outcome, reason, subject, actor, upstream, operation, profile, details, addr string
+	window                                                                              int64 // window start, Unix nanoseconds
+}
+
+// aggregate counts the refusals of one aggKey.
+type aggregate struct {
+	first    Event // the first refusal: its request id and details go in the row
+	at, last time.Time
+	count    int
+	addr     string
 }
 
 // Record writes e to the log and the store before returning.
@@ -149,17 +378,22 @@ func (r *Recorder) Record(ctx context.Context, e Event) {
 	if r == nil {
 		return
 	}
-	r.log(e)
+	r.log(slog.LevelInfo, e)
 	if r.Store == nil {
 		return
 	}
-	if err := r.Store.AppendAudit(context.WithoutCancel(ctx), r.row(e)); err != nil && r.Log != nil {
-		r.Log.Error("writing audit event", "event", e.Event, "error", err)
+	if err := r.Store.AppendAudit(context.WithoutCancel(ctx), r.row(e)); err != nil {
+		r.metrics().AuditRowDropped()
+		if r.Log != nil {
+			r.Log.Error("writing audit event", "event", e.Event, "error", err)
+		}
+		return
 	}
+	r.metrics().AuditRowWritten()
 }
 
-func (r *Recorder) log(e Event) {
-	if r.Log == nil {
+func (r *Recorder) log(level slog.Level, e Event, extra ...any) {
+	if r.Log == nil || !r.Log.Enabled(context.Background(), level) {
 		return
 	}
 	attrs := []any{"event", e.Event, "outcome", e.Outcome}
@@ -178,13 +412,16 @@ func (r *Recorder) log(e Event) {
 	for k, v := range e.Details {
 		attrs = append(attrs, k, v)
 	}
-	r.Log.Info("audit", attrs...)
+	attrs = append(attrs, extra...)
+	r.Log.Log(context.Background(), level, "audit", attrs...)
 }
 
-// queued is an event waiting for the background writer, with the time it happened.
+// queued is an event waiting for the background writer, with the time it happened, or (flushed
+// set) a request to store the aggregated refusals and close flushed.
 type queued struct {
-	e  Event
-	at time.Time
+	e       Event
+	at      time.Time
+	flushed chan struct{}
 }
 
 func (r *Recorder) clock() func() time.Time {

@@ -19,41 +19,63 @@ const maxJSONBody = 64 << 10
 func requestID(ctx context.Context) string { return requestid.From(ctx) }
 
 // bearer authenticates an admin API request by its Authorization: Bearer credential (an admin
-// API key or an admin JWT). Failures count towards the address's failed logins.
+// API key or an admin JWT). A valid admin credential is always accepted; unknown credentials count
+// towards the address's failed logins, and past the limit are answered 429.
 func (h *Handler) bearer(f func(http.ResponseWriter, *http.Request, *Admin)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		addr := h.clientAddr(r)
-		if wait := h.limit.check(addr); wait > 0 {
-			h.apiError(w, r, tooMany(wait))
-			return
-		}
 		cred, ok := bearerToken(r)
 		if !ok {
 			h.apiError(w, r, problem.New(http.StatusUnauthorized, "Send an admin API key or admin JWT as Authorization: Bearer <credential>.", nil).
 				WithReason("missing_token").WithHeader("WWW-Authenticate", `Bearer realm="mcpgate-admin"`))
 			return
 		}
-		a, err := h.authenticate(r.Context(), r, cred)
+		a, err := h.admit(r, cred)
 		if err != nil {
-			h.apiError(w, r, h.refusal(r, addr, err))
+			h.apiError(w, r, err)
 			return
 		}
-		h.limit.succeed(addr)
 		f(w, r, a)
 	})
 }
 
-// refusal maps an authentication failure to a problem and counts it.
+// admit authenticates an admin credential from the login form or the admin API. The credential is
+// always checked first, so a valid admin credential is never refused, however many failures its
+// address has (behind a proxy every admin may share one address). Only an unknown credential is
+// throttled: it counts as a failure of the address, and once the address has MaxFailedLogins
+// recent failures it is answered 429 with Retry-After. A known credential that is no admin's is
+// 403 and not counted. Refusals are audited aggregated (audit.Recorder.RecordRefusal).
+func (h *Handler) admit(r *http.Request, cred string) (*Admin, error) {
+	addr := h.clientAddr(r)
+	a, err := h.authenticate(r.Context(), r, cred)
+	if err == nil {
+		h.limit.succeed(addr)
+		return a, nil
+	}
+	return nil, h.refusal(r, addr, err)
+}
+
+// refusal maps an authentication failure to a problem, counts it when the credential is unknown,
+// and audits it.
 func (h *Handler) refusal(r *http.Request, addr string, err error) *problem.Error {
+	refused := func(reason string) {
+		h.audit.RecordRefusal(r.Context(), audit.Event{Event: EventAdminLoginRefused, Outcome: audit.OutcomeDenied, ReasonCode: reason,
+			RequestID: requestID(r.Context())}, addr)
+	}
 	switch {
 	case errors.Is(err, errNotAdmin):
-		h.limit.fail(addr)
-		h.audit.Record(r.Context(), audit.Event{Event: EventAdminLoginRefused, Outcome: audit.OutcomeDenied, ReasonCode: "not_admin", RequestID: requestID(r.Context())})
+		refused("not_admin")
 		return problem.New(http.StatusForbidden, "This credential does not belong to an administrator. Create one with: mcpgate keys create --consumer ops --admin", err).WithReason("not_admin")
+	case errors.Is(err, errAdminAudience), errors.Is(err, errJWTAdminOff):
+		refused("not_admin")
+		return problem.New(http.StatusForbidden, "This token is not an admin credential: "+err.Error()+" (docs/operations.md, Admins).", err).WithReason("not_admin")
 	case errors.Is(err, errInvalidCredential):
+		if wait := h.limit.check(addr); wait > 0 {
+			refused("too_many_failed_logins")
+			return tooMany(wait)
+		}
 		h.limit.fail(addr)
-		h.audit.Record(r.Context(), audit.Event{Event: EventAdminLoginRefused, Outcome: audit.OutcomeDenied, ReasonCode: "invalid_token", RequestID: requestID(r.Context())})
+		refused("invalid_token")
 		return problem.New(http.StatusUnauthorized, "The admin credential is not valid.", err).WithReason("invalid_token").
 			WithHeader("WWW-Authenticate", `Bearer realm="mcpgate-admin", error="invalid_token"`)
 	}

@@ -1,6 +1,7 @@
 package setup
 
 import (
+	"container/list"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -9,16 +10,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/connect"
-	"github.com/mcpgate/mcpgate/internal/policy"
-	"github.com/mcpgate/mcpgate/internal/requestid"
+	"github.com/mcpgate/mcpgate/internal/policy/jwtauth"
+	"github.com/mcpgate/mcpgate/internal/publicurl"
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/subject"
 )
@@ -27,10 +26,15 @@ import (
 const (
 	// SessionTTL is how long an admin session lasts.
 	SessionTTL = 8 * time.Hour
-	// MaxFailedLogins failures from one address within FailedLoginWindow answer 429 until the
-	// oldest failure leaves the window.
+	// MaxFailedLogins failures from one address within FailedLoginWindow answer 429 to further
+	// unknown credentials from it until the oldest failure leaves the window. A valid admin
+	// credential is never refused: behind a proxy every admin may share one address, and an
+	// attacker must not be able to lock them out.
 	MaxFailedLogins   = 5
 	FailedLoginWindow = 15 * time.Minute
+	// MaxThrottledAddresses bounds the addresses the limiter remembers (least recently failed
+	// forgotten first). An IPv6 address counts as its /64.
+	MaxThrottledAddresses = 10000
 	// loginNonceTTL bounds the login form's CSRF cookie.
 	loginNonceTTL = 30 * time.Minute
 )
@@ -59,6 +63,9 @@ type Admin struct {
 var (
 	errInvalidCredential = errors.New("the key or token is not valid")
 	errNotAdmin          = errors.New("this key or token does not belong to an administrator")
+	// errJWTAdminOff, errAdminAudience: a valid JWT that is no admin credential (see jwtauth.AdminToken).
+	errJWTAdminOff   = errors.New(jwtauth.AdminAudienceEnv + " is not set, so no JWT is an admin credential")
+	errAdminAudience = errors.New("its audience (aud) does not contain " + jwtauth.AdminAudienceEnv + "; MCP route tokens are never admin credentials")
 )
 
 // authenticate checks an API key or a JWT (where a JWT policy is configured) and returns the admin
@@ -91,21 +98,28 @@ func keyUsable(k *store.APIKey, now time.Time) bool {
 	return k.RevokedAt.IsZero() && (k.ExpiresAt.IsZero() || now.Before(k.ExpiresAt))
 }
 
-// authenticateJWT runs the gateway's own JWT policies on the token: the first that accepts it
-// decides (its MCPGATE_ADMIN_CLAIM check sets policy.User.Admin).
-func (h *Handler) authenticateJWT(ctx context.Context, r *http.Request, tok string) (*Admin, error) {
+// authenticateJWT checks the token with the gateway's own JWT policies (jwtauth.AdminToken: the
+// issuer's signature, iss, exp and nbf, then MCPGATE_ADMIN_AUDIENCE in aud and the
+// MCPGATE_ADMIN_CLAIM claim). The first policy whose issuer signed it decides.
+func (h *Handler) authenticateJWT(ctx context.Context, _ *http.Request, tok string) (*Admin, error) {
 	for _, v := range h.jwt {
-		req := r.Clone(ctx)
-		req.Header = http.Header{"Authorization": {"Bearer " + tok}}
-		c := &policy.Context{RequestID: requestid.From(ctx), Log: h.log}
-		if _, err := v.HandleRequest(c, req); err != nil || c.User == nil {
-			continue
+		u, reason, err := v.AdminToken(ctx, tok)
+		if err != nil {
+			return nil, err
 		}
-		if !c.User.Admin {
+		switch reason {
+		case "":
+		case jwtauth.AdminAudienceUnset:
+			return nil, errJWTAdminOff
+		case jwtauth.AdminWrongAudience:
+			return nil, errAdminAudience
+		case jwtauth.AdminNoClaim:
 			return nil, errNotAdmin
+		default:
+			continue // not this issuer's, or not valid
 		}
-		a := &Admin{Subject: c.User.Subject()}
-		if exp, ok := c.User.Data["exp"].(float64); ok {
+		a := &Admin{Subject: u.Subject()}
+		if exp, ok := u.Data["exp"].(float64); ok {
 			a.Until = time.Unix(int64(exp), 0)
 		}
 		return a, nil
@@ -170,7 +184,7 @@ func (h *Handler) cookie(r *http.Request, secureName, plainName, value string, m
 	if h.urls.HTTPS(r) {
 		return &http.Cookie{Name: secureName, Value: value, Path: "/", MaxAge: maxAge, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode}
 	}
-	return &http.Cookie{Name: plainName, Value: value, Path: h.urls.BasePath + "/setup", MaxAge: maxAge, HttpOnly: true, SameSite: http.SameSiteStrictMode}
+	return &http.Cookie{Name: plainName, Value: value, Path: h.urls.BasePath + "/", MaxAge: maxAge, HttpOnly: true, SameSite: http.SameSiteStrictMode}
 }
 
 func (h *Handler) cookieValue(r *http.Request, secureName, plainName string) string {
@@ -234,24 +248,35 @@ func (h *Handler) currentSession(ctx context.Context, r *http.Request) (*session
 	return &s, nil
 }
 
-// limiter slows down repeated failed logins from one address.
+// limiter slows down repeated failed logins from one address: it remembers the recent failures of
+// at most size addresses (an LRU: the address that failed least recently is forgotten first), an
+// IPv6 address by its /64.
 type limiter struct {
 	mu       sync.Mutex
-	failures map[string][]time.Time
+	failures map[string]*list.Element // of *failures, by publicurl.AddrKey
+	order    *list.List               // front: most recently failed
 	max      int
+	size     int
 	window   time.Duration
 	now      func() time.Time
 }
 
-func newLimiter(now func() time.Time) *limiter {
-	return &limiter{failures: map[string][]time.Time{}, max: MaxFailedLogins, window: FailedLoginWindow, now: now}
+// failures are the recent failures of one address key.
+type failures struct {
+	key   string
+	times []time.Time
 }
 
-// check returns how long addr must wait (0: it may try now).
+func newLimiter(now func() time.Time) *limiter {
+	return &limiter{failures: map[string]*list.Element{}, order: list.New(), max: MaxFailedLogins, size: MaxThrottledAddresses,
+		window: FailedLoginWindow, now: now}
+}
+
+// check returns how long addr must wait before its next unknown credential is looked at (0: it may try now).
 func (l *limiter) check(addr string) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	recent := l.prune(addr)
+	recent := l.prune(publicurl.AddrKey(addr))
 	if len(recent) < l.max {
 		return 0
 	}
@@ -261,75 +286,63 @@ func (l *limiter) check(addr string) time.Duration {
 func (l *limiter) fail(addr string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.failures[addr] = append(l.prune(addr), l.now())
-	if len(l.failures) > 10000 {
-		// Bound memory under a spray from many addresses: drop entries whose failures have aged out.
-		for k := range l.failures {
-			l.prune(k)
-		}
+	key := publicurl.AddrKey(addr)
+	recent := append(l.prune(key), l.now())
+	if len(recent) > l.max {
+		recent = recent[len(recent)-l.max:] // more than max changes nothing but the memory held
 	}
+	if el, ok := l.failures[key]; ok {
+		el.Value.(*failures).times = recent
+		l.order.MoveToFront(el)
+		return
+	}
+	for len(l.failures) >= l.size {
+		oldest := l.order.Back()
+		l.order.Remove(oldest)
+		delete(l.failures, oldest.Value.(*failures).key)
+	}
+	l.failures[key] = l.order.PushFront(&failures{key: key, times: recent})
 }
 
 func (l *limiter) succeed(addr string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.failures, addr)
+	l.forget(publicurl.AddrKey(addr))
 }
 
-func (l *limiter) prune(addr string) []time.Time {
+func (l *limiter) forget(key string) {
+	if el, ok := l.failures[key]; ok {
+		l.order.Remove(el)
+		delete(l.failures, key)
+	}
+}
+
+// prune drops key's failures older than the window and returns the rest.
+func (l *limiter) prune(key string) []time.Time {
+	el, ok := l.failures[key]
+	if !ok {
+		return nil
+	}
+	f := el.Value.(*failures)
 	cut := l.now().Add(-l.window)
-	var recent []time.Time
-	for _, t := range l.failures[addr] {
+	recent := f.times[:0]
+	for _, t := range f.times {
 		if t.After(cut) {
 			recent = append(recent, t)
 		}
 	}
 	if len(recent) == 0 {
-		delete(l.failures, addr)
+		l.forget(key)
 		return nil
 	}
-	l.failures[addr] = recent
+	f.times = recent
 	return recent
 }
 
 // clientAddr is the address failed logins are counted against: the direct peer, or, when that is
 // a trusted proxy (MCPGATE_TRUSTED_PROXIES), the nearest X-Forwarded-For address that is not one
 // (so clients behind one proxy are not slowed down together, and a client cannot pick its own).
-func (h *Handler) clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if !h.trusted(host) {
-		return host
-	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		hop := strings.TrimSpace(hops[i])
-		if hop == "" {
-			continue
-		}
-		if !h.trusted(hop) {
-			return hop
-		}
-		host = hop
-	}
-	return host
-}
-
-func (h *Handler) trusted(addr string) bool {
-	a, err := netip.ParseAddr(addr)
-	if err != nil {
-		return false
-	}
-	a = a.Unmap()
-	for _, p := range h.urls.TrustedProxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
+func (h *Handler) clientAddr(r *http.Request) string { return h.urls.ClientAddr(r) }
 
 // AdminSubject implements connect.Admins: the administrator the browser is signed in to the setup
 // UI as, or "".

@@ -212,12 +212,22 @@ func (c *client) get(u string) (*http.Response, string) {
 	return resp, string(b)
 }
 
+// post submits a form as Chromium submits the gateway's own forms (its pages send
+// Referrer-Policy: no-referrer): "Origin: null" and "Sec-Fetch-Site: same-origin". header
+// replaces those (a page elsewhere sends its own Origin and "Sec-Fetch-Site: cross-site"); a key
+// with no values removes the header.
 func (c *client) post(u string, form url.Values, header http.Header) (*http.Response, string) {
 	c.t.Helper()
 	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "null")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
 	for k, vs := range header {
-		req.Header[k] = vs
+		if len(vs) == 0 {
+			req.Header.Del(k)
+			continue
+		}
+		req.Header[http.CanonicalHeaderKey(k)] = vs
 	}
 	resp, err := c.c.Do(req)
 	if err != nil {
@@ -256,7 +266,7 @@ func (e *env) connectUser(h *hydra.Server, id, key, hydraSubject string) {
 	}
 	authURL, _ := d["authUrl"].(string)
 	c := newClient(e.t)
-	_, page := c.get(authURL)
+	page := e.signedInPage(c, authURL, key)
 	form := url.Values{"decision": {"approve"}}
 	for _, m := range hiddenRe.FindAllStringSubmatch(page, -1) {
 		form.Set(m[1], htmlUnescape(m[2]))
@@ -269,4 +279,32 @@ func (e *env) connectUser(h *hydra.Server, id, key, hydraSubject string) {
 	if resp, page := c.get(callback.String()); resp.StatusCode != 200 {
 		e.t.Fatalf("callback: %d %s", resp.StatusCode, page)
 	}
+}
+
+// signedInPage opens pageURL, a connect page of an API-key user, in c as that user would: the
+// gateway sends a browser that is not signed in to its API-key sign-in form
+// ({base}/oauth/login/api-key?return=pageURL); the key is posted on that form (with its CSRF
+// field, as a same-origin form post) and the gateway comes back to pageURL, which is then served.
+// It returns that page.
+func (e *env) signedInPage(c *client, pageURL, key string) string {
+	e.t.Helper()
+	resp, _ := c.get(pageURL)
+	login := resp.Header.Get("Location")
+	want := e.base + "/oauth/login/api-key?" + url.Values{"return": {pageURL}}.Encode()
+	if resp.StatusCode != http.StatusFound || login != want {
+		e.t.Fatalf("%s without a session: %d to %q, want 302 to the API-key sign-in returning to the page", pageURL, resp.StatusCode, login)
+	}
+	resp, form := c.get(login)
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("API-key sign-in page: %d %s", resp.StatusCode, form)
+	}
+	resp, body := c.post(e.base+"/oauth/login/api-key", url.Values{"csrf": {csrfOf(e.t, form)}, "return": {pageURL}, "key": {key}}, nil)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != pageURL {
+		e.t.Fatalf("API-key sign-in: %d to %q, want 303 back to the page: %s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	resp, page := c.get(pageURL)
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("%s after signing in: %d %s", pageURL, resp.StatusCode, page)
+	}
+	return page
 }

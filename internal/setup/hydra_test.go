@@ -426,7 +426,11 @@ func (e *env) connectShared(h *hydra.Server, c *client, id, hydraSubject string)
 		e.t.Fatalf("connect: %d %s %s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
 	authURL := resp.Header.Get("Location")
-	_, consent := c.get(authURL)
+	// The shared connection's consent page is bound to the setup UI's administrator session.
+	resp, consent := c.get(authURL)
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("the shared connection's consent page, signed in to the setup UI as an administrator: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
 	if !strings.Contains(consent, "the shared connection") {
 		e.t.Errorf("the consent page does not say it connects the shared connection")
 	}

@@ -116,7 +116,7 @@ func TestLoginSessionCookieAndCSRF(t *testing.T) {
 		t.Fatal("no session cookie")
 	}
 	if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Secure || ck.MaxAge != int((8*time.Hour)/time.Second) ||
-		ck.Name != "mcpgate-admin" || ck.Path != "/__mcpgate/setup" {
+		ck.Name != "mcpgate-admin" || ck.Path != "/__mcpgate/" {
 		t.Errorf("session cookie on http: %+v", ck)
 	}
 	if strings.Contains(ck.Value, admin) || strings.Contains(ck.Value, "ops") {
@@ -137,8 +137,16 @@ func TestLoginSessionCookieAndCSRF(t *testing.T) {
 	if resp, _ := c.post(check, url.Values{"csrf": {"AAAA" + token[4:]}}, nil); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("check with a wrong CSRF token: %d", resp.StatusCode)
 	}
-	if resp, _ := c.post(check, url.Values{"csrf": {token}}, http.Header{"Origin": {"https://evil.example"}}); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := c.post(check, url.Values{"csrf": {token}}, http.Header{"Origin": {"https://evil.example"}, "Sec-Fetch-Site": {"cross-site"}}); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("cross-origin check: %d", resp.StatusCode)
+	}
+	// The right token without a same-origin signal is refused too: "Origin: null" alone, or no
+	// Origin and no Sec-Fetch-Site at all.
+	if resp, _ := c.post(check, url.Values{"csrf": {token}}, http.Header{"Sec-Fetch-Site": nil}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("check with Origin: null and no Sec-Fetch-Site: %d", resp.StatusCode)
+	}
+	if resp, _ := c.post(check, url.Values{"csrf": {token}}, http.Header{"Origin": nil, "Sec-Fetch-Site": nil}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("check with no origin signal: %d", resp.StatusCode)
 	}
 	for _, path := range []string{"/setup/connections/revoke", "/setup/connections/revoke-all", "/setup/upstreams/linear/connect", "/setup/logout"} {
 		if resp, _ := c.post(e.base+path, url.Values{"upstream": {"linear"}, "subject": {"apikey|alice"}}, nil); resp.StatusCode != http.StatusForbidden {
@@ -227,6 +235,10 @@ func sessionCookie(resp *http.Response) *http.Cookie {
 	return nil
 }
 
+// TestFailedLoginsAreSlowedDown: after MaxFailedLogins unknown credentials from one address, further
+// unknown credentials from it are answered 429 with Retry-After (form and API alike), while a
+// valid admin credential is still accepted: behind a proxy every admin may share one address, and
+// whoever sprays wrong keys must not lock them out.
 func TestFailedLoginsAreSlowedDown(t *testing.T) {
 	e := newBrokenEnv(t, "")
 	admin := e.key("ops", true)
@@ -236,17 +248,25 @@ func TestFailedLoginsAreSlowedDown(t *testing.T) {
 			t.Fatalf("failed login %d: %d", i, resp.StatusCode)
 		}
 	}
-	// Now even the right key waits: the address is slowed down, with Retry-After.
-	resp := e.login(c, admin)
+	// Now the next unknown key waits: the address is slowed down, with Retry-After.
+	resp := e.login(c, "mcpg_wrong-again")
 	if resp.StatusCode != http.StatusTooManyRequests || sessionCookie(resp) != nil {
-		t.Fatalf("login after %d failures: %d", setup.MaxFailedLogins, resp.StatusCode)
+		t.Fatalf("unknown key after %d failures: %d", setup.MaxFailedLogins, resp.StatusCode)
 	}
 	if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 || ra > int(setup.FailedLoginWindow/time.Second) {
 		t.Errorf("Retry-After %q", resp.Header.Get("Retry-After"))
 	}
 	// The admin API counts against the same address.
-	if status, _ := e.api("GET", "/upstreams", admin, ""); status != http.StatusTooManyRequests {
-		t.Errorf("API while slowed down: %d", status)
+	if status, _ := e.api("GET", "/upstreams", "mcpg_wrong-api", ""); status != http.StatusTooManyRequests {
+		t.Errorf("unknown key on the API while slowed down: %d", status)
+	}
+	// The right key is not locked out, on the API or the form.
+	if status, body := e.api("GET", "/upstreams", admin, ""); status != http.StatusOK {
+		t.Errorf("admin key on the API while the address is slowed down: %d %s", status, body)
+	}
+	resp = e.login(c, admin)
+	if resp.StatusCode != http.StatusSeeOther || sessionCookie(resp) == nil {
+		t.Fatalf("admin login while the address is slowed down: %d", resp.StatusCode)
 	}
 }
 
@@ -308,14 +328,19 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-// TestJWTAdmins: where a JWT policy is configured, a JWT carrying the MCPGATE_ADMIN_CLAIM claim is
-// an admin (API and login form); one without it is refused like a non-admin key.
+// TestJWTAdmins: where a JWT policy is configured, a JWT for the MCPGATE_ADMIN_AUDIENCE audience
+// carrying the MCPGATE_ADMIN_CLAIM claim is an admin (API and login form); one without the claim is
+// refused like a non-admin key, and so is one with the claim issued for an MCP route's audience
+// (the tokens MCP clients hold are never admin credentials).
 func TestJWTAdmins(t *testing.T) {
+	const adminAudience = "https://gateway.example.test/admin"
 	t.Setenv(jwtauth.AdminClaimEnv, "roles=mcpgate-admin")
+	t.Setenv(jwtauth.AdminAudienceEnv, adminAudience)
 	secret := "0123456789abcdef0123456789abcdef-setup-test"
 	e := newEnv(t, envOptions{jwtSecret: secret, upstreams: []upstreamSpec{{id: "linear", displayName: "Linear", authMode: "user-oauth", url: brokenUpstream(t)}}})
+	aud := adminAudience
 	mint := func(sub string, roles ...string) string {
-		claims := map[string]any{"iss": jwtIssuer, "aud": "https://gateway.example.test/mcp/jwt", "sub": sub,
+		claims := map[string]any{"iss": jwtIssuer, "aud": aud, "sub": sub,
 			"exp": time.Now().Add(time.Hour).Unix(), "roles": roles}
 		payload, _ := json.Marshal(claims)
 		tok, err := jws.Sign(payload, jws.WithKey(jwa.HS256(), []byte(secret)))
@@ -352,6 +377,12 @@ func TestJWTAdmins(t *testing.T) {
 	}
 	if status, body := e.api("GET", "/upstreams", userJWT, ""); status != http.StatusForbidden || !strings.Contains(body, "not_admin") {
 		t.Errorf("JWT without the admin claim: %d %s", status, body)
+	}
+	aud = "https://gateway.example.test/mcp/jwt"
+	routeJWT := mint("ops@example.com", "mcpgate-admin")
+	aud = adminAudience
+	if status, body := e.api("GET", "/upstreams", routeJWT, ""); status != http.StatusForbidden || !strings.Contains(body, "not_admin") {
+		t.Errorf("JWT with the admin claim for the MCP route's audience: %d %s", status, body)
 	}
 	forged := mint("ops@example.com", "mcpgate-admin")
 	forged = forged[:len(forged)-4] + "AAAA"

@@ -56,7 +56,7 @@ type Handler struct {
 	csrf   *web.CSRF
 	sealer *sealer
 	limit  *limiter
-	jwt    []policy.Inbound
+	jwt    []*jwtauth.Policy
 	mcp    []*config.Route // the project's MCP routes, in config order
 	log    *slog.Logger
 	now    func() time.Time
@@ -83,8 +83,9 @@ type Deps struct {
 }
 
 // Mount builds the handler and registers its endpoints. project is the loaded configuration: its
-// JWT policies (open-id-jwt-auth-inbound) also authenticate admins that carry the
-// MCPGATE_ADMIN_CLAIM claim. Call it after gateway.New (the policies are provisioned).
+// JWT policies (open-id-jwt-auth-inbound) also authenticate admins whose token is for the
+// MCPGATE_ADMIN_AUDIENCE audience and carries the MCPGATE_ADMIN_CLAIM claim (jwtauth.AdminToken).
+// Call it after gateway.New (the policies are provisioned).
 func Mount(d Deps, project *config.Project) (*Handler, error) {
 	if d.Store == nil || d.Ring == nil || d.URLs == nil || d.Register == nil || d.Manager == nil {
 		return nil, errors.New("setup: needs a store, a key ring, the public URLs, the endpoint registry and the connection manager")

@@ -121,7 +121,18 @@ func flashOf(q url.Values) (string, bool) {
 type LoginPage struct {
 	Action string
 	CSRF   string
-	JWT    bool // a JWT policy is configured: JWTs are accepted too
+	JWT    bool // a JWT policy and MCPGATE_ADMIN_AUDIENCE are configured: admin JWTs are accepted too
+}
+
+// jwtAdmins reports whether admin JWTs can sign in: a JWT policy is configured and
+// MCPGATE_ADMIN_AUDIENCE is set.
+func (h *Handler) jwtAdmins() bool {
+	for _, p := range h.jwt {
+		if p.AdminAudience() != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *Handler) serveLoginPage(w http.ResponseWriter, r *http.Request) {
@@ -138,18 +149,11 @@ func (h *Handler) renderLogin(w http.ResponseWriter, r *http.Request, status int
 	http.SetCookie(w, h.cookie(r, loginCookieSecure, loginCookiePlain, nonce, int(loginNonceTTL/time.Second)))
 	h.render(w, r, web.SetupPage{Name: "setup_login", Title: "Sign in", Status: status, Flash: flash, FlashBad: bad,
 		Nav:  web.SetupNav{Base: h.setupPath("")},
-		Data: LoginPage{Action: h.setupPath("/login"), CSRF: h.csrf.Token("login:" + nonce), JWT: len(h.jwt) > 0}})
+		Data: LoginPage{Action: h.setupPath("/login"), CSRF: h.csrf.Token("login:" + nonce), JWT: h.jwtAdmins()}})
 }
 
 func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	addr := h.clientAddr(r)
-	if wait := h.limit.check(addr); wait > 0 {
-		pe := tooMany(wait)
-		w.Header().Set("Retry-After", pe.Header.Get("Retry-After"))
-		h.renderLogin(w, r, http.StatusTooManyRequests, "Too many failed sign-ins from this address. Try again in "+pe.Header.Get("Retry-After")+" seconds.", true)
-		return
-	}
 	nonce := h.cookieValue(r, loginCookieSecure, loginCookiePlain)
 	if err := h.checkForm(w, r, "login:"+nonce); err != nil || nonce == "" {
 		if err == nil {
@@ -158,17 +162,20 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 		h.pageError(w, r, err)
 		return
 	}
-	a, err := h.authenticate(ctx, r, r.PostForm.Get("key"))
+	a, err := h.admit(r, r.PostForm.Get("key"))
 	if err != nil {
-		pe := h.refusal(r, addr, err)
+		pe := problem.From(err)
 		msg := pe.Detail
-		if pe.Status >= 500 {
+		switch {
+		case pe.Status == http.StatusTooManyRequests:
+			w.Header().Set("Retry-After", pe.Header.Get("Retry-After"))
+			msg = "Too many failed sign-ins from this address. Try again in " + pe.Header.Get("Retry-After") + " seconds."
+		case pe.Status >= 500:
 			msg = "The gateway cannot check keys right now; try again shortly."
 		}
 		h.renderLogin(w, r, pe.Status, msg, true)
 		return
 	}
-	h.limit.succeed(addr)
 	h.startSession(w, r, a)
 	http.SetCookie(w, h.cookie(r, loginCookieSecure, loginCookiePlain, "", -1))
 	h.audit.Record(ctx, audit.Event{Event: EventAdminLogin, Outcome: audit.OutcomeSuccess, SubjectID: a.Subject, Actor: a.Subject, RequestID: requestID(ctx)})

@@ -5,7 +5,7 @@
 //
 // Labels are bounded and never secret: the upstream id (configuration), an outcome or state
 // from a fixed list, a status class. Never a token, subject, user, request id, code or URL
-// (DESIGN.md §8.10).
+// (docs/architecture.md#never-logged).
 package telemetry
 
 import (
@@ -52,6 +52,9 @@ type Metrics struct {
 	connectRequired  *prometheus.CounterVec
 	upstreamDuration *prometheus.HistogramVec
 	signIn           *prometheus.CounterVec
+	auditWritten     prometheus.Counter
+	auditDropped     prometheus.Counter
+	auditDeleted     prometheus.Counter
 }
 
 // Default is the process's metrics, served at /metrics.
@@ -95,13 +98,38 @@ func New() *Metrics {
 		Name: "mcpgate_signin_events_total",
 		Help: "Sign-in events of the gateway's authorization server for MCP clients, by event (browser_login, client_registered, token_issued, token_validated, token_refreshed, token_revoked, consent_approved, consent_denied) and outcome.",
 	}, []string{"event", "outcome"})
-	m.reg.MustRegister(m.signIn, m.refreshes, m.refreshDuration, m.leaseWaits, m.replays, m.stepUps, m.connectRequired, m.upstreamDuration,
+	m.auditWritten = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mcpgate_audit_rows_written_total",
+		Help: "Audit rows stored (one row per event, or per refused-request aggregate: event, reason, address and minute).",
+	})
+	m.auditDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mcpgate_audit_rows_dropped_total",
+		Help: "Audit rows not stored: the background writer was behind, or the store failed (the log still has the event).",
+	})
+	m.auditDeleted = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mcpgate_audit_rows_deleted_total",
+		Help: "Audit rows deleted by retention (--audit-retention).",
+	})
+	m.reg.MustRegister(m.auditWritten, m.auditDropped, m.auditDeleted, m.signIn, m.refreshes, m.refreshDuration, m.leaseWaits, m.replays, m.stepUps, m.connectRequired, m.upstreamDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 // SignIn counts one sign-in event (see mcpgate_signin_events_total).
 func (m *Metrics) SignIn(event, outcome string) { m.signIn.WithLabelValues(event, outcome).Inc() }
+
+// AuditRowWritten counts one stored audit row.
+func (m *Metrics) AuditRowWritten() { m.auditWritten.Inc() }
+
+// AuditRowDropped counts one audit row that was not stored.
+func (m *Metrics) AuditRowDropped() { m.auditDropped.Inc() }
+
+// AuditRowsDeleted counts audit rows retention deleted.
+func (m *Metrics) AuditRowsDeleted(n int) {
+	if n > 0 {
+		m.auditDeleted.Add(float64(n))
+	}
+}
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {

@@ -10,7 +10,7 @@ import (
 )
 
 // allowedLabels are the only label names a metric may have: none can carry a token, a subject
-// or a request (DESIGN.md §8.10).
+// or a request (docs/architecture.md#never-logged).
 var allowedLabels = map[string]bool{"upstream": true, "outcome": true, "state": true, "code": true}
 
 func TestMetricsAreServedWithSafeLabels(t *testing.T) {
@@ -23,6 +23,10 @@ func TestMetricsAreServedWithSafeLabels(t *testing.T) {
 	m.ConnectRequired("linear", "reconsent_required")
 	m.UpstreamResponse("linear", 401, 3*time.Millisecond)
 	m.UpstreamResponse("linear", 0, time.Millisecond)
+	m.AuditRowWritten()
+	m.AuditRowWritten()
+	m.AuditRowDropped()
+	m.AuditRowsDeleted(7)
 
 	mux := http.NewServeMux()
 	Mount(mux.Handle) // Default, as the gateway serves it
@@ -48,6 +52,9 @@ func TestMetricsAreServedWithSafeLabels(t *testing.T) {
 		`mcpgate_connect_required_total{state="reconsent_required",upstream="linear"} 1`,
 		`mcpgate_upstream_response_seconds_count{code="4xx",upstream="linear"} 1`,
 		`mcpgate_upstream_response_seconds_count{code="other",upstream="linear"} 1`,
+		`mcpgate_audit_rows_written_total 2`,
+		`mcpgate_audit_rows_dropped_total 1`,
+		`mcpgate_audit_rows_deleted_total 7`,
 		`go_goroutines `,
 	} {
 		if !strings.Contains(string(body), want) {

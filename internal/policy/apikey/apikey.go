@@ -68,7 +68,8 @@ func (s *state) lookupStore(ctx context.Context, hash []byte) (*store.APIKey, er
 }
 
 // HandleRequest authenticates the caller by API key and sets the request user to the key's
-// consumer. The key header never reaches the upstream.
+// consumer. The key header never reaches the upstream. An admin key (mcpgate keys create --admin)
+// is refused (admin_key_on_mcp_route): it is for the setup UI and the admin API only.
 func (p *Policy) HandleRequest(c *policy.Context, r *http.Request) (*http.Response, error) {
 	if p.st == nil {
 		return nil, problem.New(http.StatusInternalServerError, "The API key policy is not ready.", errors.New("api-key-inbound used before Provision"))
@@ -112,7 +113,15 @@ func (p *Policy) authenticate(ctx context.Context, key string, present, wellForm
 	if !k.ExpiresAt.IsZero() && !p.st.now().Before(k.ExpiresAt) {
 		return nil, &authcommon.Refusal{Reason: authcommon.ReasonExpired, Detail: "The API key expired.", Subject: who, Details: details}, nil
 	}
-	return &policy.User{Sub: k.Consumer, Data: metadata(k.Metadata), Namespace: subject.APIKey, Admin: k.Admin}, nil, nil
+	if k.Admin {
+		// Privilege separation: an admin key opens the setup UI and the admin API. Were it also
+		// accepted here, every MCP client, upstream-facing tool and log it passes through would
+		// hold an administrator's credential.
+		return nil, &authcommon.Refusal{Reason: authcommon.ReasonAdminKeyOnMCPRoute,
+			Detail:  "This is an admin API key: it signs in to the setup UI and the admin API only. Give MCP clients a key created without --admin.",
+			Subject: who, Details: details}, nil
+	}
+	return &policy.User{Sub: k.Consumer, Data: metadata(k.Metadata), Namespace: subject.APIKey}, nil, nil
 }
 
 // metadata decodes the consumer metadata for request.user.data. Metadata that is not a JSON

@@ -35,7 +35,7 @@ func createKey(t testing.TB, s store.Store, consumer string, mutate func(*store.
 
 func TestValidKeySetsUserAndNeverReachesUpstream(t *testing.T) {
 	g := authtest.New(t, authtest.Options{Export: apikey.Export, Options: `{}`})
-	key, _ := createKey(t, g.Store, "acme-bot", func(k *store.APIKey) { k.Admin = true })
+	key, _ := createKey(t, g.Store, "acme-bot", nil)
 
 	resp := g.Post(t, "/mcp/test", "Authorization", "Bearer "+key)
 	if resp.StatusCode != http.StatusOK {
@@ -46,14 +46,46 @@ func TestValidKeySetsUserAndNeverReachesUpstream(t *testing.T) {
 		t.Errorf("the API key went upstream: Authorization %q", v)
 	}
 	u := seen.User
-	if u == nil || u.Sub != "acme-bot" || u.Namespace != subject.APIKey || !u.Admin {
-		t.Fatalf("request user %+v, want sub acme-bot in namespace apikey, admin", u)
+	if u == nil || u.Sub != "acme-bot" || u.Namespace != subject.APIKey || u.Admin {
+		t.Fatalf("request user %+v, want sub acme-bot in namespace apikey, not admin", u)
 	}
 	if u.Subject() != "apikey|acme-bot" {
 		t.Errorf("subject %q", u.Subject())
 	}
 	if u.Data["plan"] != "gold" || u.Data["orgId"] != float64(42) {
 		t.Errorf("user data %v, want the key's metadata", u.Data)
+	}
+}
+
+// TestAdminKeyRefusedOnMCPRoute: privilege separation. A key created with --admin signs in to the
+// setup UI and the admin API only; on an MCP route it is a 401 with its own reason, audited with
+// the key's subject, and never reaches the upstream.
+func TestAdminKeyRefusedOnMCPRoute(t *testing.T) {
+	g := authtest.New(t, authtest.Options{Export: apikey.Export, Options: `{}`})
+	key, k := createKey(t, g.Store, "ops", func(k *store.APIKey) { k.Admin = true })
+
+	resp := g.Post(t, "/mcp/test", "Authorization", "Bearer "+key)
+	if resp.StatusCode != http.StatusUnauthorized || resp.JSON["reasonCode"] != "admin_key_on_mcp_route" {
+		t.Fatalf("admin key on an MCP route: status %d reason %v, want 401 admin_key_on_mcp_route", resp.StatusCode, resp.JSON["reasonCode"])
+	}
+	if d, _ := resp.JSON["detail"].(string); !strings.Contains(d, "admin") || !strings.Contains(d, "without --admin") {
+		t.Errorf("detail %q does not say why and what to do", d)
+	}
+	if got, want := resp.Header.Get("WWW-Authenticate"), `Bearer realm="mcpgate", error="invalid_token"`; got != want {
+		t.Errorf("challenge %q, want %q", got, want)
+	}
+	if g.Upstream.Count() != 0 {
+		t.Fatal("the admin key's request reached the upstream")
+	}
+	evs := g.Rejections(t)
+	if len(evs) != 1 || evs[0].ReasonCode != "admin_key_on_mcp_route" || evs[0].Subject != "apikey|ops" ||
+		!strings.Contains(string(evs[0].Details), k.ID) {
+		t.Errorf("audit %+v", evs)
+	}
+	// The same consumer with an ordinary key is served.
+	plain, _ := createKey(t, g.Store, "ops", nil)
+	if resp := g.Post(t, "/mcp/test", "Authorization", "Bearer "+plain); resp.StatusCode != http.StatusOK {
+		t.Fatalf("ordinary key: status %d", resp.StatusCode)
 	}
 }
 

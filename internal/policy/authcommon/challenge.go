@@ -26,6 +26,9 @@ const (
 	ReasonUnknownKey       = "unknown_key"
 	ReasonInvalidSignature = "invalid_signature"
 	ReasonUnsupportedAlg   = "unsupported_algorithm"
+	// ReasonAdminKeyOnMCPRoute refuses an admin API key on an MCP route: admin keys are for the
+	// setup UI and the admin API only.
+	ReasonAdminKeyOnMCPRoute = "admin_key_on_mcp_route"
 )
 
 // Param is one auth-param of a challenge.
@@ -91,6 +94,9 @@ type Refusal struct {
 }
 
 // Refuse records the mcp_request_rejected audit event and returns the 401 problem to answer with.
+// The event is aggregated (audit.Recorder.RecordRefusal): refusals of one kind from one client
+// address within a minute are one row with a count, written in the background, so anonymous
+// traffic cannot grow the database; the log line per refusal is at debug level.
 func Refuse(c *policy.Context, r *http.Request, rec *audit.Recorder, f Refusal) *problem.Error {
 	details := map[string]any{"policy": f.Policy}
 	for k, v := range f.Details {
@@ -107,7 +113,7 @@ func Refuse(c *policy.Context, r *http.Request, rec *audit.Recorder, f Refusal) 
 	if c.Route != nil {
 		ev.OperationID = c.Route.OperationID
 	}
-	rec.Record(r.Context(), ev)
+	rec.RecordRefusal(r.Context(), ev, rec.ClientAddr(r))
 	pe := problem.New(http.StatusUnauthorized, f.Detail, f.Cause).WithReason(f.Reason)
 	if f.Challenge != "" {
 		pe.WithHeader("WWW-Authenticate", f.Challenge)

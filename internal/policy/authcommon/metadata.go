@@ -120,7 +120,14 @@ func (m *MetadataServer) handler(rt *policy.RouteInfo) http.Handler {
 			return
 		}
 		h.Set("Content-Type", "application/json")
-		h.Set("Cache-Control", "public, max-age=300")
+		if m.URLs.Derived() {
+			// The document names a URL built from this request's Host (and forwarded headers from
+			// trusted proxies): a shared cache must not hand it to anyone else.
+			h.Set("Cache-Control", "private, max-age=300")
+			h.Set("Vary", "Host, X-Forwarded-Host, X-Forwarded-Proto")
+		} else {
+			h.Set("Cache-Control", "public, max-age=300")
+		}
 		_, _ = w.Write(body)
 	})
 }

@@ -33,6 +33,11 @@ const (
 	// AdminClaimEnv names the claim that makes a JWT caller an administrator: "claim" (true or
 	// "true") or "claim=value" (equal to value, or an array containing it).
 	AdminClaimEnv = "MCPGATE_ADMIN_CLAIM"
+	// AdminAudienceEnv names the audience a JWT must carry (in aud) to be an admin credential for
+	// the setup UI and the admin API, besides the admin claim. It should differ from every MCP
+	// route's audience, so that the tokens MCP clients hold are never admin credentials. Unset: no
+	// JWT is an admin.
+	AdminAudienceEnv = "MCPGATE_ADMIN_AUDIENCE"
 	// keysRetryAfter is the Retry-After of the 503 answered when the JWKS cannot be fetched.
 	keysRetryAfter = "5"
 )
@@ -47,6 +52,7 @@ type state struct {
 	now       func() time.Time
 	adminName string // claim name; empty: no JWT caller is an admin
 	adminWant string // required value; empty: true or "true"
+	adminAud  string // MCPGATE_ADMIN_AUDIENCE; empty: no JWT caller is an admin
 }
 
 // Provision sets up the key source and, with oAuthResourceMetadataEnabled, serves the RFC 9728
@@ -84,6 +90,10 @@ func (p *Policy) Provision(_ context.Context, env *policy.Env) error {
 	}
 	if v := strings.TrimSpace(os.Getenv(AdminClaimEnv)); v != "" {
 		st.adminName, st.adminWant, _ = strings.Cut(v, "=")
+	}
+	st.adminAud = strings.TrimSpace(os.Getenv(AdminAudienceEnv))
+	if st.adminAud != "" && p.Audience != "" && sameURL(st.adminAud, p.Audience) {
+		log.Warn(AdminAudienceEnv + " equals this policy's audience: every token MCP clients hold for its routes is then an admin credential too; use a distinct audience for admin tokens")
 	}
 	if p.OAuthResourceMetadataEnabled {
 		if host.Register == nil {
@@ -159,7 +169,13 @@ func (p *Policy) authenticate(ctx context.Context, tok string, present, wellForm
 		return nil, refuse(authcommon.ReasonMissingToken, "No access token was sent. Send it in the "+p.Header()+" header as \"Bearer YOUR_TOKEN\".", nil), nil
 	case !wellFormed:
 		return nil, refuse(authcommon.ReasonInvalidToken, "The "+p.Header()+" header does not carry a Bearer token.", nil), nil
-	case len(tok) > maxTokenBytes || strings.Count(tok, ".") != 2:
+	}
+	return p.authenticateAudience(ctx, tok, p.Audience)
+}
+
+// authenticateAudience verifies tok with aud checked against audience ("": not checked).
+func (p *Policy) authenticateAudience(ctx context.Context, tok, audience string) (*policy.User, *authcommon.Refusal, error) {
+	if len(tok) > maxTokenBytes || strings.Count(tok, ".") != 2 {
 		return nil, refuse(authcommon.ReasonInvalidToken, "The access token is not a JWT.", nil), nil
 	}
 	payload, refusal, err := p.verify(ctx, tok)
@@ -171,7 +187,7 @@ func (p *Policy) authenticate(ctx context.Context, tok string, present, wellForm
 	if err := dec.Decode(&claims); err != nil {
 		return nil, refuse(authcommon.ReasonInvalidToken, "The access token's claims are not a JSON object.", err), nil
 	}
-	return p.checkClaims(claims)
+	return p.checkClaims(claims, audience)
 }
 
 // verify checks the token's header against the algorithm allow-list, finds its key and checks
@@ -214,8 +230,8 @@ func (p *Policy) verify(ctx context.Context, tok string) ([]byte, *authcommon.Re
 	return payload, nil, nil
 }
 
-// checkClaims enforces iss, aud, exp and nbf and builds the user.
-func (p *Policy) checkClaims(claims map[string]any) (*policy.User, *authcommon.Refusal, error) {
+// checkClaims enforces iss, aud (against audience; "" accepts any), exp and nbf and builds the user.
+func (p *Policy) checkClaims(claims map[string]any, audience string) (*policy.User, *authcommon.Refusal, error) {
 	iss, _ := claims["iss"].(string)
 	if !sameURL(iss, p.Issuer) {
 		return nil, refuse(authcommon.ReasonInvalidIssuer, "The access token was issued by another issuer.", fmt.Errorf("iss %q", iss)), nil
@@ -226,7 +242,7 @@ func (p *Policy) checkClaims(claims map[string]any) (*policy.User, *authcommon.R
 		who = subject.JWT(p.Issuer, sub).String()
 	}
 	withSubject := func(r *authcommon.Refusal) *authcommon.Refusal { r.Subject = who; return r }
-	if p.Audience != "" && !audienceContains(claims["aud"], p.Audience) {
+	if audience != "" && !audienceContains(claims["aud"], audience) {
 		return nil, withSubject(refuse(authcommon.ReasonInvalidAudience, "The access token was not issued for this gateway.", fmt.Errorf("aud %v", claims["aud"]))), nil
 	}
 	now := p.st.now()
@@ -249,7 +265,58 @@ func (p *Policy) checkClaims(claims map[string]any) (*policy.User, *authcommon.R
 	if sub == "" {
 		return nil, refuse(authcommon.ReasonInvalidToken, "The access token names no subject ("+p.SubClaim()+").", nil), nil
 	}
-	return &policy.User{Sub: sub, Data: claims, Namespace: subject.JWTPrefix + p.Issuer, Admin: p.st.isAdmin(claims)}, nil, nil
+	return &policy.User{Sub: sub, Data: claims, Namespace: subject.JWTPrefix + p.Issuer, Admin: p.st.isAdminToken(claims)}, nil, nil
+}
+
+// Reasons AdminToken refuses a token that is otherwise valid.
+const (
+	// AdminAudienceUnset: MCPGATE_ADMIN_AUDIENCE is not set, so no JWT is an admin.
+	AdminAudienceUnset = "admin_audience_unset"
+	// AdminWrongAudience: the token's aud does not contain MCPGATE_ADMIN_AUDIENCE.
+	AdminWrongAudience = authcommon.ReasonInvalidAudience
+	// AdminNoClaim: the token lacks the MCPGATE_ADMIN_CLAIM claim.
+	AdminNoClaim = "not_admin"
+)
+
+// AdminToken checks tok as an admin credential for the setup UI and the admin API: signed by this
+// policy's issuer with an accepted key and algorithm, iss, exp and nbf valid as on the policy's
+// routes, and then — instead of the routes' audience — aud containing MCPGATE_ADMIN_AUDIENCE and
+// the MCPGATE_ADMIN_CLAIM claim present. It returns the user (Admin set) when all hold; else the
+// reason: AdminAudienceUnset, AdminWrongAudience or AdminNoClaim for a token this issuer did sign,
+// or the refusal reason (invalid_token, invalid_issuer, expired, …) for one it did not. err is a
+// failure of the gateway (the JWKS cannot be fetched).
+func (p *Policy) AdminToken(ctx context.Context, tok string) (u *policy.User, reason string, err error) {
+	if p.st == nil {
+		return nil, "", errors.New("open-id-jwt-auth-inbound used before Provision")
+	}
+	u, refusal, err := p.authenticateAudience(ctx, tok, "")
+	switch {
+	case err != nil:
+		return nil, "", err
+	case refusal != nil:
+		return nil, refusal.Reason, nil
+	case p.st.adminAud == "":
+		return nil, AdminAudienceUnset, nil
+	case !audienceContains(u.Data["aud"], p.st.adminAud):
+		return nil, AdminWrongAudience, nil
+	case !p.st.isAdmin(u.Data):
+		return nil, AdminNoClaim, nil
+	}
+	u.Admin = true
+	return u, "", nil
+}
+
+// AdminAudience is MCPGATE_ADMIN_AUDIENCE as the policy read it at Provision ("": no JWT is an admin).
+func (p *Policy) AdminAudience() string {
+	if p.st == nil {
+		return ""
+	}
+	return p.st.adminAud
+}
+
+// isAdminToken reports whether claims make an admin credential: the admin claim and the admin audience.
+func (s *state) isAdminToken(claims map[string]any) bool {
+	return s.adminAud != "" && audienceContains(claims["aud"], s.adminAud) && s.isAdmin(claims)
 }
 
 // isAdmin applies MCPGATE_ADMIN_CLAIM.

@@ -30,6 +30,8 @@ const (
 	testIssuer   = "https://idp.test"
 	testAudience = "http://example.com/mcp/test"
 	prmURL       = "http://example.com/.well-known/oauth-protected-resource/mcp/test"
+	// testAdminAudience is MCPGATE_ADMIN_AUDIENCE in the tests that set it.
+	testAdminAudience = "https://admin.example.test/mcpgate"
 )
 
 // testJWKS is an issuer's JWKS endpoint serving the public halves of keys the test signs with.
@@ -426,6 +428,7 @@ func mustJSON(v any) string {
 func TestAllowUnauthenticatedAndAdminClaim(t *testing.T) {
 	keys(t)
 	t.Setenv(jwtauth.AdminClaimEnv, "roles=mcpgate-admin")
+	t.Setenv(jwtauth.AdminAudienceEnv, testAdminAudience)
 	j := newTestJWKS(t)
 	j.publish(t, rsaKey, "k1")
 	g, now := jwksGateway(t, j, `,"allowUnauthenticatedRequests":true`)
@@ -436,7 +439,16 @@ func TestAllowUnauthenticatedAndAdminClaim(t *testing.T) {
 			t.Fatalf("unauthenticated request %q: status %d user %+v", h, resp.StatusCode, g.Upstream.Last(t).User)
 		}
 	}
+	// The admin claim alone does not make an admin: the token is for the route's audience.
 	resp := g.Post(t, "/mcp/test", "Authorization", "Bearer "+sign(t, jwa.RS256(), rsaKey, "k1", claimsAt(*now, func(c map[string]any) { c["roles"] = []string{"dev", "mcpgate-admin"} })))
+	if u := g.Upstream.Last(t).User; resp.StatusCode != 200 || u == nil || u.Admin {
+		t.Fatalf("route token with the admin claim: status %d user %+v, want a user that is not admin", resp.StatusCode, u)
+	}
+	// With the admin audience too (a token for both), the user is marked admin.
+	resp = g.Post(t, "/mcp/test", "Authorization", "Bearer "+sign(t, jwa.RS256(), rsaKey, "k1", claimsAt(*now, func(c map[string]any) {
+		c["roles"] = []string{"dev", "mcpgate-admin"}
+		c["aud"] = []string{testAudience, testAdminAudience}
+	})))
 	if u := g.Upstream.Last(t).User; resp.StatusCode != 200 || u == nil || !u.Admin {
 		t.Fatalf("admin token: status %d user %+v", resp.StatusCode, u)
 	}

@@ -213,9 +213,12 @@ func (g *Gateway) Post(t testing.TB, path string, headers ...string) Response {
 	return g.Do(t, req)
 }
 
-// Rejections returns the mcp_request_rejected audit events, newest first.
+// Rejections returns the mcp_request_rejected audit events, newest first, after storing the
+// refusals aggregated so far (audit.Recorder.Flush): each refusal before a call is in a row of its
+// own unless several of one kind (reason, address, …) came between two calls.
 func (g *Gateway) Rejections(t testing.TB) []store.AuditEvent {
 	t.Helper()
+	g.Audit.Flush(t.Context())
 	evs, err := g.Store.QueryAudit(t.Context(), store.AuditQuery{Event: audit.RequestRejected})
 	if err != nil {
 		t.Fatal(err)
