@@ -26,6 +26,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/policy/jwtauth"
 	"github.com/mcpgate/mcpgate/internal/proxy"
 	"github.com/mcpgate/mcpgate/internal/publicurl"
+	"github.com/mcpgate/mcpgate/internal/safehttp"
 	"github.com/mcpgate/mcpgate/internal/setup"
 	"github.com/mcpgate/mcpgate/internal/signin"
 	"github.com/mcpgate/mcpgate/internal/store"
@@ -37,8 +38,6 @@ import (
 const (
 	defaultListen          = "127.0.0.1:9000"
 	defaultShutdownTimeout = 30 * time.Second
-	defaultReadHeader      = 10 * time.Second
-	defaultIdleTimeout     = 120 * time.Second
 	// defaultDemoListen is where --demo serves its MCP server; examples/quickstart forwards to it.
 	defaultDemoListen = "127.0.0.1:9001"
 	// defaultAuditRetention is how long audit events are kept (90 days).
@@ -208,6 +207,10 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		}
 	}
 
+	redirectAllow, err := safehttp.ParseAllowList(f.safeHTTPAllow)
+	if err != nil {
+		return fmt.Errorf("--safehttp-allow: %w", err)
+	}
 	// The gateway provisions every policy and handler of the project with this host.
 	settings.Host = &policy.Host{
 		Logger:      log,
@@ -216,7 +219,9 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		APIKeys:     st.Store,
 		Connections: manager,
 		SignIn:      signIn,
-		Proxy:       policy.ProxySettings{HeaderTimeout: f.upstreamTimeout, MaxRequestBody: f.maxRequestBody},
+		Proxy: policy.ProxySettings{HeaderTimeout: f.upstreamTimeout, MaxRequestBody: f.maxRequestBody,
+			// Redirect hops of followRedirects routes go through the SSRF guard with this allow list.
+			RedirectAllow: redirectAllow},
 	}
 	gw, err := gateway.New(ctx, project, settings)
 	if err != nil {
@@ -259,21 +264,16 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", f.listen, err)
 	}
-	srv := &http.Server{
-		Handler:           gw,
-		ReadHeaderTimeout: defaultReadHeader,
-		// No ReadTimeout/WriteTimeout: streams have no total timeout; idle keep-alive
-		// connections between requests are closed after IdleTimeout.
-		IdleTimeout: defaultIdleTimeout,
-		ErrorLog:    nil,
-	}
+	// Header and idle timeouts, no total read or write timeout (streams have none); bodies get
+	// their read deadline from the gateway (gateway.NewHTTPServer).
+	srv := gateway.NewHTTPServer(gw)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	var metricsSrv *http.Server
 	if metricsLn != nil {
 		mux := http.NewServeMux()
 		telemetry.Mount(mux.Handle)
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: defaultReadHeader, IdleTimeout: defaultIdleTimeout}
+		metricsSrv = gateway.NewHTTPServer(mux)
 		go func() {
 			if err := metricsSrv.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("metrics listener: %w", err)

@@ -25,7 +25,10 @@ prints a secret. Exit status 0 means the configuration is valid, 1 that it is no
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration is valid (%d routes, %d policies)\n", dir, len(p.Routes), len(p.Policies))
+			for _, w := range p.Warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration is valid (%d routes, %d policies, %d warnings)\n", dir, len(p.Routes), len(p.Policies), len(p.Warnings))
 			return err
 		},
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/gateway"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/publicurl"
+	"github.com/mcpgate/mcpgate/internal/safehttp"
 	"github.com/mcpgate/mcpgate/internal/setup"
 	"github.com/mcpgate/mcpgate/internal/signin"
 	"github.com/mcpgate/mcpgate/internal/store"
@@ -197,7 +198,7 @@ func New(t testing.TB, o Options) *Gateway {
 
 	// As runServe: URLs, audit, connection manager, sign-in, host, gateway, then the gateway's endpoints.
 	urls := &publicurl.URLs{Public: settings.PublicURL, TrustedProxies: o.TrustedProxies, BasePath: gateway.DefaultBasePath}
-	g.Audit = &audit.Recorder{Log: log.With("component", "audit"), Store: g.Store}
+	g.Audit = &audit.Recorder{Log: log.With("component", "audit"), Store: g.Store, URLs: urls}
 	t.Cleanup(func() { g.Audit.Close(context.Background()) })
 	m, err := connect.New(connect.Deps{Store: g.Store, Ring: g.Ring, Audit: g.Audit, URLs: urls, SafeHTTPAllow: o.SafeHTTPAllow, Logger: log})
 	if err != nil {
@@ -207,6 +208,11 @@ func New(t testing.TB, o Options) *Gateway {
 	if g.SignIn, err = signin.New(signin.Deps{Store: g.Store, Ring: g.Ring, Audit: g.Audit, URLs: urls, Upstreams: m,
 		SafeHTTPAllow: o.SafeHTTPAllow, Logger: log, Now: o.Now, TLSConfig: o.TLSConfig}); err != nil {
 		t.Fatal(err)
+	}
+	if o.Proxy.RedirectAllow.IsEmpty() {
+		if o.Proxy.RedirectAllow, err = safehttp.ParseAllowList(strings.Join(o.SafeHTTPAllow, ",")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	g.Host = &policy.Host{Logger: log, URLs: urls, Audit: g.Audit, APIKeys: g.Store, Connections: m, SignIn: g.SignIn, Proxy: o.Proxy}
 	settings.Host = g.Host
