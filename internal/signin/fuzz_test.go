@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/mcpgate/mcpgate/internal/publicurl"
-	"github.com/mcpgate/mcpgate/internal/store/storetest"
+	"github.com/mcpgate/mcpgate/internal/testutil/storetest"
 )
 
 // FuzzClientMetadataDocument: a client ID metadata document from the network is accepted only

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/mcpgate/mcpgate/internal/policy/apikey"
-	"github.com/mcpgate/mcpgate/internal/policy/authcommon/authtest"
+	"github.com/mcpgate/mcpgate/internal/testutil/authtest"
 )
 
 // BenchmarkRequest measures a whole gateway request with a valid key: cached (the hot path:

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/mcpgate/mcpgate/internal/policy/apikey"
-	"github.com/mcpgate/mcpgate/internal/policy/authcommon/authtest"
+	"github.com/mcpgate/mcpgate/internal/testutil/authtest"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
 )
 
