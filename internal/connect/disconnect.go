@@ -237,14 +237,16 @@ var disconnectPage = template.Must(template.New("disconnect").Parse(`<!doctype h
 func renderDisconnectPage(w http.ResponseWriter, status int, v disconnectView) {
 	var b strings.Builder
 	if err := disconnectPage.Execute(&b, v); err != nil {
+		web.SetPageHeaders(w.Header())
 		http.Error(w, "rendering the page failed", http.StatusInternalServerError)
 		return
 	}
 	h := w.Header()
+	// The same frame, opener, referrer, sniffing and caching headers as every other page
+	// (X-Frame-Options DENY, Cross-Origin-Opener-Policy same-origin, …): the confirm page carries a
+	// state-changing form, so it must not be framed (clickjacking) or share a browsing context.
+	web.SetPageHeaders(h)
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(b.String()))

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,8 +22,9 @@ import (
 	"github.com/mcpgate/mcpgate/internal/web"
 )
 
-// Browser-binding cookie of the OAuth callback (DESIGN.md §8.5): __Host- prefixed behind https;
-// on plain http (development) a path-scoped cookie without the prefix, which needs Secure.
+// Browser-binding cookie of the OAuth callback (docs/architecture.md#browser-binding): __Host-
+// prefixed behind https; on plain http (development) a path-scoped cookie without the prefix, which
+// needs Secure.
 const (
 	bindingCookieSecure = "__Host-mcpgate-connect"
 	bindingCookiePlain  = "mcpgate-connect"
@@ -39,6 +41,7 @@ const (
 	codeBrowserMismatch = "browser_mismatch"
 	codeUpstreamDenied  = "upstream_authorization_error"
 	codeStorage         = "storage_unavailable"
+	codeAuthzLimited    = "authorization_limited"
 )
 
 // routes registers the browser endpoints under the base path.
@@ -97,15 +100,17 @@ func safeText(err error) string {
 	case errors.As(err, &ue):
 		return ue.Reason
 	case errors.Is(err, ErrTicketExpired), errors.Is(err, ErrTicketMalformed), errors.Is(err, ErrTicketSignature),
-		errors.Is(err, ErrTicketMismatch), errors.Is(err, store.ErrAlreadyUsed), errors.Is(err, errBrowser), errors.Is(err, errState):
+		errors.Is(err, ErrTicketMismatch), errors.Is(err, store.ErrAlreadyUsed), errors.Is(err, errBrowser), errors.Is(err, errState),
+		errors.Is(err, errAuthzLimited):
 		return err.Error()
 	}
 	return "see the gateway log for this request id"
 }
 
 var (
-	errBrowser = errors.New("this browser is not the one that approved the connection; start again from the MCP client's link")
-	errState   = errors.New("the authorization response is unknown, expired or was already used")
+	errBrowser      = errors.New("this browser is not the one that approved the connection; start again from the MCP client's link")
+	errState        = errors.New("the authorization response is unknown, expired or was already used")
+	errAuthzLimited = errors.New("at most " + strconv.Itoa(AuthorizationLimit) + " sign-ins per person and upstream within 10 minutes")
 )
 
 // ticketFor verifies the ticket of a connect request against the path's upstream and the
@@ -165,12 +170,13 @@ func (m *Manager) serveConsent(w http.ResponseWriter, r *http.Request) {
 		host = u.Host
 	}
 	who := subject.Subject(t.Subject).Display()
-	if t.Mode == string(store.ModeShared) {
-		who = "the shared connection (every user of " + up.DisplayName + ")"
+	shared := t.Mode == string(store.ModeShared)
+	if shared {
+		who = "every user of " + up.DisplayName + " (the shared connection)"
 	}
 	err = web.RenderConsent(w, web.ConsentPage{
 		DisplayName: up.DisplayName, Summary: up.Summary, Scopes: scopes, AddedScopes: t.Added,
-		Reconnect: t.State == "reconsent_required", Subject: who, UpstreamHost: host, ExpiresAt: t.ExpiresAt,
+		Reconnect: t.State == "reconsent_required", Subject: who, Shared: shared, UpstreamHost: host, ExpiresAt: t.ExpiresAt,
 		Action:    m.urls.Gateway(r, "/auth/connections/"+url.PathEscape(up.ID)+"/connect"),
 		Hidden:    []web.Field{{Name: "browserTicket", Value: raw}, {Name: "operationId", Value: op}},
 		CSRFToken: m.browserCSRF(w, r, t.ID), RequestID: requestid.From(r.Context()),
@@ -221,6 +227,30 @@ func (m *Manager) serveDecision(w http.ResponseWriter, r *http.Request) {
 			"The form's security token is missing or wrong. Open the connect link again.", errors.New("csrf token mismatch"))
 		return
 	}
+	approve := r.PostForm.Get("decision") == "approve"
+	// A person is sent to the upstream's authorization server at most AuthorizationLimit times per
+	// AuthorizationWindow (limits.go); checked before the ticket is used, so the link still works
+	// once the window has passed. The reservation is taken back unless the browser is sent there.
+	sent := false
+	if approve && t.Mode == string(store.ModeUser) {
+		release, until, ok := m.reserveAuthorization(ctx, store.ConnectionKey{UpstreamID: up.ID, Mode: store.ModeUser, Subject: t.Subject})
+		if !ok {
+			m.audit.Record(ctx, audit.Event{Event: audit.UpstreamConnectionFailed, Outcome: audit.OutcomeDenied, ReasonCode: codeAuthzLimited,
+				SubjectID: t.Subject, UpstreamID: up.ID, OperationID: t.OperationID, AuthProfileID: up.AuthProfileID(), RequestID: rid, Actor: t.Actor})
+			msg := "You were sent to " + up.DisplayName + "'s sign-in " + strconv.Itoa(AuthorizationLimit) +
+				" times in the last 10 minutes, so the gateway stopped here: an upstream that keeps asking for a new authorization could otherwise keep you in a loop."
+			if !until.IsZero() {
+				msg += " This link works again after " + until.UTC().Format("15:04:05 UTC") + "."
+			}
+			m.pageError(w, r, http.StatusTooManyRequests, web.BucketUpstreamResponse, codeAuthzLimited, "Too many sign-in attempts", msg, errAuthzLimited)
+			return
+		}
+		defer func() {
+			if !sent {
+				release()
+			}
+		}()
+	}
 	// The ticket is used once, on the decision (viewing the page does not use it).
 	if err := m.store.UseTicket(ctx, t.ID, t.ExpiresAt); err != nil {
 		if errors.Is(err, store.ErrAlreadyUsed) {
@@ -233,10 +263,10 @@ func (m *Manager) serveDecision(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev := audit.Event{SubjectID: t.Subject, UpstreamID: up.ID, OperationID: t.OperationID, AuthProfileID: up.AuthProfileID(), RequestID: rid, Actor: t.Actor}
-	if r.PostForm.Get("decision") != "approve" {
+	if !approve {
 		ev.Event, ev.Outcome = audit.ConsentDenied, audit.OutcomeDenied
 		m.audit.Record(ctx, ev)
-		_ = web.RenderResult(w, web.ResultPage{Kind: web.ResultCancelled, DisplayName: up.DisplayName, RequestID: rid})
+		_ = web.RenderResult(w, web.ResultPage{Kind: web.ResultCancelled, DisplayName: up.DisplayName, RequestID: rid, Shared: t.Mode == string(store.ModeShared)})
 		return
 	}
 	ev.Event, ev.Outcome = audit.ConsentApproved, audit.OutcomeSuccess
@@ -280,6 +310,7 @@ func (m *Manager) serveDecision(w http.ResponseWriter, r *http.Request) {
 	m.audit.Record(ctx, audit.Event{Event: audit.UpstreamConnectStarted, Outcome: audit.OutcomeSuccess, SubjectID: t.Subject, UpstreamID: up.ID,
 		OperationID: t.OperationID, AuthProfileID: up.AuthProfileID(), RequestID: rid, Actor: t.Actor,
 		Details: map[string]any{"scopes": strings.Join(ar.Scopes, " "), "clientMethod": client.Method, "issuer": ar.Issuer}})
+	sent = true
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	http.Redirect(w, r, ar.URL, http.StatusFound)
@@ -396,7 +427,7 @@ func (m *Manager) serveCallback(w http.ResponseWriter, r *http.Request) {
 			if d := q.Get("error_description"); d != "" {
 				detail = up.DisplayName + "'s authorization server said: " + d
 			}
-			_ = web.RenderResult(w, web.ResultPage{Kind: web.ResultDenied, DisplayName: up.DisplayName, RequestID: rid, Detail: detail})
+			_ = web.RenderResult(w, web.ResultPage{Kind: web.ResultDenied, DisplayName: up.DisplayName, RequestID: rid, Detail: detail, Shared: p.Mode == store.ModeShared})
 			return
 		}
 		m.pageError(w, r, http.StatusBadGateway, web.BucketUpstreamResponse, codeUpstreamDenied, "Connection failed",
@@ -429,8 +460,13 @@ func (m *Manager) serveCallback(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, ret, http.StatusSeeOther)
 		return
 	}
-	_ = web.RenderResult(w, web.ResultPage{Kind: web.ResultConnected, DisplayName: up.DisplayName, Subject: subject.Subject(p.Subject).Display(),
-		Scopes: tok.Scopes, RequestID: rid, DisconnectURL: m.DisconnectURL(r, key)})
+	res := web.ResultPage{Kind: web.ResultConnected, DisplayName: up.DisplayName, Subject: subject.Subject(p.Subject).Display(),
+		Scopes: tok.Scopes, RequestID: rid, DisconnectURL: m.DisconnectURL(r, key)}
+	if p.Mode == store.ModeShared {
+		// The page says whom the connection is for; "Connected as shared" would say nothing.
+		res.Shared, res.Subject = true, ""
+	}
+	_ = web.RenderResult(w, res)
 }
 
 func (m *Manager) exchangeFailed(w http.ResponseWriter, r *http.Request, up *Upstream, ev audit.Event, err error) {

@@ -27,9 +27,14 @@ const (
 
 // Error codes of the gateway's own JSON-RPC answers.
 const (
-	codeUpstreamSetup = -32002 // upstream OAuth setup failed (no URL: the user cannot fix it)
-	codeStepUpLimited = -32003 // step-up authorization attempts exhausted
+	codeUpstreamSetup   = -32002 // upstream OAuth setup failed (no URL: the user cannot fix it)
+	codeStepUpLimited   = -32003 // step-up authorization attempts exhausted
+	codeUpstreamRefused = -32004 // the upstream refused this request with a fresh token
 )
+
+// reasonRefusedFreshToken is the reasonCode of a request the upstream refused (401) with a token
+// the gateway had just refreshed (or refreshed less than ForcedRefreshInterval ago).
+const reasonRefusedFreshToken = "upstream_refused_fresh_token"
 
 // Hook returns the response hook of the token-exchange policy for one request: it turns an
 // upstream's 401 into a refresh-and-replay (when the caller had a token) or a connect-required
@@ -70,10 +75,21 @@ func (m *Manager) Hook(ep upstream.Endpoints, up *Upstream, lk Lookup, sess clie
 		}
 		// Had a token: it may be stale here (another replica refreshed and the upstream revoked the
 		// old access token) or expired without expires_in. Re-read first; refresh only if the row
-		// has not moved on; replay once.
-		nt, err := m.Refresh(ctx, ep, up, lk.Key, lk.Token.Version, c.RequestID)
+		// has not moved on; replay once. A token that still looked valid is refreshed at most once
+		// per ForcedRefreshInterval (forceRefresh): the upstream may refuse this one request for a
+		// reason of its own, and refreshing on every such request would rotate the grant each time.
+		var nt *Token
+		var err error
+		if lk.Token.valid(m.now()) {
+			nt, err = m.forceRefresh(ctx, ep, up, lk.Key, lk.Token.Version, c.RequestID)
+		} else {
+			nt, err = m.Refresh(ctx, ep, up, lk.Key, lk.Token.Version, c.RequestID)
+		}
 		if errors.Is(err, errReconsent) {
 			return m.connectRequired(c, r, sess, up, lk.Key, mcpwire.StateReconsentRequired, ch.Scopes(), nil)
+		}
+		if errors.Is(err, errForcedRefreshSkipped) {
+			return m.refusedFreshToken(c, r, up, refusedSkipped), nil
 		}
 		if err != nil {
 			telemetry.Default.Replay(up.ID, telemetry.ReplayError)
@@ -97,6 +113,15 @@ func (m *Manager) Hook(ep upstream.Endpoints, up *Upstream, lk Lookup, sess clie
 				// that lives shorter than the round trip): that says nothing about the grant.
 				return nil, transient("replaying with the refreshed token", errors.New("the token expired in flight"))
 			}
+			if up.Mode == store.ModeShared {
+				// The authorization server has just refreshed the grant, so it is alive: the
+				// upstream refused this request, not the grant. One caller's request never wipes
+				// the connection every user of the upstream shares (a shared grant is marked for
+				// reconsent only when a refresh is refused, token.go refreshFailed).
+				return m.refusedFreshToken(c, r, up, refusedReplayed), nil
+			}
+			// user-oauth: the connection is the caller's own, and the connect-required answer
+			// hands them the link that renews it.
 			if err := m.markReconsentAt(ctx, up, lk.Key, nt.Version, "upstream_rejected_token", "the upstream refused a freshly refreshed token", c.RequestID); err != nil {
 				return nil, err
 			}
@@ -109,8 +134,35 @@ func (m *Manager) Hook(ep upstream.Endpoints, up *Upstream, lk Lookup, sess clie
 			drain(resp2)
 			return m.stepUp(c, r, sess, up, Lookup{Key: lk.Key, Token: nt}, ch2)
 		}
+		// The replayed answer is the upstream's like any other: its session id reaches the
+		// client only wrapped.
+		m.wrapSession(c, resp2, sess)
 		return resp2, nil
 	}
+}
+
+// How a request refused with a fresh token came to be answered (the forced_refresh label of
+// mcpgate_upstream_refused_fresh_token_total).
+const (
+	refusedReplayed = "replayed" // refreshed, replayed once, refused again
+	refusedSkipped  = "skipped"  // a forced refresh ran less than ForcedRefreshInterval ago: no refresh, no replay
+)
+
+// refusedFreshToken answers a request the upstream refused (401) although its token is fresh:
+// just refreshed and replayed, or the connection's current token with a forced refresh less than
+// ForcedRefreshInterval ago (so not refreshed again). The connection is kept as it is
+// (the authorization server vouches for the grant); the caller gets a JSON-RPC error naming the
+// upstream, and the refusal is counted and logged.
+func (m *Manager) refusedFreshToken(c *policy.Context, r *http.Request, up *Upstream, how string) *http.Response {
+	refusedFreshTokens.WithLabelValues(up.ID, how).Inc()
+	m.log.Warn("the upstream refused a request with a fresh token; the connection is kept",
+		"upstreamServerId", up.ID, "authMode", up.AuthMode(), "forcedRefresh", how, "requestId", c.RequestID)
+	env, _ := mcpwire.Peek(c.RequestBody())
+	msg := up.DisplayName + " refused this request with a fresh token (HTTP 401, although the gateway refreshed its token for " + up.DisplayName + " moments ago). " +
+		"The connection to " + up.DisplayName + " is kept and other requests still work; this request is not authorized by " +
+		up.DisplayName + " as sent. If it keeps happening, ask an administrator to check " + up.DisplayName + "."
+	return mcpwire.ErrorResponse(env, r.Header.Get("Accept"), codeUpstreamRefused, msg,
+		map[string]any{"upstreamServerId": up.ID, "reasonCode": reasonRefusedFreshToken, "requestId": c.RequestID})
 }
 
 func isInsufficientScope(h http.Header) bool {
@@ -125,8 +177,11 @@ func drain(resp *http.Response) {
 	}
 }
 
-// stepUp asks the user to re-authorize with the union of granted and challenged scopes, at most
-// StepUpLimit times per scope set per window.
+// stepUp asks the user to re-authorize with the union of granted and challenged scopes. It stops
+// (an error without a link) once the person was sent to the upstream's authorization server
+// AuthorizationLimit times within AuthorizationWindow, the first connect included (counted in the
+// shared store: every replica sees it, limits.go), and after StepUpLimit step-up links per scope
+// set per window in this process.
 func (m *Manager) stepUp(c *policy.Context, r *http.Request, sess clientSession, up *Upstream, lk Lookup, ch upstream.BearerChallenge) (*http.Response, error) {
 	union := unionScopes(lk.Token.Scopes, ch.Scopes())
 	var added []string
@@ -135,11 +190,16 @@ func (m *Manager) stepUp(c *policy.Context, r *http.Request, sess clientSession,
 			added = append(added, s)
 		}
 	}
-	if !m.allowStepUp(lk.Key, union) {
+	exhausted := false
+	if up.Mode == store.ModeUser {
+		n, _ := m.recentAuthorizations(r.Context(), lk.Key)
+		exhausted = n >= AuthorizationLimit
+	}
+	if exhausted || !m.allowStepUp(lk.Key, union) {
 		telemetry.Default.StepUp(up.ID, telemetry.StepUpLimited)
 		env, _ := mcpwire.Peek(c.RequestBody())
 		msg := up.DisplayName + " keeps asking for more permissions (" + strings.Join(added, ", ") +
-			") than were granted; the gateway stopped asking after " + strconv.Itoa(StepUpLimit) + " attempts in 10 minutes. Ask an administrator to check the scopes configured for " + up.DisplayName + "."
+			") than were granted; the gateway stopped asking after " + strconv.Itoa(AuthorizationLimit) + " authorization attempts in 10 minutes. Ask an administrator to check the scopes configured for " + up.DisplayName + "."
 		m.audit.Record(r.Context(), audit.Event{Event: audit.ConnectRequired, Outcome: audit.OutcomeDenied, ReasonCode: "step_up_limited",
 			SubjectID: lk.Key.Subject, UpstreamID: up.ID, OperationID: c.Route.OperationID, AuthProfileID: up.AuthProfileID(), RequestID: c.RequestID})
 		return mcpwire.ErrorResponse(env, r.Header.Get("Accept"), codeStepUpLimited, msg,
@@ -184,7 +244,7 @@ func unionScopes(a, b []string) []string {
 // connectRequired answers the request with a connect-required for key: in shared mode with nobody
 // connected, admin_connect_required (no link: an administrator must act). Discovery runs first
 // (cached), so a broken upstream gets a named "upstream OAuth setup" error instead of a link that
-// cannot work (DESIGN.md §8.7).
+// cannot work (docs/architecture.md#errors-three-buckets).
 func (m *Manager) connectRequired(c *policy.Context, r *http.Request, sess clientSession, up *Upstream, key store.ConnectionKey, state string, scopes, added []string) (*http.Response, error) {
 	ctx := r.Context()
 	env, err := mcpwire.Peek(c.RequestBody())

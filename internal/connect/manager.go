@@ -118,6 +118,8 @@ type Manager struct {
 	holder string
 	skew   time.Duration
 	now    func() time.Time
+	// forcedInterval spaces forced refreshes (0: ForcedRefreshInterval; tests shorten it).
+	forcedInterval time.Duration
 
 	mu        sync.RWMutex
 	upstreams map[string]*Upstream
@@ -128,6 +130,7 @@ type Manager struct {
 
 	stepMu sync.Mutex
 	steps  map[string][]time.Time // step-up authorizations per (subject, upstream, scope set)
+	authz  map[string][]time.Time // authorization requests per connection key (limits.go)
 
 	binding    BindingOptions // set by Mount
 	sessionKey []byte         // MACs the gateway's Mcp-Session-Id values (session.go)
@@ -162,6 +165,7 @@ func New(d Deps) (*Manager, error) {
 		now:        time.Now,
 		upstreams:  map[string]*Upstream{},
 		steps:      map[string][]time.Time{},
+		authz:      map[string][]time.Time{},
 		sessionKey: d.Ring.DeriveKey("mcp-session"),
 	}, nil
 }
@@ -242,7 +246,8 @@ func (m *Manager) clientSecret(ctx context.Context, up *Upstream, conn *store.Co
 	return ""
 }
 
-// grantOf is the refresh request for conn: exactly what it was issued under (DESIGN.md §8.3).
+// grantOf is the refresh request for conn: exactly what it was issued under
+// (docs/architecture.md#refreshed-only-where-issued).
 func (m *Manager) grantOf(ctx context.Context, up *Upstream, conn *store.Connection, ep upstream.Endpoints) upstream.RefreshRequest {
 	return upstream.RefreshRequest{
 		IssuedUnder: upstream.IssuedUnder{Issuer: conn.Issuer, TokenEndpoint: conn.TokenEndpoint, ClientID: conn.ClientID,

@@ -9,11 +9,11 @@ import (
 	"github.com/mcpgate/mcpgate/internal/upstream"
 )
 
-// The background refresher keeps recently used connections fresh ahead of their next request:
-// every BackgroundInterval it refreshes each connection this instance used within RecentUse whose
-// token becomes due before the next tick. It goes through the same per-connection singleflight,
-// store lease and re-read as a request (DESIGN.md §8.8), so several instances running it still
-// make one refresh per connection, and a request arriving meanwhile joins it.
+// The background refresher keeps recently used connections fresh ahead of their next request: every
+// BackgroundInterval it refreshes each connection this instance used within RecentUse whose token
+// becomes due before the next tick. It goes through the same per-connection singleflight, store
+// lease and re-read as a request (docs/architecture.md#background-refresh), so several instances
+// running it still make one refresh per connection, and a request arriving meanwhile joins it.
 const (
 	// BackgroundInterval is how often the refresher looks.
 	BackgroundInterval = 30 * time.Second

@@ -3,6 +3,7 @@ package connect
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/mcpgate/mcpgate/internal/mcpwire"
 	"github.com/mcpgate/mcpgate/internal/policy"
@@ -13,7 +14,8 @@ import (
 // declared in its initialize (whether it can open a connect link itself) and the upstream's own
 // session id, bound by an HMAC to the caller's subject. No session state is kept: every replica
 // reads it, and a session id presented by another caller does not open (404, as for an unknown
-// session). The upstream sees only its own session id.
+// session). The upstream sees only its own session id, and the client only the gateway's: an
+// upstream's own session id presented on these routes is refused the same way (404).
 
 // clientSession is what the request's gateway session id says.
 type clientSession struct {
@@ -26,16 +28,27 @@ type clientSession struct {
 }
 
 // openSession reads and removes the request's gateway session id, putting the upstream's own
-// session id (if any) in its place.
+// session id (if any) in its place. Every session id an upstream issues on these routes reaches
+// the client wrapped (wrapSession), so an unwrapped one was never issued to this caller by the
+// gateway: it may be another user's upstream session id (readable inside their wrapped id, or
+// leaked from a log), and the upstream — which in shared mode sees every caller with the same
+// token — could not tell them apart. It is refused like an unknown session (404), and the
+// client starts a new session.
 func (m *Manager) openSession(c *policy.Context, r *http.Request) (clientSession, error) {
 	raw := r.Header.Get(mcpwire.SessionHeader)
-	if raw == "" || len(raw) < len(mcpwire.SessionPrefix) || raw[:len(mcpwire.SessionPrefix)] != mcpwire.SessionPrefix {
-		return clientSession{}, nil // none, or an upstream's own id from before the gateway issued them
+	if raw == "" {
+		return clientSession{}, nil
+	}
+	unknown := func(why string) error {
+		return problem.New(http.StatusNotFound, "This MCP session is unknown: start a new session (initialize).",
+			errors.New(why)).WithReason("session_not_found")
+	}
+	if !strings.HasPrefix(raw, mcpwire.SessionPrefix) {
+		return clientSession{}, unknown("session id not issued by the gateway (an upstream's own id is never accepted on a token-exchange route)")
 	}
 	info, ups, err := mcpwire.UnwrapSession(m.sessionKey, callerSubject(c), raw)
 	if err != nil {
-		return clientSession{}, problem.New(http.StatusNotFound, "This MCP session is unknown: start a new session (initialize).",
-			errors.New("session id not issued to this caller")).WithReason("session_not_found")
+		return clientSession{}, unknown("session id not issued to this caller")
 	}
 	if ups == "" {
 		r.Header.Del(mcpwire.SessionHeader)

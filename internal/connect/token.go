@@ -74,7 +74,23 @@ const (
 var (
 	// errReconsent means the grant is dead: the connection was marked reconsent_required.
 	errReconsent = errors.New("the upstream grant is no longer valid")
+	// errForcedRefreshSkipped means a forced refresh (an upstream 401 for a token that still
+	// looked valid) did not run: the token the upstream refused is the connection's current one,
+	// and a forced refresh of the connection already ran less than ForcedRefreshInterval ago (on
+	// any replica), or the shared connection has no refresh token. Nothing was changed.
+	errForcedRefreshSkipped = errors.New("the upstream refused the connection's current, freshly refreshed token")
 )
+
+// ForcedRefreshInterval bounds forced refreshes: a refresh triggered by an upstream 401 while the
+// token still looked valid runs at most once per this interval per connection, across every
+// replica. Each one takes a store lease of this length (forcedLeaseName) that it never releases:
+// while it is held, a forced refresh does not run. Without the bound, every request an upstream
+// refuses for a reason of its own (one request's parameters, not the grant) would rotate the
+// refresh token. Refreshes of expired tokens (and proactive ones) are not forced and not bound.
+const ForcedRefreshInterval = 30 * time.Second
+
+// forcedLeaseName is the lease that spaces key's forced refreshes (ForcedRefreshInterval).
+func forcedLeaseName(k store.ConnectionKey) string { return "forced-" + leaseName(k) }
 
 // Key returns the connection key for a caller of up: the shared slot in shared mode, else the
 // caller's namespaced subject.
@@ -97,7 +113,7 @@ func cacheKey(k store.ConnectionKey) string {
 
 // Lookup finds the credential for key: from memory when fresh (no database round trip), else from
 // the store, refreshing first when it is within the skew of expiry. A storage or decrypt failure is
-// an error (a transient 503), never "not connected" (DESIGN.md §8.1).
+// an error (a transient 503), never "not connected" (docs/architecture.md#failure-classification).
 func (m *Manager) Lookup(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, requestID string) (Lookup, error) {
 	now := m.now()
 	m.noteUse(ep, up, key, now)
@@ -189,10 +205,29 @@ func (m *Manager) Invalidate(key store.ConnectionKey) { m.cache.Delete(cacheKey(
 // instances share it through a lease row, and the attempt runs detached from the caller's context
 // with its own timeout, so one caller giving up cannot cancel it for the others.
 func (m *Manager) Refresh(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, staleVersion int64, requestID string) (*Token, error) {
-	ch := m.sf.DoChan(cacheKey(key), func() (any, error) {
+	return m.refreshWait(ctx, ep, up, key, staleVersion, false, requestID)
+}
+
+// forceRefresh is Refresh after an upstream 401 for a token that still looked valid: the same
+// shared attempt, except that it does not run (errForcedRefreshSkipped) when the refused token
+// is the stored one and a forced refresh of the connection ran less than ForcedRefreshInterval
+// ago, or, in shared mode, when the connection has no refresh token. A newer stored token
+// (another replica refreshed) is used as always.
+func (m *Manager) forceRefresh(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, staleVersion int64, requestID string) (*Token, error) {
+	return m.refreshWait(ctx, ep, up, key, staleVersion, true, requestID)
+}
+
+func (m *Manager) refreshWait(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, staleVersion int64, forced bool, requestID string) (*Token, error) {
+	// Forced refreshes share their own attempt: a caller whose token has expired must not be
+	// handed a forced attempt's "skipped".
+	sfKey := cacheKey(key)
+	if forced {
+		sfKey = "forced\x00" + sfKey
+	}
+	ch := m.sf.DoChan(sfKey, func() (any, error) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RefreshTimeout)
 		defer cancel()
-		return m.refresh(rctx, ep, up, key, staleVersion, requestID)
+		return m.refresh(rctx, ep, up, key, staleVersion, forced, requestID)
 	})
 	select {
 	case res := <-ch:
@@ -216,7 +251,7 @@ func (m *Manager) refreshAsync(ctx context.Context, ep upstream.Endpoints, up *U
 	m.sf.DoChan(cacheKey(key), func() (any, error) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RefreshTimeout)
 		defer cancel()
-		t, err := m.refresh(rctx, ep, up, key, staleVersion, requestID)
+		t, err := m.refresh(rctx, ep, up, key, staleVersion, false, requestID)
 		if err != nil && !errors.Is(err, errReconsent) {
 			m.log.Warn("background refresh failed; the current token is used until it expires",
 				"upstreamServerId", up.ID, "requestId", requestID, "error", err)
@@ -225,10 +260,13 @@ func (m *Manager) refreshAsync(ctx context.Context, ep upstream.Endpoints, up *U
 	})
 }
 
-func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, staleVersion int64, requestID string) (t *Token, err error) {
+func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, staleVersion int64, forced bool, requestID string) (t *Token, err error) {
 	start := time.Now()
 	reused := false
 	defer func() {
+		if errors.Is(err, errForcedRefreshSkipped) {
+			return // no refresh was attempted
+		}
 		outcome := refreshOutcome(reused, err)
 		if outcome == telemetry.RefreshTransient || outcome == telemetry.RefreshSetup {
 			m.noteRefreshFailure(key)
@@ -283,13 +321,25 @@ func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstre
 	if err != nil {
 		return nil, transient("reading the upstream connection", err)
 	}
+	if forced && conn.Version == staleVersion && conn.Status == store.StatusActive && tokenOf(conn).valid(m.now()) {
+		// The upstream refused the connection's current token, which has not expired.
+		if conn.RefreshToken.IsZero() {
+			if key.Mode == store.ModeShared {
+				// One request's 401 says nothing about the grant: a shared grant is never wiped for it.
+				return nil, errForcedRefreshSkipped
+			}
+		} else if !m.mayForceRefresh(ctx, key, conn) {
+			return nil, errForcedRefreshSkipped
+		}
+	}
 	if conn.RefreshToken.IsZero() {
 		return nil, m.markReconsent(ctx, up, conn, "no_refresh_token", "the connection has no refresh token", requestID)
 	}
-	// A grant is refreshed only where it was issued (DESIGN.md §8.3): when discovery now names
-	// another issuer or resource (the rewritePattern changed), the user reconnects instead of the
-	// refresh token going somewhere new. A discovery failure does not block the refresh: the
-	// connection remembers everything it needs.
+	// A grant is refreshed only where it was issued
+	// (docs/architecture.md#refreshed-only-where-issued): when discovery now names another issuer
+	// or resource (the rewritePattern changed), the user reconnects instead of the refresh token
+	// going somewhere new. A discovery failure does not block the refresh: the connection remembers
+	// everything it needs.
 	if d, err := m.engine.Discover(ctx, up.Upstream, up.Challenge().ResourceMetadata); err == nil {
 		g := m.grantOf(ctx, up, conn, ep)
 		if !g.Matches(d) {
@@ -353,6 +403,28 @@ func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstre
 	return t, nil
 }
 
+// mayForceRefresh takes key's forced-refresh lease for the interval (never released): false when
+// a forced refresh of key ran within it, on any replica. When the store cannot say, the stored
+// connection's LastRefreshAt stands in: no forced refresh within the interval after any refresh.
+func (m *Manager) mayForceRefresh(ctx context.Context, key store.ConnectionKey, conn *store.Connection) bool {
+	err := m.store.TryAcquireLease(ctx, forcedLeaseName(key), m.holder+"/forced/"+randomToken(8), m.forcedRefreshInterval())
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, store.ErrLeaseHeld):
+		return false
+	default:
+		return conn.LastRefreshAt.IsZero() || m.now().Sub(conn.LastRefreshAt) >= m.forcedRefreshInterval()
+	}
+}
+
+func (m *Manager) forcedRefreshInterval() time.Duration {
+	if m.forcedInterval > 0 {
+		return m.forcedInterval
+	}
+	return ForcedRefreshInterval
+}
+
 // refreshOutcome is the telemetry outcome of one refresh.
 func refreshOutcome(reused bool, err error) string {
 	switch {
@@ -393,10 +465,10 @@ func (m *Manager) refreshedElsewhere(ctx context.Context, key store.ConnectionKe
 	return t, true, nil
 }
 
-// refreshFailed classifies a failed refresh (DESIGN.md §8.2). A dead grant means reconsent only
-// when the stored refresh token is still the one that was sent: when it changed, another refresh
-// won the race and its token is used (or, if that one is already unusable, the failure is
-// transient: the next attempt sends the new refresh token).
+// refreshFailed classifies a failed refresh (docs/architecture.md#failure-classification). A dead
+// grant means reconsent only when the stored refresh token is still the one that was sent: when it
+// changed, another refresh won the race and its token is used (or, if that one is already unusable,
+// the failure is transient: the next attempt sends the new refresh token).
 func (m *Manager) refreshFailed(ctx context.Context, up *Upstream, key store.ConnectionKey, conn *store.Connection, err error, requestID string) (*Token, error) {
 	code := upstream.CodeOf(err)
 	failed := func() {

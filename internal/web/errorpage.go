@@ -9,7 +9,7 @@ import (
 // Bucket says where a browser-facing failure comes from, so the reader knows whom to ask.
 type Bucket string
 
-// The buckets of issue 5 and DESIGN.md §8.
+// The buckets (docs/architecture.md#errors-three-buckets, docs/errors.md).
 const (
 	BucketGatewayConfig    Bucket = "Gateway configuration"
 	BucketUpstreamOAuth    Bucket = "Upstream OAuth setup"

@@ -38,6 +38,9 @@ type ResultPage struct {
 	RequestID string
 	// Status is the response status; zero means 200.
 	Status int
+	// Shared words the page for a shared-oauth connection, which an administrator makes for every
+	// user of the upstream (no "your MCP client").
+	Shared bool
 }
 
 // RenderResult writes a connected, cancelled or denied page.

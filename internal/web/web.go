@@ -147,6 +147,12 @@ func renderFailure(w http.ResponseWriter, err error) error {
 	return err
 }
 
+// SetPageHeaders sets the headers every page of the gateway carries besides its own
+// Content-Type and Content-Security-Policy: no caching, no framing (X-Frame-Options; the CSP adds
+// frame-ancestors 'none'), no referrer, no sniffing, and a browsing context of its own
+// (Cross-Origin-Opener-Policy). Pages rendered outside this package (the disconnect page) use it.
+func SetPageHeaders(h http.Header) { setCommonHeaders(h) }
+
 func setCommonHeaders(h http.Header) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
