@@ -22,8 +22,9 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
-	"github.com/mcpgate/mcpgate/internal/testutil/authtest"
 	"github.com/mcpgate/mcpgate/internal/policy/jwtauth"
+	"github.com/mcpgate/mcpgate/internal/subject"
+	"github.com/mcpgate/mcpgate/internal/testutil/authtest"
 )
 
 const (
@@ -174,6 +175,12 @@ func TestValidTokenSetsUserAndIsStripped(t *testing.T) {
 			}
 			if u.Subject() != "jwt:https://idp.test|alice" {
 				t.Errorf("subject %q", u.Subject())
+			}
+			// The same person signed in at the same IdP through mcp-oauth-inbound gets this subject
+			// (internal/signin builds it with subject.JWT from the IdP's issuer and the ID token's
+			// sub), so a connection made on one kind of route serves the other.
+			if u.Subject() != subject.JWT(testIssuer, "alice").String() {
+				t.Errorf("subject %q differs from a sign-in's %q", u.Subject(), subject.JWT(testIssuer, "alice"))
 			}
 			if u.Data["iss"] != testIssuer || u.Data["scp"] == nil {
 				t.Errorf("user data %v, want the claims", u.Data)
