@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/policy/apikey"
-	"github.com/mcpgate/mcpgate/internal/testutil/authtest"
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/subject"
+	"github.com/mcpgate/mcpgate/internal/testutil/authtest"
 )
 
 // createKey stores a key the way `mcpgate keys create` does and returns the secret.

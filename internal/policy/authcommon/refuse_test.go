@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/mcpgate/mcpgate/internal/policy/apikey"
-	"github.com/mcpgate/mcpgate/internal/testutil/authtest"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
+	"github.com/mcpgate/mcpgate/internal/testutil/authtest"
 )
 
 // scrape reads one unlabelled counter from the process's /metrics.

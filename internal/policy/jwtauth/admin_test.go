@@ -11,8 +11,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
-	"github.com/mcpgate/mcpgate/internal/testutil/authtest"
 	"github.com/mcpgate/mcpgate/internal/policy/jwtauth"
+	"github.com/mcpgate/mcpgate/internal/testutil/authtest"
 )
 
 // TestAdminTokenNeedsTheAdminAudience: a JWT is an admin credential (for the setup UI and the

@@ -8,9 +8,9 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
 	"github.com/mcpgate/mcpgate/internal/policy/apikey"
-	"github.com/mcpgate/mcpgate/internal/testutil/authtest"
 	"github.com/mcpgate/mcpgate/internal/policy/jwtauth"
 	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/testutil/authtest"
 )
 
 // TestAPIKeyOrJWT: ["api-key" with allowUnauthenticatedRequests, "jwt"] accepts either

@@ -8,8 +8,8 @@ import (
 
 	"golang.org/x/oauth2/clientcredentials"
 
-	"github.com/mcpgate/mcpgate/internal/testutil/authtest"
 	"github.com/mcpgate/mcpgate/internal/policy/jwtauth"
+	"github.com/mcpgate/mcpgate/internal/testutil/authtest"
 	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
 )
 

@@ -9,8 +9,8 @@ import (
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/store/postgres"
 	"github.com/mcpgate/mcpgate/internal/store/sqlstore"
-	"github.com/mcpgate/mcpgate/internal/testutil/storetest"
 	"github.com/mcpgate/mcpgate/internal/testutil/pgtest"
+	"github.com/mcpgate/mcpgate/internal/testutil/storetest"
 	"github.com/mcpgate/mcpgate/internal/vault"
 )
 
