@@ -4,6 +4,7 @@ package builtin
 
 import (
 	_ "github.com/mcpgate/mcpgate/internal/policy/apikey"        // ApiKeyInboundPolicy
+	_ "github.com/mcpgate/mcpgate/internal/policy/capfilter"     // McpCapabilityFilterInboundPolicy
 	_ "github.com/mcpgate/mcpgate/internal/policy/headers"       // SetHeadersInboundPolicy, RemoveHeadersInboundPolicy, SetUpstreamApiKeyInboundPolicy
 	_ "github.com/mcpgate/mcpgate/internal/policy/jwtauth"       // OpenIdJwtInboundPolicy
 	_ "github.com/mcpgate/mcpgate/internal/policy/oauthinbound"  // McpOAuthInboundPolicy and its provider wrappers
