@@ -133,7 +133,9 @@ func (m *Manager) Lookup(ctx context.Context, ep upstream.Endpoints, up *Upstrea
 	// one decryption, not one per request. The read runs detached, like a refresh; each caller
 	// stops waiting when its own context ends.
 	ch := m.sf.DoChan("lookup\x00"+cacheKey(key), func() (any, error) {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RefreshTimeout)
+		// A margin over RefreshTimeout: the refresh this lookup may start has its own timeout and
+		// answers first.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RefreshTimeout+5*time.Second)
 		defer cancel()
 		return m.lookupStored(lctx, ep, up, key, requestID)
 	})
@@ -236,7 +238,9 @@ func (m *Manager) refreshWait(ctx context.Context, ep upstream.Endpoints, up *Up
 		}
 		return res.Val.(*Token), nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		// The caller stopped waiting (its own deadline, or the lookup's): the refresh goes on
+		// detached; this request gets a transient answer (503 with Retry-After), never a 500.
+		return nil, transient("waiting for the connection's refresh", ctx.Err())
 	}
 }
 
@@ -275,6 +279,10 @@ func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstre
 	}()
 
 	lease := leaseName(key)
+	// One holder per attempt, not per process: a forced refresh and an ordinary one of the same
+	// connection in one process (different singleflight keys) must not both hold the lease, or
+	// both would spend the same refresh token and a rotating server would revoke the grant.
+	holder := m.holder + "/" + randomToken(6)
 	// Take the lease; while another instance holds it, watch the row: when it moves past
 	// staleVersion the other instance has refreshed and its token is used.
 	var waitedSince, waitedUntil time.Time // the lease wait, when another instance held it
@@ -287,7 +295,7 @@ func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstre
 		}
 	}()
 	for wait := leasePollMin; ; wait = min(wait*2, leasePollMax) {
-		err := m.store.TryAcquireLease(ctx, lease, m.holder, LeaseTTL)
+		err := m.store.TryAcquireLease(ctx, lease, holder, LeaseTTL)
 		if err == nil {
 			break
 		}
@@ -310,7 +318,7 @@ func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstre
 	if !waitedSince.IsZero() {
 		waitedUntil = time.Now()
 	}
-	defer func() { _ = m.store.ReleaseLease(context.WithoutCancel(ctx), lease, m.holder) }()
+	defer func() { _ = m.store.ReleaseLease(context.WithoutCancel(ctx), lease, holder) }()
 
 	// Re-read under the lease: another instance may have refreshed between our read and the lease.
 	if t, done, err := m.refreshedElsewhere(ctx, key, staleVersion); err != nil || done {

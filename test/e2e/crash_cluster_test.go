@@ -1,0 +1,767 @@
+package e2e
+
+// Helpers of the crash and soak tests (crash_test.go, soak_test.go): several `mcpgate serve`
+// processes on one PostgreSQL database with one key ring, each of which can be armed with a
+// failpoint (MCPGATE_FAILPOINT, internal/failpoint) and killed with SIGKILL; the connect flow
+// played headless (a cookie-jar HTTP client on the gateway's pages, Hydra's login and consent
+// through hydra.Server.AuthorizeHeadlessE); and a raw JSON-RPC client that classifies every
+// answer (a result, a transient 503 with Retry-After, a connect-required -32042, anything else).
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
+	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
+	"github.com/mcpgate/mcpgate/internal/testutil/mcpupstream"
+	"github.com/mcpgate/mcpgate/internal/testutil/pgtest"
+)
+
+// Names of the crash tests' configuration (the same shape as connect_test.go's).
+const (
+	crashUpstreamID  = "hydra-up"
+	crashDisplayName = "Hydra Upstream"
+	crashPath        = "/mcp/hydra-up"
+	crashProtocol    = "2025-11-25"
+	// crashUser is the API key's consumer and the Hydra subject alice signs in as.
+	crashUser = "alice"
+	// crashSubject is how the gateway names alice (api-key-inbound namespace).
+	crashSubject = "apikey|" + crashUser
+	// crashCallTimeout bounds one MCP call: longer than connect.RefreshTimeout (20 s), the
+	// longest a call waits for another instance's refresh before it is answered 503.
+	crashCallTimeout = 40 * time.Second
+)
+
+// ---- PostgreSQL ---------------------------------------------------------------------------
+
+// crashPG tracks whether these helpers stopped pgtest's shared cluster. The e2e TestMain does not
+// run pgtest.Main, which stops the cluster when the test binary ends, so each test that uses
+// PostgreSQL stops it when it ends and the next one starts it again (pg_ctl start on the same
+// data dir: about a second). If TestMain ever runs pgtest.Main, drop this and keep NewDatabase.
+var crashPG struct {
+	mu      sync.Mutex
+	stopped bool
+}
+
+// crashDatabase returns the URL of a new database on pgtest's cluster (skipped without
+// PostgreSQL, failed under CI=true) and stops the cluster when the test ends.
+func crashDatabase(t *testing.T) string {
+	t.Helper()
+	crashPG.mu.Lock()
+	if crashPG.stopped {
+		pgtest.Start(t)
+		crashPG.stopped = false
+	}
+	crashPG.mu.Unlock()
+	dbURL := pgtest.NewDatabase(t)
+	t.Cleanup(func() {
+		crashPG.mu.Lock()
+		defer crashPG.mu.Unlock()
+		pgtest.Stop(t)
+		crashPG.stopped = true
+	})
+	return dbURL
+}
+
+// ---- the cluster ----------------------------------------------------------------------------
+
+// crashOptions are what a crash test varies.
+type crashOptions struct {
+	instances int
+	// failpoints arms MCPGATE_FAILPOINT on some instances, by index.
+	failpoints map[int]string
+	// hydra configures the authorization server (AccessTokenTTL: short, so tokens expire during
+	// the test).
+	hydra hydra.Options
+	// env is added to every instance's environment.
+	env []string
+	// plainRoutes are more routes (path → upstream URL) with api-key-inbound alone.
+	plainRoutes map[string]string
+	// logLevel is serve's --log-level (default debug).
+	logLevel string
+}
+
+// crashCluster is Hydra, the OAuth-protected upstream, one PostgreSQL database and several
+// gateways serving the same project with the same key ring.
+type crashCluster struct {
+	t     *testing.T
+	hydra *hydra.Server
+	up    *mcpupstream.Server
+	// dbURL and keys are MCPGATE_DATABASE_URL and MCPGATE_ENCRYPTION_KEYS of every instance.
+	dbURL, keys string
+	// key is alice's API key.
+	key string
+	// cfg is the project directory; cliDir the CLI's data dir (unused with PostgreSQL, but set).
+	cfg, cliDir string
+	gws         []*crashInstance
+	opts        crashOptions
+}
+
+// crashInstance is one `mcpgate serve` process.
+type crashInstance struct {
+	*gateway
+	name string
+	cmd  *exec.Cmd
+	// failpoint is closed when the process prints "failpoint <name> reached".
+	failpoint <-chan struct{}
+	done      chan struct{}
+	waitErr   error
+}
+
+// startCrashCluster starts everything; the processes are stopped when the test ends (SIGTERM,
+// unless a test killed them).
+func startCrashCluster(t *testing.T, o crashOptions) *crashCluster {
+	t.Helper()
+	if serveMissing != "" {
+		t.Skip(serveMissing)
+	}
+	dbURL := crashDatabase(t)
+	if len(o.hydra.Scopes) == 0 {
+		o.hydra.Scopes = []string{"mcp"}
+	}
+	h := hydra.Start(t, o.hydra)
+	up := mcpupstream.Start(t, mcpupstream.Options{Issuer: h.Issuer(), IntrospectURL: h.AdminURL + "/admin/oauth2/introspect"})
+	c := &crashCluster{t: t, hydra: h, up: up, dbURL: dbURL, cliDir: filepath.Join(t.TempDir(), "cli")}
+	// One key ring for every instance and the CLI, generated by the CLI as an operator would.
+	c.keys = strings.TrimSpace(c.cli(t, "keys", "generate-encryption-key"))
+	c.key = strings.TrimSpace(c.cli(t, "keys", "create", "--consumer", crashUser))
+	if !apiKeyPattern.MatchString(c.key) {
+		t.Fatalf("keys create printed %q, want one key", c.key)
+	}
+	c.cfg = writeTokenExchangeProject(t, map[string]string{crashPath: up.URL}, o.plainRoutes)
+	if o.logLevel == "" {
+		o.logLevel = "debug"
+	}
+	c.opts = o
+	// Start the instances together: each takes a second or two on a busy machine.
+	c.gws = make([]*crashInstance, o.instances)
+	var wg sync.WaitGroup
+	errs := make([]error, o.instances)
+	for i := range c.gws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.gws[i], errs[i] = c.start(i)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("instance %d: %v", i, err)
+		}
+	}
+	return c
+}
+
+// cliEnv is the environment of every mcpgate process of the cluster.
+func (c *crashCluster) cliEnv() []string {
+	env := append(environWithout("MCPGATE_"), "MCPGATE_DATABASE_URL="+c.dbURL, "MCPGATE_DATA_DIR="+c.cliDir)
+	if c.keys != "" {
+		env = append(env, "MCPGATE_ENCRYPTION_KEYS="+c.keys)
+	}
+	return env
+}
+
+// cli runs an mcpgate command against the cluster's database and returns its stdout.
+func (c *crashCluster) cli(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, mcpgateBin, args...)
+	cmd.Env = c.cliEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("mcpgate %s: %v\nstderr:\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String()
+}
+
+// crashConnection is what `mcpgate connections list -o json` shows of a connection.
+type crashConnection struct {
+	UpstreamID      string    `json:"upstreamId"`
+	Subject         string    `json:"subject"`
+	Status          string    `json:"status"`
+	HasAccessToken  bool      `json:"hasAccessToken"`
+	HasRefreshToken bool      `json:"hasRefreshToken"`
+	Expiry          time.Time `json:"expiry"`
+	Version         int64     `json:"version"`
+	LastError       *struct {
+		Code string `json:"code"`
+	} `json:"lastError"`
+}
+
+// connections lists the stored connections with the CLI, from the database itself (no instance
+// involved).
+func (c *crashCluster) connections(t *testing.T) []crashConnection {
+	t.Helper()
+	var cs []crashConnection
+	out := c.cli(t, "connections", "list", "--output", "json")
+	if err := json.Unmarshal([]byte(out), &cs); err != nil {
+		t.Fatalf("connections list: %v\n%s", err, out)
+	}
+	return cs
+}
+
+// start runs instance i.
+func (c *crashCluster) start(i int) (*crashInstance, error) {
+	t := c.t
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, mcpgateBin, "serve", "--config", c.cfg, "--data-dir", filepath.Join(t.TempDir(), "data"),
+		"--listen", "127.0.0.1:0", "--log-level", c.opts.logLevel)
+	cmd.Env = append(c.cliEnv(), "MCPGATE_LOG_FORMAT=json", "MCPGATE_SAFEHTTP_ALLOW=127.0.0.1")
+	cmd.Env = append(cmd.Env, c.opts.env...)
+	if fp := c.opts.failpoints[i]; fp != "" {
+		cmd.Env = append(cmd.Env, "MCPGATE_FAILPOINT="+fp)
+	}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 15 * time.Second
+	logs := new(gatewaytest.Buffer)
+	reached := make(chan struct{})
+	w := &lineWatch{match: "failpoint " + c.opts.failpoints[i] + " reached", found: reached}
+	if c.opts.failpoints[i] == "" {
+		w.match = ""
+	}
+	cmd.Stdout = logs
+	cmd.Stderr = io.MultiWriter(logs, w)
+	if err := cmd.Start(); err != nil {
+		cancel()
+		return nil, fmt.Errorf("starting mcpgate serve: %w", err)
+	}
+	in := &crashInstance{gateway: &gateway{logs: logs}, name: fmt.Sprintf("instance %d", i), cmd: cmd, failpoint: reached, done: make(chan struct{})}
+	go func() {
+		in.waitErr = cmd.Wait()
+		close(in.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-in.done
+		if t.Failed() {
+			t.Logf("%s (exit: %v) logs:\n%s", in.name, in.waitErr, in.Logs())
+		}
+	})
+	if err := in.waitReady(in.done); err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, logs.String())
+	}
+	return in, nil
+}
+
+// kill kills the instance with SIGKILL, as a crash would, and waits for it to be gone.
+func (in *crashInstance) kill(t *testing.T) {
+	t.Helper()
+	if err := in.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %s: %v", in.name, err)
+	}
+	<-in.done
+	var ee *exec.ExitError
+	if !errors.As(in.waitErr, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("%s exited with %v, want killed by SIGKILL", in.name, in.waitErr)
+	}
+}
+
+// waitFailpoint waits for the instance to print that it reached its failpoint.
+func (in *crashInstance) waitFailpoint(t *testing.T, d time.Duration) time.Time {
+	t.Helper()
+	select {
+	case <-in.failpoint:
+		return time.Now()
+	case <-in.done:
+		t.Fatalf("%s exited before its failpoint (%v)", in.name, in.waitErr)
+	case <-time.After(d):
+		t.Fatalf("%s did not reach its failpoint within %s", in.name, d)
+	}
+	return time.Time{}
+}
+
+// lineWatch closes found when a line containing match is written (once).
+type lineWatch struct {
+	match string
+	found chan struct{}
+	mu    sync.Mutex
+	buf   []byte
+	done  bool
+}
+
+func (w *lineWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.match == "" || w.done {
+		return len(p), nil
+	}
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := w.buf[:i]
+		w.buf = w.buf[i+1:]
+		if bytes.Contains(line, []byte(w.match)) {
+			w.done = true
+			w.buf = nil
+			close(w.found)
+			break
+		}
+	}
+	return len(p), nil
+}
+
+// writeTokenExchangeProject writes a project with api-key-inbound + mcp-token-exchange-inbound
+// (user-oauth, automatic client registration) on each path of oauthRoutes (path → upstream
+// URL), and api-key-inbound alone on each path of plainRoutes. It returns the directory.
+func writeTokenExchangeProject(t *testing.T, oauthRoutes, plainRoutes map[string]string) string {
+	t.Helper()
+	paths := map[string]any{}
+	route := func(path, upstreamURL string, policies []string) {
+		paths[path] = map[string]any{"get,post": map[string]any{
+			"operationId": strings.Trim(strings.ReplaceAll(path, "/", "-"), "-"),
+			"x-zuplo-route": map[string]any{
+				"corsPolicy": "none",
+				"handler": map[string]any{
+					"module": "$import(@zuplo/runtime/mcp-gateway)", "export": "McpProxyHandler",
+					"options": map[string]any{"rewritePattern": upstreamURL},
+				},
+				"policies": map[string]any{"inbound": policies},
+			},
+		}}
+	}
+	for path, u := range oauthRoutes {
+		route(path, u, []string{"api-key", "mcp-token-exchange-" + crashUpstreamID})
+	}
+	for path, u := range plainRoutes {
+		route(path, u, []string{"api-key"})
+	}
+	files := map[string]any{
+		"zuplo.jsonc": map[string]any{"version": 1, "compatibilityDate": "2026-03-01"},
+		"config/routes.oas.json": map[string]any{
+			"openapi": "3.1.0", "info": map[string]any{"title": "crash e2e", "version": "1"}, "paths": paths,
+		},
+		"config/policies.json": map[string]any{"policies": []any{
+			map[string]any{
+				"name": "api-key", "policyType": "api-key-inbound",
+				"handler": map[string]any{"module": "$import(@zuplo/runtime)", "export": "ApiKeyInboundPolicy", "options": map[string]any{}},
+			},
+			map[string]any{
+				"name": "mcp-token-exchange-" + crashUpstreamID, "policyType": "mcp-token-exchange-inbound",
+				"handler": map[string]any{"module": "$import(@zuplo/runtime/mcp-gateway)", "export": "McpTokenExchangeInboundPolicy",
+					"options": map[string]any{
+						"displayName": crashDisplayName, "summary": "A Go SDK MCP server whose tokens Ory Hydra issues.",
+						"authMode": "user-oauth", "clientRegistration": map[string]any{"mode": "auto"},
+					}},
+			},
+		}},
+	}
+	dir := filepath.Join(t.TempDir(), "project")
+	for name, v := range files {
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// ---- MCP over plain HTTP --------------------------------------------------------------------
+
+// mcpAnswer is one JSON-RPC exchange over Streamable HTTP, as the client saw it.
+type mcpAnswer struct {
+	instance    int
+	start, end  time.Time
+	status      int
+	header      http.Header
+	body        []byte
+	err         error
+	sessionID   string
+	resultText  string // the first text content of a tools/call result
+	rpcCode     int64  // the JSON-RPC error's code, 0 without one
+	rpcMessage  string
+	rpcData     json.RawMessage
+	hasResult   bool
+	eventsCount int // SSE events received
+}
+
+// Kinds of answers.
+const (
+	answerOK              = "ok"
+	answerTransient       = "transient 503"
+	answerConnectRequired = "connect-required"
+	answerOther           = "other"
+)
+
+// kind classifies the answer: a result, a transient 503 problem with Retry-After (the
+// documented answer while a credential is briefly unavailable), a connect-required -32042, or
+// anything else.
+func (a *mcpAnswer) kind() string {
+	switch {
+	case a.err != nil:
+		return answerOther
+	case a.status == http.StatusOK && a.hasResult:
+		return answerOK
+	case a.status == http.StatusServiceUnavailable && a.header.Get("Retry-After") != "" &&
+		bytes.Contains(a.body, []byte("upstream_credential_unavailable")):
+		return answerTransient
+	case a.rpcCode == -32042:
+		return answerConnectRequired
+	}
+	return answerOther
+}
+
+func (a *mcpAnswer) String() string {
+	if a.err != nil {
+		return fmt.Sprintf("instance %d: error %v", a.instance, a.err)
+	}
+	body := string(a.body)
+	if len(body) > 600 {
+		body = body[:600] + "…"
+	}
+	return fmt.Sprintf("instance %d: HTTP %d (Retry-After %q) %s", a.instance, a.status, a.header.Get("Retry-After"), body)
+}
+
+// connectData is the part of a -32042 answer's data the crash tests read.
+func (a *mcpAnswer) connectData(t *testing.T) (state, authURL string) {
+	t.Helper()
+	var d struct {
+		State   string `json:"state"`
+		AuthURL string `json:"authUrl"`
+	}
+	if a.rpcCode != -32042 || json.Unmarshal(a.rpcData, &d) != nil || d.AuthURL == "" {
+		t.Fatalf("want a connect-required answer with a link, got %v", a)
+	}
+	return d.State, d.AuthURL
+}
+
+// mcpClient speaks JSON-RPC to the cluster's instances with alice's API key.
+type mcpClient struct {
+	key  string
+	path string
+	http *http.Client
+}
+
+func newMCPClient(key, path string, timeout time.Duration) *mcpClient {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	return &mcpClient{key: key, path: path, http: &http.Client{Transport: tr, Timeout: timeout}}
+}
+
+// initializeBody declares URL elicitation: the gateway answers such a client's missing
+// connection with -32042 and a link.
+const initializeBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"` + crashProtocol +
+	`","capabilities":{"elicitation":{"url":{}}},"clientInfo":{"name":"crash-e2e","version":"1"}}}`
+
+// toolCallBody calls tool with arguments (a JSON object).
+func toolCallBody(id int, tool, arguments string, progressToken string) string {
+	meta := ""
+	if progressToken != "" {
+		meta = `,"_meta":{"progressToken":"` + progressToken + `"}`
+	}
+	return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":%q,"arguments":%s%s}}`, id, tool, arguments, meta)
+}
+
+// post sends one JSON-RPC request to base and reads the whole answer (JSON, or an SSE stream up
+// to its end). onEvent, when not nil, sees each SSE event's data as it arrives.
+func (c *mcpClient) post(ctx context.Context, base, sessionID, body string, onEvent func([]byte)) *mcpAnswer {
+	a := &mcpAnswer{start: time.Now()}
+	defer func() { a.end = time.Now() }()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+c.path, strings.NewReader(body))
+	if err != nil {
+		a.err = err
+		return a
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	if !strings.Contains(body, `"initialize"`) {
+		req.Header.Set("MCP-Protocol-Version", crashProtocol)
+	}
+	if sessionID != "" {
+		req.Header.Set("Mcp-Session-Id", sessionID)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		a.err = err
+		return a
+	}
+	defer resp.Body.Close()
+	a.status, a.header, a.sessionID = resp.StatusCode, resp.Header, resp.Header.Get("Mcp-Session-Id")
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		a.err = readSSE(resp.Body, func(data []byte) {
+			a.eventsCount++
+			if onEvent != nil {
+				onEvent(data)
+			}
+			a.body = append(a.body[:0], data...) // the last event is the answer
+		})
+	} else {
+		a.body, a.err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	}
+	if a.err != nil {
+		return a
+	}
+	var msg struct {
+		Result *struct {
+			Content []struct {
+				Type string `json:"type"`
+				Text string `json:"text"`
+			} `json:"content"`
+		} `json:"result"`
+		Error *struct {
+			Code    int64           `json:"code"`
+			Message string          `json:"message"`
+			Data    json.RawMessage `json:"data"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(a.body, &msg) == nil {
+		if msg.Result != nil {
+			a.hasResult = true
+			if len(msg.Result.Content) > 0 {
+				a.resultText = msg.Result.Content[0].Text
+			}
+		}
+		if msg.Error != nil {
+			a.rpcCode, a.rpcMessage, a.rpcData = msg.Error.Code, msg.Error.Message, msg.Error.Data
+		}
+	}
+	return a
+}
+
+// readSSE calls onData with the data of each event of an SSE stream until it ends.
+func readSSE(r io.Reader, onData func([]byte)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	var data []byte
+	for sc.Scan() {
+		line := sc.Bytes()
+		switch {
+		case len(line) == 0:
+			if len(data) > 0 {
+				onData(data)
+				data = data[:0]
+			}
+		case bytes.HasPrefix(line, []byte("data:")):
+			if len(data) > 0 {
+				data = append(data, '\n')
+			}
+			data = append(data, bytes.TrimPrefix(bytes.TrimPrefix(line, []byte("data:")), []byte(" "))...)
+		}
+	}
+	if len(data) > 0 {
+		onData(data)
+	}
+	return sc.Err()
+}
+
+// initialize opens an MCP session on base; the answer carries the gateway's session id when it
+// is a result.
+func (c *mcpClient) initialize(ctx context.Context, base string) *mcpAnswer {
+	return c.post(ctx, base, "", initializeBody, nil)
+}
+
+// whoami calls the upstream's whoami tool in session.
+func (c *mcpClient) whoami(ctx context.Context, base, session string) *mcpAnswer {
+	return c.post(ctx, base, session, toolCallBody(2, "whoami", "{}", ""), nil)
+}
+
+// ---- the connect flow, headless -------------------------------------------------------------
+
+// connectBrowser is a cookie jar and an HTTP client that follows no redirect by itself: a
+// browser as the gateway sees it.
+type connectBrowser struct {
+	http *http.Client
+}
+
+func newConnectBrowser() *connectBrowser {
+	jar, _ := cookiejar.New(nil)
+	return &connectBrowser{http: &http.Client{
+		Jar: jar, Timeout: 60 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+// do sends a request as Chromium would; a POST is a form of the gateway's own page.
+func (b *connectBrowser) do(ctx context.Context, method, u string, form url.Values) (*http.Response, string, error) {
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, "", err
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		// What Chromium sends for a form post of a page whose Referrer-Policy hides the origin.
+		req.Header.Set("Origin", "null")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+	}
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	page, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp, string(page), err
+}
+
+// follow GETs u and the gateway's redirects after it, up to a page.
+func (b *connectBrowser) follow(ctx context.Context, u string) (*http.Response, string, error) {
+	for range 10 {
+		resp, page, err := b.do(ctx, http.MethodGet, u, nil)
+		if err != nil || resp.StatusCode/100 != 3 {
+			return resp, page, err
+		}
+		loc, err := resp.Location()
+		if err != nil {
+			return resp, page, err
+		}
+		u = loc.String()
+	}
+	return nil, "", errors.New("too many redirects")
+}
+
+var (
+	formActionRE  = regexp.MustCompile(`<form method="post" action="([^"]*)"`)
+	hiddenInputRE = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)">`)
+	h1RE          = regexp.MustCompile(`(?s)<h1>(.*?)</h1>`)
+)
+
+// pageForm returns a page's form action and hidden fields.
+func pageForm(page string) (action string, fields url.Values, ok bool) {
+	m := formActionRE.FindStringSubmatch(page)
+	if m == nil {
+		return "", nil, false
+	}
+	fields = url.Values{}
+	for _, f := range hiddenInputRE.FindAllStringSubmatch(page, -1) {
+		fields.Set(html.UnescapeString(f[1]), html.UnescapeString(f[2]))
+	}
+	return html.UnescapeString(m[1]), fields, true
+}
+
+// pageTitle is the page's h1.
+func pageTitle(page string) string {
+	if m := h1RE.FindStringSubmatch(page); m != nil {
+		return strings.TrimSpace(html.UnescapeString(m[1]))
+	}
+	return ""
+}
+
+// approveHeadless plays a person on a connect link: the gateway's API-key sign-in (the connect
+// page acts only for the key's owner), the consent page's Connect button, then Hydra's login and
+// consent as subject. It returns the callback URL Hydra sent the browser to (code and state),
+// not yet requested: the caller decides where and whether that request lands.
+func (c *crashCluster) approveHeadless(ctx context.Context, b *connectBrowser, authURL, subject string) (*url.URL, error) {
+	// 1. The link redirects to the API-key sign-in, which returns to the link.
+	resp, page, err := b.follow(ctx, authURL)
+	if err != nil {
+		return nil, fmt.Errorf("opening the link: %w", err)
+	}
+	if got := pageTitle(page); resp.StatusCode != http.StatusOK || got != "Sign in with your API key" ||
+		!strings.HasSuffix(resp.Request.URL.Path, "/oauth/login/api-key") || resp.Request.URL.Query().Get("return") != authURL {
+		return nil, fmt.Errorf("the link shows %d %q at %s, want the API-key sign-in returning to the link", resp.StatusCode, got, resp.Request.URL)
+	}
+	action, fields, ok := pageForm(page)
+	if !ok {
+		return nil, errors.New("the API-key sign-in page has no form")
+	}
+	fields.Set("key", c.key)
+	resp, page, err = b.do(ctx, http.MethodPost, resolve(resp.Request.URL, action), fields)
+	if err != nil {
+		return nil, fmt.Errorf("signing in: %w", err)
+	}
+	if loc, _ := resp.Location(); resp.StatusCode != http.StatusSeeOther || loc == nil || loc.String() != authURL {
+		return nil, fmt.Errorf("signing in: %d %q, want 303 back to the link", resp.StatusCode, pageTitle(page))
+	}
+	// 2. The consent page, as alice.
+	resp, page, err = b.follow(ctx, authURL)
+	if err != nil {
+		return nil, fmt.Errorf("opening the consent page: %w", err)
+	}
+	if got := pageTitle(page); resp.StatusCode != http.StatusOK || !strings.HasSuffix(got, crashDisplayName) {
+		return nil, fmt.Errorf("consent page: %d %q, want Connect/Reconnect %s", resp.StatusCode, got, crashDisplayName)
+	}
+	action, fields, ok = pageForm(page)
+	if !ok {
+		return nil, errors.New("the consent page has no form")
+	}
+	fields.Set("decision", "approve")
+	resp, page, err = b.do(ctx, http.MethodPost, resolve(resp.Request.URL, action), fields)
+	if err != nil {
+		return nil, fmt.Errorf("approving: %w", err)
+	}
+	loc, _ := resp.Location()
+	if resp.StatusCode != http.StatusFound || loc == nil || !strings.HasPrefix(loc.String(), c.hydra.AuthURL()) {
+		return nil, fmt.Errorf("approving: %d %q, want a redirect to Hydra", resp.StatusCode, pageTitle(page))
+	}
+	// 3. Hydra's login and consent.
+	return c.hydra.AuthorizeHeadlessE(ctx, loc.String(), subject)
+}
+
+// finishCallback requests the callback in the browser that approved and checks the success page.
+func finishCallback(ctx context.Context, b *connectBrowser, callback *url.URL) error {
+	resp, page, err := b.do(ctx, http.MethodGet, callback.String(), nil)
+	if err != nil {
+		return err
+	}
+	if want := crashDisplayName + " is connected"; resp.StatusCode != http.StatusOK || pageTitle(page) != want {
+		return fmt.Errorf("callback: %d %q, want %q", resp.StatusCode, pageTitle(page), want)
+	}
+	return nil
+}
+
+// connectVia connects alice through instance i: the MCP client's initialize gets -32042 with a
+// link, which is approved and finished headless. It returns the link's state.
+func (c *crashCluster) connectVia(t *testing.T, i int) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	mc := newMCPClient(c.key, crashPath, crashCallTimeout)
+	a := mc.initialize(ctx, c.gws[i].Base)
+	a.instance = i
+	state, authURL := a.connectData(t)
+	if !strings.HasPrefix(authURL, c.gws[i].URL("/__mcpgate/auth/connections/"+crashUpstreamID+"/connect?")) {
+		t.Fatalf("link %s is not instance %d's connect page", authURL, i)
+	}
+	b := newConnectBrowser()
+	callback, err := c.approveHeadless(ctx, b, authURL, crashUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := finishCallback(ctx, b, callback); err != nil {
+		t.Fatal(err)
+	}
+	return state
+}
+
+// resolve resolves ref against base.
+func resolve(base *url.URL, ref string) string {
+	u, err := base.Parse(ref)
+	if err != nil {
+		return ref
+	}
+	return u.String()
+}
