@@ -13,12 +13,10 @@ package e2e
 // (MCPGATE_TEST_ARTIFACTS).
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -550,59 +548,9 @@ func TestConnectTypeScriptClient(t *testing.T) {
 	defer cancel()
 
 	cmd := env.Command(ctx, nil, "connect-client.mjs", s.url, s.key, "whoami")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr gatewaytest.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	lines := make(chan tsConnectLine)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-		for sc.Scan() {
-			var l tsConnectLine
-			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-				l = tsConnectLine{Phase: "garbage", Error: sc.Text()}
-			}
-			select {
-			case lines <- l:
-			case <-ctx.Done():
-			}
-		}
-		close(lines)
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		cancel()
-	})
-	next := func(want string) tsConnectLine {
-		t.Helper()
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("connect-client.mjs ended before %s: %v\nstderr:\n%s", want, <-exited, stderr.String())
-			}
-			if l.Phase != want {
-				t.Fatalf("connect-client.mjs printed %+v, want phase %s\nstderr:\n%s", l, want, stderr.String())
-			}
-			return l
-		case <-ctx.Done():
-			t.Fatalf("connect-client.mjs: no %s line in time\nstderr:\n%s", want, stderr.String())
-		}
-		return tsConnectLine{}
-	}
+	run := startScript[tsConnectLine](t, ctx, cancel, "connect-client.mjs", cmd)
 
-	l := next("connect-required")
+	l := run.next("connect-required")
 	// The SDK turns -32042 into UrlElicitationRequiredError and keeps only the elicitations of
 	// the data; the script also records the raw JSON-RPC error it received.
 	var raw struct {
@@ -629,22 +577,12 @@ func TestConnectTypeScriptClient(t *testing.T) {
 	}
 
 	_, callback := s.approveInBrowser(t, authURL, "zoe-ts", "")
-	if _, err := io.WriteString(stdin, "connected\n"); err != nil {
-		t.Fatal(err)
-	}
-	res := next("result")
+	run.say("connected")
+	res := run.next("result")
 	if res.Text != "subject=zoe-ts" {
 		t.Errorf("whoami after connecting = %q, want subject=zoe-ts", res.Text)
 	}
-	_ = stdin.Close()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("connect-client.mjs: %v\nstderr:\n%s", err, stderr.String())
-		}
-	case <-ctx.Done():
-		t.Error("connect-client.mjs did not exit")
-	}
+	run.finish()
 	s.checkUpstream(t, "zoe-ts")
 	s.checkLogs(t, []string{authURL}, []*url.URL{callback})
 }

@@ -31,7 +31,6 @@ package e2e
 // page) go to test-artifacts/ (MCPGATE_TEST_ARTIFACTS).
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"encoding/pem"
@@ -1066,65 +1065,9 @@ func TestSignInTypeScriptClient(t *testing.T) {
 	defer cancel()
 
 	cmd := env.Command(ctx, nil, "signin-client.mjs", s.url)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr gatewaytest.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	lines := make(chan signInTSLine)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-		for sc.Scan() {
-			var l signInTSLine
-			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-				l = signInTSLine{Phase: "garbage", Error: sc.Text()}
-			}
-			select {
-			case lines <- l:
-			case <-ctx.Done():
-			}
-		}
-		close(lines)
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		cancel()
-	})
-	next := func(want string) signInTSLine {
-		t.Helper()
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("signin-client.mjs ended before %s: %v\nstderr:\n%s", want, <-exited, stderr.String())
-			}
-			if l.Phase != want {
-				t.Fatalf("signin-client.mjs printed %+v, want phase %s\nstderr:\n%s", l, want, stderr.String())
-			}
-			return l
-		case <-ctx.Done():
-			t.Fatalf("signin-client.mjs: no %s line in time\nstderr:\n%s", want, stderr.String())
-		}
-		return signInTSLine{}
-	}
-	say := func(cmd string) {
-		t.Helper()
-		if _, err := io.WriteString(stdin, cmd+"\n"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	run := startScript[signInTSLine](t, ctx, cancel, "signin-client.mjs", cmd)
 
-	l := next("authorize")
+	l := run.next("authorize")
 	u, err := url.Parse(l.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -1139,7 +1082,7 @@ func TestSignInTypeScriptClient(t *testing.T) {
 	}
 	back := s.signInInBrowser(t, l.URL, signInExpect{person: kim, clientName: "mcpgate e2e TypeScript client", redirectURI: redirectURI, connect: true})
 
-	res := next("result")
+	res := run.next("result")
 	if res.Text != "subject="+kim.upstream {
 		t.Errorf("whoami = %q, want subject=%s", res.Text, kim.upstream)
 	}
@@ -1163,16 +1106,16 @@ func TestSignInTypeScriptClient(t *testing.T) {
 	}
 	s.checkUpstream(t, kim.upstream)
 
-	say("refresh")
-	ref := next("refreshed")
+	run.say("refresh")
+	ref := run.next("refreshed")
 	if ref.Result != "AUTHORIZED" || !ref.AccessChanged || !ref.RefreshChanged || ref.Text != "subject="+kim.upstream {
 		t.Errorf("refresh: %+v, want AUTHORIZED with both tokens rotated and whoami working", ref)
 	}
 	s.checkUpstream(t, kim.upstream)
 
 	seenBefore := len(s.up.Seen())
-	say("revoke")
-	rev := next("revoked")
+	run.say("revoke")
+	rev := run.next("revoked")
 	if rev.Error != "" {
 		t.Errorf("the call after the revocation failed otherwise than with UnauthorizedError: %s", rev.Error)
 	}
@@ -1194,14 +1137,6 @@ func TestSignInTypeScriptClient(t *testing.T) {
 		t.Errorf("the upstream got %d requests after the revocation, want none", n-seenBefore)
 	}
 
-	_ = stdin.Close()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("signin-client.mjs: %v\nstderr:\n%s", err, stderr.String())
-		}
-	case <-ctx.Done():
-		t.Error("signin-client.mjs did not exit")
-	}
+	run.finish()
 	s.checkLogs(t, map[string]string{"the authorization code": back.Query().Get("code"), "the client's state": back.Query().Get("state")})
 }
