@@ -19,7 +19,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -27,7 +26,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,7 +33,6 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
-	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
 	"github.com/mcpgate/mcpgate/internal/testutil/nodeenv"
 )
@@ -138,48 +135,10 @@ func startAuthGateway(t *testing.T, addr, upstream string, routes []authRoute, p
 		"config/routes.oas.json": map[string]any{"openapi": "3.1.0", "info": map[string]any{"title": "auth e2e", "version": "1"}, "paths": paths},
 		"config/policies.json":   map[string]any{"policies": policies},
 	}
-	for name, v := range files {
-		b, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(cfg, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, cfg, files)
 
-	ctx, cancel := context.WithCancel(context.Background())
 	args := append([]string{"serve", "--config", cfg, "--data-dir", dataDir, "--listen", addr, "--log-level", "debug"}, extraArgs...)
-	cmd := exec.CommandContext(ctx, mcpgateBin, args...)
-	cmd.Env = append(environWithout("MCPGATE_"), "MCPGATE_LOG_FORMAT=json")
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 15 * time.Second
-	g := &gateway{logs: new(gatewaytest.Buffer)}
-	cmd.Stdout, cmd.Stderr = g.logs, g.logs
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("starting mcpgate serve: %v", err)
-	}
-	done := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if t.Failed() {
-			t.Logf("mcpgate serve (exit: %v) logs:\n%s", waitErr, g.Logs())
-		}
-	})
-	if err := g.waitReady(done); err != nil {
-		t.Fatalf("starting mcpgate serve: %v\n%s", err, g.Logs())
-	}
+	g, _ := serveGateway(t, args)
 	return &authGateway{gateway: g, DataDir: dataDir}
 }
 

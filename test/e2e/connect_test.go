@@ -19,13 +19,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,7 +29,6 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpgate/mcpgate/internal/testutil/browser"
-	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
 	"github.com/mcpgate/mcpgate/internal/testutil/mcpupstream"
 	"github.com/mcpgate/mcpgate/internal/testutil/nodeenv"
@@ -146,53 +141,14 @@ func startServeConnect(t *testing.T, addr, dataDir, upstreamURL string) (gw *gat
 				}},
 		},
 	}}
-	for name, v := range map[string]any{
+	writeFiles(t, cfg, map[string]any{
 		"zuplo.jsonc":            map[string]any{"version": 1, "compatibilityDate": "2026-03-01"},
 		"config/routes.oas.json": routes,
 		"config/policies.json":   policies,
-	} {
-		b, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(cfg, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, mcpgateBin, "serve", "--config", cfg, "--data-dir", dataDir, "--listen", addr, "--log-level", "debug")
-	cmd.Env = append(environWithout("MCPGATE_"), "MCPGATE_LOG_FORMAT=json", "MCPGATE_SAFEHTTP_ALLOW=127.0.0.1")
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 15 * time.Second
-	g := &gateway{logs: new(gatewaytest.Buffer)}
-	cmd.Stdout, cmd.Stderr = g.logs, g.logs
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("starting mcpgate serve: %v", err)
-	}
-	done := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(done)
-	}()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("mcpgate serve (exit: %v) logs:\n%s", waitErr, g.Logs())
-		}
 	})
-	if err := g.waitReady(done); err != nil {
-		t.Fatalf("starting mcpgate serve: %v\n%s", err, g.Logs())
-	}
-	return g, stop
+
+	return serveGateway(t, []string{"serve", "--config", cfg, "--data-dir", dataDir, "--listen", addr, "--log-level", "debug"},
+		"MCPGATE_SAFEHTTP_ALLOW=127.0.0.1")
 }
 
 // connectRequired is the part of a -32042 error the tests check.

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -41,6 +42,8 @@ type gateway struct {
 	// Base is http://127.0.0.1:PORT.
 	Base string
 	logs *gatewaytest.Buffer
+	// exited is closed when the process ends (serveGateway's gateways).
+	exited <-chan struct{}
 }
 
 // URL returns the gateway URL of path.
@@ -71,34 +74,44 @@ func startGateway(t *testing.T, opts gatewayOptions, routes ...mcpRoute) *gatewa
 		// Port 0: the kernel picks; the gateway logs the address it got.
 		args = append(args, "--listen", "127.0.0.1:0")
 	}
+	g, _ := serveGateway(t, args)
+	return g
+}
+
+// serveGateway runs `mcpgate <args>` with JSON logs, the test process's MCPGATE_* settings removed
+// and env added, and returns once it is ready. stop (also run when the test ends) ends it with
+// SIGTERM and waits; the logs are printed when the test failed.
+func serveGateway(t *testing.T, args []string, env ...string) (g *gateway, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, mcpgateBin, args...)
-	cmd.Env = append(environWithout("MCPGATE_"), "MCPGATE_LOG_FORMAT=json")
+	cmd.Env = append(append(environWithout("MCPGATE_"), "MCPGATE_LOG_FORMAT=json"), env...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 15 * time.Second
-	g := &gateway{logs: new(gatewaytest.Buffer)}
+	done := make(chan struct{})
+	g = &gateway{logs: new(gatewaytest.Buffer), exited: done}
 	cmd.Stdout, cmd.Stderr = g.logs, g.logs
 	if err := cmd.Start(); err != nil {
 		cancel()
-		t.Fatalf("starting mcpgate serve: %v", err)
+		t.Fatalf("starting mcpgate %s: %v", args[0], err)
 	}
-	done := make(chan struct{})
 	var waitErr error
 	go func() {
 		waitErr = cmd.Wait()
 		close(done)
 	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(func() {
-		cancel()
-		<-done
+		stop()
 		if t.Failed() {
-			t.Logf("mcpgate serve (exit: %v) logs:\n%s", waitErr, g.Logs())
+			t.Logf("mcpgate %s (exit: %v) logs:\n%s", args[0], waitErr, g.Logs())
 		}
 	})
 	if err := g.waitReady(done); err != nil {
-		t.Fatalf("starting mcpgate serve: %v\n%s", err, g.Logs())
+		t.Fatalf("starting mcpgate %s: %v\n%s", args[0], err, g.Logs())
 	}
-	return g
+	return g, stop
 }
 
 // waitReady polls, with a deadline, for the "mcpgate listening" log line and then for /readyz 200.
@@ -190,6 +203,24 @@ func writeProject(t *testing.T, dir string, routes []mcpRoute) {
 		"config/routes.oas.json": oas,
 		"config/policies.json":   map[string]any{"policies": []any{}},
 	}
+	writeFiles(t, dir, files)
+}
+
+// environWithout is the test process's environment minus variables starting with prefix, so a
+// developer's own MCPGATE_* settings do not change the gateway under test.
+func environWithout(prefix string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, prefix) {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// writeFiles writes each value as indented JSON to its slash-separated path under dir.
+func writeFiles(t *testing.T, dir string, files map[string]any) {
+	t.Helper()
 	for name, v := range files {
 		b, err := json.MarshalIndent(v, "", "  ")
 		if err != nil {
@@ -203,16 +234,4 @@ func writeProject(t *testing.T, dir string, routes []mcpRoute) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// environWithout is the test process's environment minus variables starting with prefix, so a
-// developer's own MCPGATE_* settings do not change the gateway under test.
-func environWithout(prefix string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, prefix) {
-			env = append(env, kv)
-		}
-	}
-	return env
 }

@@ -1,21 +1,17 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/testutil/browser"
-	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 )
 
 // TestQuickstartOAuthWalkthrough is README command 1 as a new user follows it: the quickstart
@@ -34,30 +30,9 @@ func TestQuickstartOAuthWalkthrough(t *testing.T) {
 	demoAddr := freeLoopbackAddr(t)
 	project := copyQuickstart(t, filepath.Join(root, "examples", "quickstart"), demoAddr)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, mcpgateBin, "serve", "--demo", "--config", project, "--demo-listen", demoAddr,
-		"--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"))
-	cmd.Env = append(environWithout("MCPGATE_"), "MCPGATE_LOG_FORMAT=json")
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 15 * time.Second
-	g := &gateway{logs: new(gatewaytest.Buffer)}
-	cmd.Stdout, cmd.Stderr = g.logs, g.logs
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if t.Failed() {
-			t.Logf("mcpgate serve logs:\n%s", g.Logs())
-		}
-	})
-	if err := g.waitReady(done); err != nil {
-		t.Fatalf("serve --demo: %v", err)
-	}
+	g, _ := serveGateway(t, []string{"serve", "--demo", "--config", project, "--demo-listen", demoAddr,
+		"--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data")})
+	done := g.exited
 	// The walkthrough text is printed after the listener is up; wait for it with a deadline.
 	keyRe := regexp.MustCompile(`mcpgate_demo_[A-Za-z0-9_-]{20,}`)
 	var key string

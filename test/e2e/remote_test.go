@@ -24,7 +24,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -36,7 +35,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/mcpgate/mcpgate/internal/testutil/browser"
-	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 	"github.com/mcpgate/mcpgate/internal/testutil/nodeenv"
 )
 
@@ -85,31 +83,9 @@ func startDemoQuickstart(t *testing.T, consumers ...string) *demoQuickstart {
 		q.keys[c] = k
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, mcpgateBin, "serve", "--demo", "--config", project, "--demo-listen", q.demoAddr,
-		"--listen", "127.0.0.1:0", "--data-dir", dataDir)
-	cmd.Env = append(environWithout("MCPGATE_"), "MCPGATE_LOG_FORMAT=json")
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 15 * time.Second
-	q.gw = &gateway{logs: new(gatewaytest.Buffer)}
-	cmd.Stdout, cmd.Stderr = q.gw.logs, q.gw.logs
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if t.Failed() {
-			t.Logf("mcpgate serve --demo (exit: %v) logs:\n%s", waitErr, q.gw.Logs())
-		}
-	})
-	if err := q.gw.waitReady(done); err != nil {
-		t.Fatalf("serve --demo: %v\n%s", err, q.gw.Logs())
-	}
+	q.gw, _ = serveGateway(t, []string{"serve", "--demo", "--config", project, "--demo-listen", q.demoAddr,
+		"--listen", "127.0.0.1:0", "--data-dir", dataDir})
+	done := q.gw.exited
 	// The walkthrough with the key is printed right after the listener is up.
 	keyRe := regexp.MustCompile(`mcpgate_demo_[A-Za-z0-9_-]{20,}`)
 	deadline := time.Now().Add(10 * time.Second)

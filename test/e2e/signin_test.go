@@ -40,12 +40,10 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -55,7 +53,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/mcpgate/mcpgate/internal/testutil/browser"
-	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
 	"github.com/mcpgate/mcpgate/internal/testutil/mcpupstream"
 	"github.com/mcpgate/mcpgate/internal/testutil/nodeenv"
@@ -173,52 +170,14 @@ func startSignInGateway(t *testing.T, addr, upstreamURL string, policies []any, 
 			},
 		}}},
 	}
-	for name, v := range map[string]any{
+	writeFiles(t, cfg, map[string]any{
 		"zuplo.jsonc":            map[string]any{"version": 1, "compatibilityDate": "2026-03-01"},
 		"config/routes.oas.json": routes,
 		"config/policies.json":   map[string]any{"policies": policies},
-	} {
-		b, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(cfg, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, mcpgateBin, "serve", "--config", cfg, "--data-dir", filepath.Join(dir, "data"),
-		"--listen", addr, "--public-url", "http://"+addr, "--log-level", "debug")
-	cmd.Env = append(append(environWithout("MCPGATE_"), "MCPGATE_LOG_FORMAT=json"), env...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 15 * time.Second
-	g := &gateway{logs: new(gatewaytest.Buffer)}
-	cmd.Stdout, cmd.Stderr = g.logs, g.logs
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("starting mcpgate serve: %v", err)
-	}
-	done := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if t.Failed() {
-			t.Logf("mcpgate serve (exit: %v) logs:\n%s", waitErr, g.Logs())
-		}
 	})
-	if err := g.waitReady(done); err != nil {
-		t.Fatalf("starting mcpgate serve: %v\n%s", err, g.Logs())
-	}
+
+	g, _ := serveGateway(t, []string{"serve", "--config", cfg, "--data-dir", filepath.Join(dir, "data"),
+		"--listen", addr, "--public-url", "http://" + addr, "--log-level", "debug"}, env...)
 	return g
 }
 
