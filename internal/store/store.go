@@ -145,12 +145,20 @@ type ClientRegistration struct {
 type ClientRegistrations interface {
 	// GetClientRegistration returns the registration (ErrNotFound when absent or expired).
 	GetClientRegistration(ctx context.Context, k ClientRegistrationKey) (*ClientRegistration, error)
-	// PutClientRegistration creates or replaces the registration.
+	// PutClientRegistration creates or replaces the registration. An upstream keeps at most
+	// MaxDynamicRegistrations dynamic (DCR) registrations: putting one more removes the oldest.
 	PutClientRegistration(ctx context.Context, r *ClientRegistration) error
 	// DeleteClientRegistrations removes every registration of an upstream (after invalid_client or a
 	// token endpoint 404) and returns how many it removed.
 	DeleteClientRegistrations(ctx context.Context, upstreamID string) (int, error)
 }
+
+// MaxDynamicRegistrations bounds the dynamic client registrations kept per upstream. A
+// registration is keyed by issuer and redirect URI, and one is enough per public URL; more appear
+// only when the redirect URI is derived from requests (no --public-url) or an upstream moves its
+// authorization server. The bound keeps such churn from growing the store; the oldest
+// registration goes first and is registered again if it is still needed.
+const MaxDynamicRegistrations = 32
 
 // PendingAuthorization is an authorization request in flight between Approve and the callback.
 type PendingAuthorization struct {

@@ -423,6 +423,18 @@ func (db *DB) PutClientRegistration(ctx context.Context, r *store.ClientRegistra
 	if err != nil {
 		return fmt.Errorf("putting client registration: %w", err)
 	}
+	if r.Method != "dcr" {
+		return nil
+	}
+	// Keep the newest MaxDynamicRegistrations dynamic registrations of the upstream (ties on
+	// registered_at may keep a few more). Without that many rows the subquery is NULL and
+	// nothing is deleted.
+	if _, err := db.exec(ctx, `DELETE FROM client_registrations WHERE upstream_id = ? AND method = 'dcr'
+		AND registered_at < (SELECT registered_at FROM client_registrations WHERE upstream_id = ? AND method = 'dcr'
+			ORDER BY registered_at DESC LIMIT 1 OFFSET ?)`,
+		r.UpstreamID, r.UpstreamID, store.MaxDynamicRegistrations-1); err != nil {
+		return fmt.Errorf("bounding client registrations: %w", err)
+	}
 	return nil
 }
 

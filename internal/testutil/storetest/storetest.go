@@ -127,6 +127,7 @@ func Run(t *testing.T, b Backend) {
 		{"LostKeyOnlyBreaksItsRecords", testLostKey},
 		{"NoPlaintextAtRest", testNoPlaintext},
 		{"ClientRegistrations", testRegistrations},
+		{"DynamicRegistrationsBounded", testRegistrationsBounded},
 		{"PendingAuthorizations", testPending},
 		{"PendingConcurrentConsumersOneWins", testPendingRace},
 		{"TicketUses", testTickets},
@@ -471,6 +472,51 @@ func testRegistrations(t *testing.T, b Backend) {
 	}
 	_, err = s.GetClientRegistration(ctx(t), other)
 	wantErr(t, err, store.ErrNotFound)
+}
+
+// An upstream keeps at most store.MaxDynamicRegistrations DCR registrations (one per redirect
+// URI a request-derived public URL produced, say): the oldest goes first; a manual client and
+// other upstreams' registrations are untouched.
+func testRegistrationsBounded(t *testing.T, b Backend) {
+	e := b.setup(t)
+	s := e.s
+	manual := store.ClientRegistrationKey{Issuer: "https://as", UpstreamID: "linear", RedirectURI: "https://manual/cb"}
+	must(t, s.PutClientRegistration(ctx(t), &store.ClientRegistration{ClientRegistrationKey: manual, Method: "manual", ClientID: "m"}))
+	otherUpstream := store.ClientRegistrationKey{Issuer: "https://as", UpstreamID: "github", RedirectURI: "https://gw/cb"}
+	must(t, s.PutClientRegistration(ctx(t), &store.ClientRegistration{ClientRegistrationKey: otherUpstream, Method: "dcr", ClientID: "g"}))
+	key := func(i int) store.ClientRegistrationKey {
+		return store.ClientRegistrationKey{Issuer: "https://as", UpstreamID: "linear", RedirectURI: fmt.Sprintf("https://host-%d/cb", i)}
+	}
+	total := store.MaxDynamicRegistrations + 5
+	for i := range total {
+		e.clock.Advance(time.Second)
+		must(t, s.PutClientRegistration(ctx(t), &store.ClientRegistration{ClientRegistrationKey: key(i), Method: "dcr", ClientID: fmt.Sprint(i)}))
+	}
+	kept := 0
+	for i := range total {
+		_, err := s.GetClientRegistration(ctx(t), key(i))
+		switch {
+		case err == nil:
+			kept++
+			if i < total-store.MaxDynamicRegistrations {
+				t.Errorf("registration %d of %d is kept, but it is among the oldest", i, total)
+			}
+		case errors.Is(err, store.ErrNotFound):
+			if i >= total-store.MaxDynamicRegistrations {
+				t.Errorf("registration %d of %d is gone, but it is among the newest %d", i, total, store.MaxDynamicRegistrations)
+			}
+		default:
+			t.Fatal(err)
+		}
+	}
+	if kept != store.MaxDynamicRegistrations {
+		t.Errorf("kept %d dynamic registrations, want %d", kept, store.MaxDynamicRegistrations)
+	}
+	for _, k := range []store.ClientRegistrationKey{manual, otherUpstream} {
+		if _, err := s.GetClientRegistration(ctx(t), k); err != nil {
+			t.Errorf("%s/%s: %v (untouched by the bound)", k.UpstreamID, k.RedirectURI, err)
+		}
+	}
 }
 
 func testPending(t *testing.T, b Backend) {
