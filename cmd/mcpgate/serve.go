@@ -221,7 +221,9 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		SignIn:      signIn,
 		Proxy: policy.ProxySettings{HeaderTimeout: f.upstreamTimeout, MaxRequestBody: f.maxRequestBody,
 			// Redirect hops of followRedirects routes go through the SSRF guard with this allow list.
-			RedirectAllow: redirectAllow},
+			RedirectAllow: redirectAllow,
+			// Session ids on authenticated MCP routes without a token exchange are bound to the caller.
+			SessionKey: st.Ring.DeriveKey("mcp-session")},
 	}
 	gw, err := gateway.New(ctx, project, settings)
 	if err != nil {

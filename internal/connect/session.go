@@ -1,13 +1,10 @@
 package connect
 
 import (
-	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/mcpgate/mcpgate/internal/mcpwire"
 	"github.com/mcpgate/mcpgate/internal/policy"
-	"github.com/mcpgate/mcpgate/internal/problem"
 )
 
 // The gateway issues its own Mcp-Session-Id on token-exchange routes: it carries what the client
@@ -35,25 +32,13 @@ type clientSession struct {
 // token — could not tell them apart. It is refused like an unknown session (404), and the
 // client starts a new session.
 func (m *Manager) openSession(c *policy.Context, r *http.Request) (clientSession, error) {
-	raw := r.Header.Get(mcpwire.SessionHeader)
-	if raw == "" {
-		return clientSession{}, nil
-	}
-	unknown := func(why string) error {
-		return problem.New(http.StatusNotFound, "This MCP session is unknown: start a new session (initialize).",
-			errors.New(why)).WithReason("session_not_found")
-	}
-	if !strings.HasPrefix(raw, mcpwire.SessionPrefix) {
-		return clientSession{}, unknown("session id not issued by the gateway (an upstream's own id is never accepted on a token-exchange route)")
-	}
-	info, ups, err := mcpwire.UnwrapSession(m.sessionKey, callerSubject(c), raw)
+	c.ClaimSession()
+	info, ups, present, err := mcpwire.OpenSession(m.sessionKey, callerSubject(c), r.Header)
 	if err != nil {
-		return clientSession{}, unknown("session id not issued to this caller")
+		return clientSession{}, policy.ErrSessionNotFound("session id not issued to this caller by the gateway (an upstream's own id is never accepted on a token-exchange route)")
 	}
-	if ups == "" {
-		r.Header.Del(mcpwire.SessionHeader)
-	} else {
-		r.Header.Set(mcpwire.SessionHeader, ups)
+	if !present {
+		return clientSession{}, nil
 	}
 	return clientSession{known: true, info: info, upstream: ups, issued: true}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 )
 
@@ -72,6 +73,28 @@ func UnwrapSession(key []byte, subject, id string) (ClientInfo, string, error) {
 		return ClientInfo{}, "", ErrSession
 	}
 	return p.ClientInfo, p.Upstream, nil
+}
+
+// OpenSession opens the gateway session id in h, presented by subject, and puts the upstream's own
+// session id in its place (or removes the header when the upstream issued none). present is false
+// when h carries no session id. An id without SessionPrefix was never issued by the gateway — it
+// may be another caller's upstream session id, readable inside their wrapped id or leaked from a
+// log — and is refused with ErrSession, as one issued to another subject is.
+func OpenSession(key []byte, subject string, h http.Header) (info ClientInfo, upstream string, present bool, err error) {
+	raw := h.Get(SessionHeader)
+	if raw == "" {
+		return ClientInfo{}, "", false, nil
+	}
+	info, upstream, err = UnwrapSession(key, subject, raw)
+	if err != nil {
+		return ClientInfo{}, "", true, err
+	}
+	if upstream == "" {
+		h.Del(SessionHeader)
+	} else {
+		h.Set(SessionHeader, upstream)
+	}
+	return info, upstream, true, nil
 }
 
 func sessionMAC(key []byte, subject, payload string) []byte {

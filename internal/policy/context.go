@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/problem"
 	"github.com/mcpgate/mcpgate/internal/subject"
 )
 
@@ -72,6 +73,24 @@ type Context struct {
 	outbound []Outbound
 	hooks    []ResponseHook
 	replayer Replayer
+
+	sessionClaimed bool
+}
+
+// ClaimSession marks the request's Mcp-Session-Id as handled by a policy (the token exchange
+// issues and opens its own); the MCP proxy handler then forwards the header as the policy left it.
+// Without a claim the handler binds session ids to the authenticated caller itself
+// (docs/architecture.md#the-mcp-session-id).
+func (c *Context) ClaimSession() { c.sessionClaimed = true }
+
+// SessionClaimed reports whether a policy called ClaimSession.
+func (c *Context) SessionClaimed() bool { return c.sessionClaimed }
+
+// ErrSessionNotFound is the answer to a gateway session id that does not open for the caller: 404,
+// as the MCP transport answers an unknown session, so the client starts a new one.
+func ErrSessionNotFound(why string) *problem.Error {
+	return problem.New(http.StatusNotFound, "This MCP session is unknown: start a new session (initialize).",
+		errors.New(why)).WithReason("session_not_found")
 }
 
 // Replayer re-sends the request a proxying handler forwarded (same method, URL, headers and

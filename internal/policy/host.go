@@ -57,6 +57,11 @@ type ProxySettings struct {
 	// (followRedirects): hosts and networks a followed redirect may reach over http or on private,
 	// loopback or link-local addresses. The route's own upstream host is always allowed.
 	RedirectAllow safehttp.AllowList
+	// SessionKey MACs the Mcp-Session-Id values the MCP proxy handler issues on routes whose caller
+	// is authenticated and whose session no policy claimed (Context.ClaimSession): the upstream's
+	// session ids are wrapped and bound to the caller's subject, so one leaked from one user is
+	// refused for another (docs/architecture.md#the-mcp-session-id). Empty: ids pass through.
+	SessionKey []byte
 }
 
 // Authenticator authenticates a request to a gateway endpoint exactly as the first route (in

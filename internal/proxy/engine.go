@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/mcpwire"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/problem"
 )
@@ -54,6 +55,7 @@ type engine struct {
 	streamWrite   time.Duration
 	transport     http.RoundTripper // what sends the request; follows redirects when configured
 	follow        bool              // transport is a redirectFollower
+	sessionKey    []byte            // binds session ids to the caller (bindsSession)
 	rp            httputil.ReverseProxy
 }
 
@@ -80,6 +82,7 @@ func newEngine(mcp bool, o *Options, s Settings, env *policy.Env) *engine {
 		bodyTimeout:   bodyReadTimeout,
 		streamWrite:   s.StreamWriteTimeout,
 		transport:     s.Transport,
+		sessionKey:    s.SessionKey,
 	}
 	for _, ri := range env.Routes {
 		if ri != nil && ri.UpstreamURL != nil {
@@ -119,6 +122,9 @@ func merge(s, d Settings) Settings {
 	}
 	if s.RedirectAllow.IsEmpty() {
 		s.RedirectAllow = d.RedirectAllow
+	}
+	if len(s.SessionKey) == 0 {
+		s.SessionKey = d.SessionKey
 	}
 	return s
 }
@@ -184,6 +190,8 @@ type call struct {
 	err      error            // set by the error handler; nothing was written
 	w        streamWriter
 	br       bodyReader // the forwarded body
+	// bindSession: the upstream's session id is wrapped for the caller (engine.bindsSession).
+	bindSession bool
 }
 
 // bodyReader is the buffered request body as an io.ReadCloser.
@@ -222,6 +230,12 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 		return problem.New(http.StatusInternalServerError, "The route has no upstream URL.",
 			errors.New("proxy: route has no parsed rewritePattern")).WithReason(ReasonNoUpstreamURL)
 	}
+	bind := e.bindsSession(c)
+	if bind {
+		if _, _, _, err := mcpwire.OpenSession(e.sessionKey, c.User.Subject(), r.Header); err != nil {
+			return policy.ErrSessionNotFound("session id not issued to this caller by the gateway (an upstream's own id is never accepted on a route with gateway authentication)")
+		}
+	}
 	body, err := e.readBody(w, r)
 	if err != nil {
 		return err
@@ -234,7 +248,7 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 	// instead.
 	_ = rc.EnableFullDuplex()
 
-	cl := &call{eng: e, pc: c, in: r, target: target, body: body}
+	cl := &call{eng: e, pc: c, in: r, target: target, body: body, bindSession: bind}
 	cl.Context, cl.cancel = context.WithCancelCause(r.Context())
 	cl.timer = time.AfterFunc(e.headerTimeout, func() { cl.cancel(errHeaderTimeout) })
 	defer cl.finish()
@@ -426,11 +440,25 @@ func (e *engine) modifyResponse(resp *http.Response) error {
 		// hook has already had its chance to turn it into connect-required.
 		resp.Header.Del("WWW-Authenticate")
 	}
+	if cl.bindSession && upstreamAnswer {
+		if ups := resp.Header.Get(mcpwire.SessionHeader); ups != "" {
+			resp.Header.Set(mcpwire.SessionHeader, mcpwire.WrapSession(e.sessionKey, cl.pc.User.Subject(), mcpwire.ClientInfo{}, ups))
+		}
+	}
 	if isEventStream(resp.Header) {
 		resp.Header.Set("X-Accel-Buffering", "no")
 		cl.w.startStream()
 	}
 	return nil
+}
+
+// bindsSession reports whether the engine binds the request's session ids to its caller: an MCP
+// route whose caller is authenticated, where no policy (the token exchange) claimed the session.
+// Every authenticated caller of such a route reaches the upstream with the same credential (a
+// static key, or none), so the upstream cannot tell whose session an id is; the gateway can.
+// Anonymous routes have no one to bind to: their ids pass through.
+func (e *engine) bindsSession(c *policy.Context) bool {
+	return e.mcp && len(e.sessionKey) > 0 && c.User != nil && !c.SessionClaimed()
 }
 
 // fromUpstream reports whether resp is the upstream's (not a hook's synthetic answer).

@@ -214,6 +214,9 @@ func New(t testing.TB, o Options) *Gateway {
 			t.Fatal(err)
 		}
 	}
+	if len(o.Proxy.SessionKey) == 0 {
+		o.Proxy.SessionKey = g.Ring.DeriveKey("mcp-session")
+	}
 	g.Host = &policy.Host{Logger: log, URLs: urls, Audit: g.Audit, APIKeys: g.Store, Connections: m, SignIn: g.SignIn, Proxy: o.Proxy}
 	settings.Host = g.Host
 	srv, err := gateway.New(context.Background(), g.Project, settings)
