@@ -285,3 +285,31 @@ func TestArchitectureNamesEverySetting(t *testing.T) {
 		t.Fatalf("read only %d flags from mcpgate serve --help:\n%s", flags, out)
 	}
 }
+
+// TestSecurityDocNamesRealTests: every test docs/security.md names as proof of a protection exists,
+// so the threat table cannot cite a test that was renamed or removed.
+func TestSecurityDocNamesRealTests(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(repoRoot, "docs/security.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cited := map[string]bool{}
+	for _, m := range regexp.MustCompile("`(Test[A-Za-z0-9_]+)").FindAllStringSubmatch(string(doc), -1) {
+		cited[m[1]] = true
+	}
+	if len(cited) < 20 {
+		t.Fatalf("docs/security.md cites %d tests; the threat table should cite each protection's test", len(cited))
+	}
+	defined := map[string]bool{}
+	decl := regexp.MustCompile(`(?m)^func (Test[A-Za-z0-9_]+)\(`)
+	for _, f := range textFiles(t, func(p string) bool { return strings.HasSuffix(p, "_test.go") }) {
+		for _, m := range decl.FindAllStringSubmatch(strings.Join(f.lines, "\n"), -1) {
+			defined[m[1]] = true
+		}
+	}
+	for name := range cited {
+		if !defined[name] {
+			t.Errorf("docs/security.md cites %s, which no test file defines", name)
+		}
+	}
+}
