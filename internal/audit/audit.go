@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/publicurl"
@@ -65,23 +64,20 @@ type Event struct {
 	Details map[string]any
 }
 
-// asyncQueue bounds the events waiting for the store in RecordAsync.
-const asyncQueue = 4096
-
-// Refusal aggregation (RecordRefusal).
+// Aggregation (RecordRefusal, RecordAccepted).
 const (
-	// RefusalWindow is the time one aggregate row covers: refusals of one kind from one address in
-	// one window of this length are one row.
-	RefusalWindow = time.Minute
-	// MaxRefusalAggregates bounds the aggregates held at once (one per kind and address). Refusals
-	// from further addresses are counted together under the address OtherAddress, so a flood from
-	// many addresses costs at most this many rows a window, plus one per kind.
-	MaxRefusalAggregates = 1000
+	// AggregateWindow is the time one aggregate row covers: refusals of one kind from one address,
+	// or accepted requests of one kind, in one window of this length are one row.
+	AggregateWindow = time.Minute
+	// MaxAggregates bounds the aggregates held at once (one per kind and address). Events beyond
+	// it are counted together (address OtherAddress, no subject, no details), so a flood from many
+	// addresses or many subjects costs at most this many rows a window, plus one per kind.
+	MaxAggregates = 1000
 	// OtherAddress is the address of the aggregate that counts refusals from addresses beyond
-	// MaxRefusalAggregates.
+	// MaxAggregates.
 	OtherAddress = "other"
-	// refusalFlushEvery is how often the writer stores the aggregates of windows that have ended.
-	refusalFlushEvery = 10 * time.Second
+	// aggregateFlushEvery is how often the writer stores the aggregates of windows that have ended.
+	aggregateFlushEvery = 10 * time.Second
 )
 
 // RetentionInterval is how often RunRetention deletes expired audit rows.
@@ -99,46 +95,21 @@ type Recorder struct {
 	// Metrics counts rows written, dropped and deleted; nil: telemetry.Default.
 	Metrics *telemetry.Metrics
 
-	once    sync.Once
-	queue   chan queued
-	done    chan struct{} // closed when the writer has drained the queue after Close
-	dropped atomic.Int64
-	mu      sync.RWMutex // guards closed against RecordAsync's send
+	once sync.Once
+	// flushes are Flush's requests to the writer: it stores every aggregate and closes the channel.
+	flushes chan chan struct{}
+	done    chan struct{} // closed when the writer has stored the aggregates after Close
+	mu      sync.RWMutex  // guards closed against the sends on flushes and new aggregates
 	closed  bool
 
 	aggMu sync.Mutex
 	agg   map[aggKey]*aggregate
 }
 
-// RecordAsync is Record for per-request events on the hot path (mcp_request_accepted): the log line
-// is written now, the store row by a background writer, so no request waits for the database. When
-// the writer falls behind by more than asyncQueue events, further rows are dropped and counted (the
-// log line is still written).
-func (r *Recorder) RecordAsync(ctx context.Context, e Event) {
-	if r == nil {
-		return
-	}
-	r.log(slog.LevelInfo, e)
-	if r.Store == nil {
-		return
-	}
-	r.start()
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if r.closed {
-		return
-	}
-	select {
-	case r.queue <- queued{e: e, at: r.clock()()}:
-	default:
-		r.drop()
-	}
-}
-
 // RecordRefusal records a refused request (an unauthenticated caller, a failed admin sign-in)
 // without letting anonymous traffic grow the database: the log line is written at debug level, and
 // the store gets one row per kind of refusal (event, outcome, reason, subject, operation, upstream,
-// details), address (ClientAddr, an IPv6 address by its /64) and RefusalWindow, with details
+// details), address (ClientAddr, an IPv6 address by its /64) and AggregateWindow, with details
 // {"count": n, "address": "…", "lastAt": "…"} added, the time and request id of the first. The
 // background writer stores a window's rows once it has ended (and everything at Flush and Close).
 func (r *Recorder) RecordRefusal(ctx context.Context, e Event, addr string) {
@@ -147,6 +118,25 @@ func (r *Recorder) RecordRefusal(ctx context.Context, e Event, addr string) {
 	}
 	addr = publicurl.AddrKey(addr)
 	r.log(slog.LevelDebug, e, "address", addr)
+	r.count(e, addr)
+}
+
+// RecordAccepted records a request a policy accepted (mcp_request_accepted) on the hot path: the
+// log line is at debug level (the access log already has the request), and the store gets one row
+// per kind of event (event, outcome, subject, operation, upstream, …) and AggregateWindow with
+// {"count": n, "lastAt": "…"} in its details — the time and request id of the first — never a row
+// per request. A database row per request would make the store's write budget the gateway's
+// request budget, on PostgreSQL shared by every replica.
+func (r *Recorder) RecordAccepted(ctx context.Context, e Event) {
+	if r == nil {
+		return
+	}
+	r.log(slog.LevelDebug, e)
+	r.count(e, "")
+}
+
+// count adds e to its aggregate (addr "": not counted per address).
+func (r *Recorder) count(e Event, addr string) {
 	if r.Store == nil {
 		return
 	}
@@ -159,7 +149,7 @@ func (r *Recorder) RecordRefusal(ctx context.Context, e Event, addr string) {
 	now := r.clock()()
 	k := aggKey{event: e.Event, outcome: e.Outcome, reason: e.ReasonCode, subject: e.SubjectID, actor: e.Actor,
 		upstream: e.UpstreamID, operation: e.OperationID, profile: e.AuthProfileID, addr: addr,
-		window: now.Truncate(RefusalWindow).UnixNano()}
+		window: now.Truncate(AggregateWindow).UnixNano()}
 	if len(e.Details) > 0 {
 		b, _ := json.Marshal(e.Details) // map keys sorted: the same details give the same key
 		k.details = string(b)
@@ -174,7 +164,7 @@ func (r *Recorder) RecordRefusal(ctx context.Context, e Event, addr string) {
 		a.last = now
 		return
 	}
-	if len(r.agg) >= MaxRefusalAggregates {
+	if len(r.agg) >= MaxAggregates {
 		// Too many addresses at once: count this one with the others of its kind. Subject and
 		// details are left out, so the overflow is bounded by the configuration.
 		k.addr, k.subject, k.details = OtherAddress, "", ""
@@ -196,8 +186,8 @@ func (r *Recorder) ClientAddr(req *http.Request) string {
 	return r.URLs.ClientAddr(req)
 }
 
-// Flush stores the refusals aggregated so far, whatever their window, and waits until the writer
-// has stored them and every event queued before, or until ctx ends.
+// Flush stores the events aggregated so far, whatever their window, and waits until the writer has
+// stored them, or until ctx ends.
 func (r *Recorder) Flush(ctx context.Context) {
 	if r == nil || r.Store == nil {
 		return
@@ -210,7 +200,7 @@ func (r *Recorder) Flush(ctx context.Context) {
 		return
 	}
 	select {
-	case r.queue <- queued{flushed: ch}:
+	case r.flushes <- ch:
 	case <-ctx.Done():
 		r.mu.RUnlock()
 		return
@@ -222,21 +212,21 @@ func (r *Recorder) Flush(ctx context.Context) {
 	}
 }
 
-// Close stops the background writer after it has stored what is queued and aggregated, or when ctx
-// ends (the log already has every event). Later RecordAsync and RecordRefusal calls only log.
+// Close stops the background writer after it has stored what is aggregated, or when ctx ends (the
+// log already has every event). Later RecordRefusal and RecordAccepted calls only log.
 func (r *Recorder) Close(ctx context.Context) {
 	if r == nil {
 		return
 	}
 	r.once.Do(func() {}) // no writer started yet: none will be
 	r.mu.Lock()
-	if r.closed || r.queue == nil {
+	if r.closed || r.flushes == nil {
 		r.closed = true
 		r.mu.Unlock()
 		return
 	}
 	r.closed = true
-	close(r.queue)
+	close(r.flushes)
 	r.mu.Unlock()
 	select {
 	case <-r.done:
@@ -273,52 +263,39 @@ func (r *Recorder) RunRetention(ctx context.Context, keep, interval time.Duratio
 
 func (r *Recorder) start() {
 	r.once.Do(func() {
-		r.queue = make(chan queued, asyncQueue)
+		r.flushes = make(chan chan struct{})
 		r.done = make(chan struct{})
 		go r.drain()
 	})
 }
 
-func (r *Recorder) drop() {
-	r.metrics().AuditRowDropped()
-	if n := r.dropped.Add(1); r.Log != nil && (n == 1 || n%1000 == 0) {
-		r.Log.Warn("audit store writer is behind; dropped per-request audit rows (the log has them)", "dropped", n)
-	}
-}
-
+// drain is the background writer: it stores the aggregates of ended windows every
+// aggregateFlushEvery, and every aggregate on Flush and Close.
 func (r *Recorder) drain() {
 	defer close(r.done)
-	tick := time.NewTicker(refusalFlushEvery)
+	tick := time.NewTicker(aggregateFlushEvery)
 	defer tick.Stop()
 	for {
 		select {
-		case q, ok := <-r.queue:
+		case ch, ok := <-r.flushes:
+			r.flushAggregates(true)
 			if !ok {
-				r.flushRefusals(true)
 				return
 			}
-			if q.flushed != nil {
-				r.flushRefusals(true)
-				close(q.flushed)
-				continue
-			}
-			// The row (details JSON) is built here, off the request path.
-			se := r.row(q.e)
-			se.Time = q.at
-			r.append(se)
+			close(ch)
 		case <-tick.C:
-			r.flushRefusals(false)
+			r.flushAggregates(false)
 		}
 	}
 }
 
-// flushRefusals stores the aggregates whose window has ended (all: every one).
-func (r *Recorder) flushRefusals(all bool) {
+// flushAggregates stores the aggregates whose window has ended (all: every one).
+func (r *Recorder) flushAggregates(all bool) {
 	now := r.clock()()
 	r.aggMu.Lock()
 	var due []*aggregate
 	for k, a := range r.agg {
-		if all || !now.Before(time.Unix(0, k.window).Add(RefusalWindow)) {
+		if all || !now.Before(time.Unix(0, k.window).Add(AggregateWindow)) {
 			due = append(due, a)
 			delete(r.agg, k)
 		}
@@ -332,7 +309,9 @@ func (r *Recorder) flushRefusals(all bool) {
 			d[k] = v
 		}
 		d["count"] = a.count
-		d["address"] = a.addr
+		if a.addr != "" {
+			d["address"] = a.addr
+		}
 		d["lastAt"] = a.last.UTC().Format(time.RFC3339Nano)
 		e.Details = d
 		se := r.row(e)
@@ -359,13 +338,13 @@ func (r *Recorder) metrics() *telemetry.Metrics {
 	return telemetry.Default
 }
 
-// aggKey is one kind of refusal from one address in one window.
+// aggKey is one kind of event (from one address, for refusals) in one window.
 type aggKey struct {
 	event, outcome, reason, subject, actor, upstream, operation, profile, details, addr string
 	window                                                                              int64 // window start, Unix nanoseconds
 }
 
-// aggregate counts the refusals of one aggKey.
+// aggregate counts the events of one aggKey.
 type aggregate struct {
 	first    Event // the first refusal: its request id and details go in the row
 	at, last time.Time
@@ -414,14 +393,6 @@ func (r *Recorder) log(level slog.Level, e Event, extra ...any) {
 	}
 	attrs = append(attrs, extra...)
 	r.Log.Log(context.Background(), level, "audit", attrs...)
-}
-
-// queued is an event waiting for the background writer, with the time it happened, or (flushed
-// set) a request to store the aggregated refusals and close flushed.
-type queued struct {
-	e       Event
-	at      time.Time
-	flushed chan struct{}
 }
 
 func (r *Recorder) clock() func() time.Time {

@@ -3,8 +3,10 @@ package audit_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,12 +142,12 @@ func publicKey(addr string) string {
 	return addr
 }
 
-// TestRefusalsFromManyAddressesAreBounded: a flood from more addresses than MaxRefusalAggregates
-// costs at most MaxRefusalAggregates rows a minute plus one: the rest are counted under "other".
+// TestRefusalsFromManyAddressesAreBounded: a flood from more addresses than MaxAggregates
+// costs at most MaxAggregates rows a minute plus one: the rest are counted under "other".
 func TestRefusalsFromManyAddressesAreBounded(t *testing.T) {
 	st := gatewaytest.Store(t, "", nil)
 	r := &audit.Recorder{Store: st, Metrics: telemetry.New(), Now: func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) }}
-	const n = audit.MaxRefusalAggregates + 2500
+	const n = audit.MaxAggregates + 2500
 	for i := range n {
 		r.RecordRefusal(t.Context(), audit.Event{Event: audit.RequestRejected, Outcome: audit.OutcomeDenied, ReasonCode: "invalid_token",
 			SubjectID: fmt.Sprintf("apikey|u%d", i)}, fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
@@ -155,8 +157,8 @@ func TestRefusalsFromManyAddressesAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(evs) != audit.MaxRefusalAggregates+1 {
-		t.Fatalf("%d rows for %d addresses, want %d", len(evs), n, audit.MaxRefusalAggregates+1)
+	if len(evs) != audit.MaxAggregates+1 {
+		t.Fatalf("%d rows for %d addresses, want %d", len(evs), n, audit.MaxAggregates+1)
 	}
 	var other rowDetails
 	total := 0
@@ -171,8 +173,8 @@ func TestRefusalsFromManyAddressesAreBounded(t *testing.T) {
 			}
 		}
 	}
-	if other.Count != n-audit.MaxRefusalAggregates || total != n {
-		t.Errorf("overflow count %d (want %d), total %d (want %d)", other.Count, n-audit.MaxRefusalAggregates, total, n)
+	if other.Count != n-audit.MaxAggregates || total != n {
+		t.Errorf("overflow count %d (want %d), total %d (want %d)", other.Count, n-audit.MaxAggregates, total, n)
 	}
 }
 
@@ -212,31 +214,38 @@ func TestRetentionDeletesOldRows(t *testing.T) {
 }
 
 // blockingStore is the real store with AppendAudit held until release is closed.
-type blockingStore struct {
+// failingStore refuses audit rows while fail is set (a store that is down or full).
+type failingStore struct {
 	store.Store
-	release chan struct{}
+	fail atomic.Bool
 }
 
-func (s *blockingStore) AppendAudit(ctx context.Context, e *store.AuditEvent) error {
-	<-s.release
+func (s *failingStore) AppendAudit(ctx context.Context, e *store.AuditEvent) error {
+	if s.fail.Load() {
+		return errors.New("disk full")
+	}
 	return s.Store.AppendAudit(ctx, e)
 }
 
-// TestDroppedRowsAreCounted: when the writer is behind by more than its queue, further per-request
-// rows are dropped and counted in mcpgate_audit_rows_dropped_total.
+// TestDroppedRowsAreCounted: rows the store refuses are dropped (the log has the events) and counted
+// in mcpgate_audit_rows_dropped_total; rows stored in mcpgate_audit_rows_written_total.
 func TestDroppedRowsAreCounted(t *testing.T) {
-	st := &blockingStore{Store: gatewaytest.Store(t, "", nil), release: make(chan struct{})}
+	st := &failingStore{Store: gatewaytest.Store(t, "", nil)}
+	st.fail.Store(true)
 	m := telemetry.New()
 	r := &audit.Recorder{Store: st, Metrics: m}
-	const queue = 4096
-	for range queue + 1 + 10 { // the writer holds one, the queue the next 4096
-		r.RecordAsync(t.Context(), audit.Event{Event: audit.RequestAccepted, Outcome: audit.OutcomeSuccess})
+	for _, addr := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"} {
+		r.RecordRefusal(t.Context(), audit.Event{Event: audit.RequestRejected, Outcome: audit.OutcomeDenied, ReasonCode: "missing_token"}, addr)
 	}
-	dropped := counter(t, m, "mcpgate_audit_rows_dropped_total")
-	close(st.release)
+	r.Flush(t.Context())
+	if d, w := counter(t, m, "mcpgate_audit_rows_dropped_total"), counter(t, m, "mcpgate_audit_rows_written_total"); d != 3 || w != 0 {
+		t.Fatalf("with the store failing: dropped %v written %v, want 3 and 0", d, w)
+	}
+	st.fail.Store(false)
+	r.RecordAccepted(t.Context(), audit.Event{Event: audit.RequestAccepted, Outcome: audit.OutcomeSuccess, SubjectID: "apikey|a"})
+	r.RecordAccepted(t.Context(), audit.Event{Event: audit.RequestAccepted, Outcome: audit.OutcomeSuccess, SubjectID: "apikey|b"})
 	r.Close(t.Context())
-	written := counter(t, m, "mcpgate_audit_rows_written_total")
-	if dropped < 10 || dropped+written != queue+11 {
-		t.Errorf("dropped %v written %v, want at least 10 dropped and %d in all", dropped, written, queue+11)
+	if d, w := counter(t, m, "mcpgate_audit_rows_dropped_total"), counter(t, m, "mcpgate_audit_rows_written_total"); d != 3 || w != 2 {
+		t.Errorf("after the store recovered: dropped %v written %v, want 3 and 2", d, w)
 	}
 }

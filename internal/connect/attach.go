@@ -49,7 +49,7 @@ func (p *inject) HandleRequest(c *policy.Context, r *http.Request) (*http.Respon
 	}
 	if lk.Token != nil {
 		c.SetUpstreamAuthorization(lk.Token.Authorization.Reveal())
-		p.m.audit.RecordAsync(r.Context(), audit.Event{Event: audit.RequestAccepted, Outcome: audit.OutcomeSuccess,
+		p.m.audit.RecordAccepted(r.Context(), audit.Event{Event: audit.RequestAccepted, Outcome: audit.OutcomeSuccess,
 			SubjectID: lk.Key.Subject, UpstreamID: p.up.ID, OperationID: c.Route.OperationID, AuthProfileID: p.up.AuthProfileID(),
 			RequestID: c.RequestID, Actor: actorOf(c)})
 	}
