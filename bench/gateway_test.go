@@ -270,3 +270,4 @@ func TestGatewayForwardsWhatTheBenchmarkSends(t *testing.T) {
 		}
 	}
 }
+

@@ -256,10 +256,15 @@ func (s *Server) Logger(ctx context.Context) *slog.Logger {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	rid := requestid.New()
-	w.Header().Set(requestid.Header, rid)
-	r = r.WithContext(requestid.With(r.Context(), rid))
-	log := slog.New(&requestHandler{Handler: s.log.Handler(), rid: rid})
-	rec := &recorder{ResponseWriter: w}
+	st := &request{rec: recorder{ResponseWriter: w}, logh: requestHandler{Handler: s.log.Handler(), rid: rid}}
+	st.ridValue[0] = rid
+	w.Header()[requestid.Header] = st.ridValue[:] // Header.Set would allocate the slice
+
+	st.ctx.Init(r.Context(), rid)
+	r = r.WithContext(&st.ctx)
+	st.log = *slog.New(&st.logh) // inlined: the Logger is built in place, not allocated
+	log := &st.log
+	rec := &st.rec
 	s.boundBody(rec, r)
 	var rt *route
 	defer func() {
@@ -274,7 +279,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	rt = s.serve(rec, r, rid, log)
+	rt = s.serve(rec, r, rid, log, &st.pc)
 
 	if !log.Enabled(r.Context(), slog.LevelInfo) {
 		return
@@ -287,8 +292,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log.Info("request", attrs...)
 }
 
-// serve dispatches the request and returns the route it matched, if any.
-func (s *Server) serve(w *recorder, r *http.Request, rid string, log *slog.Logger) *route {
+// request is what the gateway allocates for every request, in one allocation: the response
+// recorder, the request id's context and log handler, and the policy context (filled in by serve
+// once a route matched).
+type request struct {
+	rec  recorder
+	ctx  requestid.Context
+	logh requestHandler
+	log  slog.Logger
+	pc   policy.Context
+	// ridValue backs the X-Request-Id header's value slice.
+	ridValue [1]string
+}
+
+// serve dispatches the request and returns the route it matched, if any. c is the request's
+// policy context, zero until a route matched.
+func (s *Server) serve(w *recorder, r *http.Request, rid string, log *slog.Logger, c *policy.Context) *route {
 	if s.mayBeOwn(r.URL.Path) {
 		if _, pattern := s.own.Handler(r); pattern != "" {
 			// ServeHTTP (not the handler Handler returned) so path wildcards reach r.PathValue.
@@ -325,7 +344,7 @@ func (s *Server) serve(w *recorder, r *http.Request, rid string, log *slog.Logge
 		return rt
 	}
 
-	c := &policy.Context{RequestID: rid, Route: rt.info, Log: log, Start: s.now()}
+	*c = policy.Context{RequestID: rid, Route: rt.info, Log: log, Start: s.now()}
 	c.SetOutbound(rt.outbound)
 	for _, in := range rt.inbound {
 		resp, err := in.HandleRequest(c, r)

@@ -241,18 +241,18 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 		return err
 	}
 
-	rc := http.NewResponseController(w)
+	cl := &call{eng: e, pc: c, in: r, target: target, body: body, bindSession: bind}
+	// The controller lives in the call (copied from NewResponseController): no allocation of
+	// its own.
+	cl.w = streamWriter{ResponseWriter: w, rc: *http.NewResponseController(w), timeout: e.streamWrite}
 	// Without full duplex an HTTP/1 server closes an unread request body once response headers go
 	// out, which tears down upstream streams (golang/go#40747, docs/architecture.md#proxy-rules).
 	// The body is buffered before forwarding today, so this guards the day a path streams it
 	// instead.
-	_ = rc.EnableFullDuplex()
-
-	cl := &call{eng: e, pc: c, in: r, target: target, body: body, bindSession: bind}
+	_ = cl.w.rc.EnableFullDuplex()
 	cl.Context, cl.cancel = context.WithCancelCause(r.Context())
 	cl.timer = time.AfterFunc(e.headerTimeout, func() { cl.cancel(errHeaderTimeout) })
 	defer cl.finish()
-	cl.w = streamWriter{ResponseWriter: w, rc: rc, timeout: e.streamWrite}
 	c.SetReplayer(cl)
 
 	out := r.WithContext(cl)
@@ -389,6 +389,11 @@ func (e *engine) rewrite(pr *httputil.ProxyRequest) {
 	h.Del("Cookie")
 	// The body is already buffered: waiting for the upstream's 100 Continue only adds a round trip.
 	h.Del("Expect")
+	if _, ok := h["User-Agent"]; !ok {
+		// ReverseProxy would set an empty User-Agent (so Go's default is not sent) with a slice of
+		// its own per request; the transport only reads this shared one.
+		h["User-Agent"] = noUserAgent
+	}
 	if !e.mcp {
 		// A URL-rewrite backend is usually the operator's own service and may want the client
 		// address. MCP upstreams are typically third parties: they get none (Rewrite mode has
@@ -460,6 +465,10 @@ func (e *engine) modifyResponse(resp *http.Response) error {
 func (e *engine) bindsSession(c *policy.Context) bool {
 	return e.mcp && len(e.sessionKey) > 0 && c.User != nil && !c.SessionClaimed()
 }
+
+// noUserAgent is the User-Agent value of a forwarded request whose client sent none: empty, so
+// the transport sends no User-Agent at all. Shared and never written.
+var noUserAgent = []string{""}
 
 // fromUpstream reports whether resp is the upstream's (not a hook's synthetic answer).
 func (cl *call) fromUpstream(resp *http.Response) bool {
@@ -558,7 +567,7 @@ func removeHopByHop(h http.Header) {
 // dropped after timeout.
 type streamWriter struct {
 	http.ResponseWriter
-	rc      *http.ResponseController
+	rc      http.ResponseController
 	timeout time.Duration
 	stream  bool
 }

@@ -39,15 +39,29 @@ func newTransport() *http.Transport {
 	}
 }
 
-// bufferPool recycles ReverseProxy's copy buffers (it would allocate 32 KiB per response).
-type bufferPool struct{ p sync.Pool }
+// bufferPool recycles ReverseProxy's copy buffers (it would allocate 32 KiB per response). A
+// sync.Pool holds pointers; the slice headers ReverseProxy hands back are boxed in holders that are
+// recycled too, so neither Get nor Put allocates in the steady state.
+type bufferPool struct{ bufs, holders sync.Pool }
 
-var buffers = &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}}
+var buffers = &bufferPool{bufs: sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}}
 
-func (b *bufferPool) Get() []byte { return *b.p.Get().(*[]byte) }
+func (b *bufferPool) Get() []byte {
+	h := b.bufs.Get().(*[]byte)
+	buf := *h
+	*h = nil
+	b.holders.Put(h)
+	return buf
+}
 
 func (b *bufferPool) Put(buf []byte) {
-	if cap(buf) == copyBufferSize {
-		b.p.Put(&buf)
+	if cap(buf) != copyBufferSize {
+		return
 	}
+	h, _ := b.holders.Get().(*[]byte)
+	if h == nil {
+		h = new([]byte)
+	}
+	*h = buf[:copyBufferSize]
+	b.bufs.Put(h)
 }

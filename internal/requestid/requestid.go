@@ -19,6 +19,24 @@ func With(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, ctxKey{}, id)
 }
 
+// Context is a context carrying a request id, for a caller that embeds it in a larger per-request
+// value to save the allocation With makes. Init it before use; it is not copied after.
+type Context struct {
+	context.Context
+	id string
+}
+
+// Init makes c carry id on top of parent.
+func (c *Context) Init(parent context.Context, id string) { c.Context, c.id = parent, id }
+
+// Value implements context.Context.
+func (c *Context) Value(k any) any {
+	if k == (ctxKey{}) {
+		return c.id
+	}
+	return c.Context.Value(k)
+}
+
 // From returns the id of the request ctx belongs to, or "".
 func From(ctx context.Context) string {
 	id, _ := ctx.Value(ctxKey{}).(string)

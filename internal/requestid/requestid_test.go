@@ -1,6 +1,7 @@
 package requestid
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -20,5 +21,23 @@ func BenchmarkNew(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = New()
+	}
+}
+
+// A Context carries its id, passes the parent's values through and is cancelled with its parent.
+func TestContext(t *testing.T) {
+	type key struct{}
+	parent, cancel := context.WithCancel(context.WithValue(t.Context(), key{}, "v"))
+	var c Context
+	c.Init(parent, "rid-1")
+	if From(&c) != "rid-1" || c.Value(key{}) != "v" || From(parent) != "" {
+		t.Fatalf("From %q, parent value %v", From(&c), c.Value(key{}))
+	}
+	child, stop := context.WithCancel(&c)
+	defer stop()
+	cancel()
+	<-child.Done() // would block forever if cancellation did not reach through c
+	if From(child) != "rid-1" {
+		t.Errorf("a child context lost the id")
 	}
 }
