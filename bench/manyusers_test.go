@@ -1,0 +1,102 @@
+package bench_test
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/mcpgate/mcpgate/bench/upstream"
+	"github.com/mcpgate/mcpgate/internal/policy"
+	"github.com/mcpgate/mcpgate/internal/store"
+	"github.com/mcpgate/mcpgate/internal/subject"
+	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
+)
+
+// BenchmarkManyUsers is the token-exchange path (the test auth policy, then user-oauth) with one
+// and with 10,000 distinct users, each with a fresh stored connection, every request a different
+// user in turn, over an in-memory upstream. The first user's connection is made by the real
+// connect flow (gatewaytest's fake authorization server); the others are copies of its row under
+// their own subjects (the flow itself is measured by bench/run's target c; this is about the
+// credential cache at scale). Reports ns/op and allocations (compare users=1 with users=10000)
+// and the heap each cached connection holds (heap-B/conn, measured after every user's
+// connection was loaded once).
+//
+//	go test -run '^$' -bench ManyUsers -benchmem ./bench/
+func BenchmarkManyUsers(b *testing.B) {
+	for _, n := range []int{1, 10000} {
+		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) { benchManyUsers(b, n) })
+	}
+}
+
+func benchManyUsers(b *testing.B, users int) {
+	env := gatewaytest.NewFakeUpstreamEnv(b, "")
+	env.Connect("/mcp/alpha", "user-0")
+	ctx := b.Context()
+	conns, err := env.Gateway.Store.ListConnections(ctx, store.ConnectionFilter{})
+	if err != nil || len(conns) != 1 {
+		b.Fatalf("after the connect flow: %d connections, %v", len(conns), err)
+	}
+	first, err := env.Gateway.Store.GetConnection(ctx, conns[0].ConnectionKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 1; i < users; i++ {
+		c := *first
+		c.Subject = subject.New(gatewaytest.TestNamespace, fmt.Sprint("user-", i)).String()
+		c.Version = 0
+		if err := env.Gateway.Store.PutConnection(ctx, &c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// A second gateway on the same store and project, forwarding to the in-memory upstream: its
+	// credential cache starts empty.
+	want := upstreamAnswer(b, false)
+	gw := gatewaytest.New(b, gatewaytest.Options{Dir: env.Dir, Store: env.Gateway.Store, Ring: env.Gateway.Ring,
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Proxy:  policy.ProxySettings{Transport: &cannedUpstream{body: want}}})
+
+	body := strings.NewReader(upstream.ToolsCall)
+	req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1/mcp/alpha", body)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	names := make([]string, users)
+	for i := range names {
+		names[i] = fmt.Sprint("user-", i)
+	}
+	w := &discardWriter{h: http.Header{}}
+	call := func(i int) {
+		body.Reset(upstream.ToolsCall)
+		req.Header.Set(gatewaytest.UserHeader, names[i])
+		clear(w.h)
+		w.status, w.n = 0, 0
+		gw.ServeHTTP(w, req)
+		if w.status != http.StatusOK || w.n != len(want) {
+			b.Fatalf("user %d: status %d, %d bytes (want 200, %d)", i, w.status, w.n, len(want))
+		}
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range users { // every user's connection into the cache
+		call(i)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perConn := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(users)
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		call(i)
+		if i++; i == users {
+			i = 0
+		}
+	}
+	if users >= 1000 { // one connection's share is lost in the heap's noise
+		b.ReportMetric(perConn, "heap-B/conn") // after the loop: b.Loop's start clears earlier metrics
+	}
+}
