@@ -54,10 +54,10 @@ func benchManyUsers(b *testing.B, users int) {
 		}
 	}
 	// A second gateway on the same store and project, forwarding to the in-memory upstream: its
-	// credential cache starts empty.
+	// credential cache starts empty. It logs at info, serve's default (the access log line counts).
 	want := upstreamAnswer(b, false)
 	gw := gatewaytest.New(b, gatewaytest.Options{Dir: env.Dir, Store: env.Gateway.Store, Ring: env.Gateway.Ring,
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		Proxy:  policy.ProxySettings{Transport: &cannedUpstream{body: want}}})
 
 	body := strings.NewReader(upstream.ToolsCall)
