@@ -10,7 +10,12 @@ import (
 // Transport tuning. Upstream connections are reused across clients: many concurrent clients of
 // one upstream share a pool instead of each opening its own connection.
 const (
+	// maxIdleConnsPerHost lets many concurrent clients of one HTTP/1 upstream reuse connections
+	// (an HTTP/2 upstream multiplexes them on one); maxIdleConns bounds the idle connections of
+	// all upstreams together, so a gateway in front of many upstreams does not keep hundreds of
+	// idle sockets for each.
 	maxIdleConnsPerHost = 512
+	maxIdleConns        = 4096
 	idleConnTimeout     = 90 * time.Second
 	dialTimeout         = 30 * time.Second
 	tlsHandshakeTimeout = 10 * time.Second
@@ -21,8 +26,8 @@ const (
 	copyBufferSize = 8 << 10
 )
 
-// sharedTransport is the one upstream transport of the process. It has no connection cap
-// (MaxConnsPerHost 0), no total timeout and no response-header timeout: the engine times the
+// sharedTransport is the one upstream transport of the process. It has no cap on active
+// connections (MaxConnsPerHost 0), no total timeout and no response-header timeout: the engine times the
 // headers per request, and an open SSE stream is an active connection, which IdleConnTimeout
 // never touches. Compression is off so the transport never asks for gzip on its own (which would
 // make it decompress, and hide the upstream's encoding from the client).
@@ -34,7 +39,7 @@ func newTransport() *http.Transport {
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           d.DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          0, // no global cap
+		MaxIdleConns:          maxIdleConns,
 		MaxIdleConnsPerHost:   maxIdleConnsPerHost,
 		IdleConnTimeout:       idleConnTimeout,
 		TLSHandshakeTimeout:   tlsHandshakeTimeout,
