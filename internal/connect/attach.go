@@ -17,18 +17,20 @@ func (m *Manager) Attach(spec policy.UpstreamSpec) (policy.Inbound, error) {
 	if err := m.Add(up); err != nil {
 		return nil, err
 	}
-	return &inject{m: m, up: up}, nil
+	return &inject{m: m, up: up, authProfileID: up.AuthProfileID()}, nil
 }
 
 // inject is the run-time half of mcp-token-exchange-inbound for one upstream.
 type inject struct {
-	m  *Manager
-	up *Upstream
+	m             *Manager
+	up            *Upstream
+	authProfileID string // up.AuthProfileID(), built once for the per-request event
 }
 
 // HandleRequest injects the caller's upstream credential when there is a usable one, and always
 // registers the response hook that handles the upstream's 401/403.
 func (p *inject) HandleRequest(c *policy.Context, r *http.Request) (*http.Response, error) {
+	caller := callerSubject(c) // built once: the session id and the connection key both need it
 	var subject string
 	if p.up.Mode == store.ModeUser {
 		if c.User == nil {
@@ -36,9 +38,9 @@ func (p *inject) HandleRequest(c *policy.Context, r *http.Request) (*http.Respon
 				"The route's mcp-token-exchange-inbound policy for "+p.up.DisplayName+" runs before any gateway authentication, so there is no user to connect. Put an authentication policy (api-key-inbound, open-id-jwt-auth-inbound) before it.",
 				errors.New("token exchange without request user")).WithReason("gateway_configuration")
 		}
-		subject = c.User.Subject()
+		subject = caller
 	}
-	sess, err := p.m.openSession(c, r)
+	sess, err := p.m.openSession(c, r, caller)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +52,7 @@ func (p *inject) HandleRequest(c *policy.Context, r *http.Request) (*http.Respon
 	if lk.Token != nil {
 		c.SetUpstreamAuthorization(lk.Token.Authorization.Reveal())
 		p.m.audit.RecordAccepted(r.Context(), audit.Event{Event: audit.RequestAccepted, Outcome: audit.OutcomeSuccess,
-			SubjectID: lk.Key.Subject, UpstreamID: p.up.ID, OperationID: c.Route.OperationID, AuthProfileID: p.up.AuthProfileID(),
+			SubjectID: lk.Key.Subject, UpstreamID: p.up.ID, OperationID: c.Route.OperationID, AuthProfileID: p.authProfileID,
 			RequestID: c.RequestID, Actor: actorOf(c)})
 	}
 	c.AddResponseHook(p.m.Hook(ep, p.up, lk, sess))

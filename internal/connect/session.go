@@ -22,6 +22,8 @@ type clientSession struct {
 	upstream string
 	// issued: the request carried a gateway session id.
 	issued bool
+	// caller is the subject session ids are bound to (callerSubject).
+	caller string
 }
 
 // openSession reads and removes the request's gateway session id, putting the upstream's own
@@ -31,16 +33,16 @@ type clientSession struct {
 // leaked from a log), and the upstream — which in shared mode sees every caller with the same
 // token — could not tell them apart. It is refused like an unknown session (404), and the
 // client starts a new session.
-func (m *Manager) openSession(c *policy.Context, r *http.Request) (clientSession, error) {
+func (m *Manager) openSession(c *policy.Context, r *http.Request, caller string) (clientSession, error) {
 	c.ClaimSession()
-	info, ups, present, err := mcpwire.OpenSession(m.sessionKey, callerSubject(c), r.Header)
+	info, ups, present, err := mcpwire.OpenSession(m.sessionKey, caller, r.Header)
 	if err != nil {
 		return clientSession{}, policy.ErrSessionNotFound("session id not issued to this caller by the gateway (an upstream's own id is never accepted on a token-exchange route)")
 	}
 	if !present {
-		return clientSession{}, nil
+		return clientSession{caller: caller}, nil
 	}
-	return clientSession{known: true, info: info, upstream: ups, issued: true}, nil
+	return clientSession{known: true, info: info, upstream: ups, issued: true, caller: caller}, nil
 }
 
 // learn reads the client's declaration when the request is an initialize.
@@ -64,7 +66,7 @@ func (m *Manager) wrapSession(c *policy.Context, resp *http.Response, s clientSe
 	if ups == "" && resp.StatusCode >= 300 {
 		return
 	}
-	resp.Header.Set(mcpwire.SessionHeader, mcpwire.WrapSession(m.sessionKey, callerSubject(c), s.info, ups))
+	resp.Header.Set(mcpwire.SessionHeader, mcpwire.WrapSession(m.sessionKey, s.caller, s.info, ups))
 }
 
 // connectRequiredAnswer is the connect-required answer for the request: the fallback a client
@@ -73,7 +75,7 @@ func (m *Manager) connectRequiredAnswer(c *policy.Context, r *http.Request, env 
 	if s.known && !s.info.URLElicitation && mcpwire.HasFallback(env) {
 		var sid string
 		if env.Method() == "initialize" {
-			sid = mcpwire.WrapSession(m.sessionKey, callerSubject(c), s.info, "")
+			sid = mcpwire.WrapSession(m.sessionKey, s.caller, s.info, "")
 		}
 		return mcpwire.Fallback(env, r.Header.Get("Accept"), up.DisplayName, "mcpgate", sid, s.info, cr)
 	}
