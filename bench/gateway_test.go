@@ -270,4 +270,3 @@ func TestGatewayForwardsWhatTheBenchmarkSends(t *testing.T) {
 		}
 	}
 }
-
