@@ -1,0 +1,103 @@
+package bench_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/mcpgate/mcpgate/bench/upstream"
+)
+
+// BenchmarkIdleStreams measures what one idle SSE stream costs a proxy in memory, in one process
+// over real loopback connections: n streams (a tools/call answered with one event, then nothing)
+// opened direct to an upstream, through mcpgate (no policies) and through the tuned bare
+// httputil.ReverseProxy; the proxy's share is the growth through it minus the growth direct
+// (which holds the client's and the upstream's side of each stream). Reported per stream: the
+// goroutine stacks (stack-B/stream, runtime StackInuse) and the heap in use (heap-B/stream).
+// Unlike bench/run's RSS figure it counts allocated, not touched, memory, and splits the two.
+//
+//	go test -run '^$' -bench IdleStreams -benchtime 1x ./bench/
+func BenchmarkIdleStreams(b *testing.B) {
+	const n = 1000
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\n"))
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer up.Close()
+	defer close(release)
+	upURL, _ := url.Parse(up.URL)
+
+	gw := newGateway(b, up.URL+"/mcp", nil)
+	mcpgate := httptest.NewServer(gw)
+	defer mcpgate.Close()
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(upURL) }, FlushInterval: -1,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
+	bare := httptest.NewServer(rp)
+	defer bare.Close()
+
+	for b.Loop() {
+		direct := openStreams(b, up.URL, n)
+		for _, tc := range []struct{ name, url string }{{"mcpgate", mcpgate.URL}, {"bare", bare.URL}} {
+			through := openStreams(b, tc.url, n)
+			b.ReportMetric((through.stack-direct.stack)/n, tc.name+"-stack-B/stream")
+			b.ReportMetric((through.heap-direct.heap)/n, tc.name+"-heap-B/stream")
+		}
+	}
+}
+
+type streamMemory struct{ stack, heap float64 }
+
+// openStreams opens n idle streams to base+"/mcp", reads the memory they hold (after a GC),
+// closes them and returns the growth.
+func openStreams(b *testing.B, base string, n int) streamMemory {
+	b.Helper()
+	u, _ := url.Parse(base)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	req := "POST /mcp HTTP/1.1\r\nHost: " + u.Host + "\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n" +
+		fmt.Sprintf("Content-Length: %d\r\n\r\n", len(upstream.ToolsCall)) + upstream.ToolsCall
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+	for range n {
+		c, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := c.Write([]byte(req)); err != nil {
+			b.Fatal(err)
+		}
+		br := bufio.NewReaderSize(c, 512)
+		for { // the headers and the first event
+			line, err := br.ReadString('\n')
+			if err != nil {
+				b.Fatalf("reading the stream: %v", err)
+			}
+			if strings.HasPrefix(line, "data:") {
+				break
+			}
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	return streamMemory{stack: float64(after.StackInuse) - float64(before.StackInuse), heap: float64(after.HeapInuse) - float64(before.HeapInuse)}
+}
