@@ -3,6 +3,8 @@ package bench_test
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mcpgate/mcpgate/bench/upstream"
 )
@@ -27,7 +30,11 @@ import (
 func BenchmarkIdleStreams(b *testing.B) {
 	const n = 1000
 	release := make(chan struct{})
+	// exited receives once per upstream handler that returned: openStreams waits for all of its
+	// streams' handlers, so one measurement's streams are gone before the next one starts.
+	exited := make(chan struct{}, 3*n)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { exited <- struct{}{} }()
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\n"))
@@ -45,14 +52,14 @@ func BenchmarkIdleStreams(b *testing.B) {
 	mcpgate := httptest.NewServer(gw)
 	defer mcpgate.Close()
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(upURL) }, FlushInterval: -1,
-		Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
+		Transport: &http.Transport{MaxIdleConnsPerHost: 512}, ErrorLog: log.New(io.Discard, "", 0)}
 	bare := httptest.NewServer(rp)
 	defer bare.Close()
 
 	for b.Loop() {
-		direct := openStreams(b, up.URL, n)
+		direct := openStreams(b, up.URL, n, exited)
 		for _, tc := range []struct{ name, url string }{{"mcpgate", mcpgate.URL}, {"bare", bare.URL}} {
-			through := openStreams(b, tc.url, n)
+			through := openStreams(b, tc.url, n, exited)
 			b.ReportMetric((through.stack-direct.stack)/n, tc.name+"-stack-B/stream")
 			b.ReportMetric((through.heap-direct.heap)/n, tc.name+"-heap-B/stream")
 		}
@@ -62,8 +69,8 @@ func BenchmarkIdleStreams(b *testing.B) {
 type streamMemory struct{ stack, heap float64 }
 
 // openStreams opens n idle streams to base+"/mcp", reads the memory they hold (after a GC),
-// closes them and returns the growth.
-func openStreams(b *testing.B, base string, n int) streamMemory {
+// closes them, waits until the upstream's n handlers returned (exited) and returns the growth.
+func openStreams(b *testing.B, base string, n int, exited <-chan struct{}) streamMemory {
 	b.Helper()
 	u, _ := url.Parse(base)
 	var before, after runtime.MemStats
@@ -75,6 +82,14 @@ func openStreams(b *testing.B, base string, n int) streamMemory {
 	defer func() {
 		for _, c := range conns {
 			_ = c.Close()
+		}
+		timeout := time.After(30 * time.Second)
+		for range len(conns) {
+			select {
+			case <-exited:
+			case <-timeout:
+				b.Fatalf("the upstream's handlers did not return after their streams closed")
+			}
 		}
 	}()
 	for range n {
