@@ -124,16 +124,16 @@ func get(t *testing.T, u string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// runCLIExit is runCLI for a command that must exit by itself: one still running after timeout is
+// runCLIExit is runCLI (environment env added) for a command that must exit by itself: one still running after timeout is
 // killed and fails the test (a serve that starts instead of refusing).
-func runCLIExit(t *testing.T, dir string, timeout time.Duration, args ...string) cliResult {
+func runCLIExit(t *testing.T, dir string, env []string, timeout time.Duration, args ...string) cliResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperCLIProcess$")
 	cmd.Dir = dir
 	argv, _ := json.Marshal(args)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "MCPGATE_TEST_RUN_CLI=1", "MCPGATE_TEST_CLI_ARGS=" + string(argv)}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "MCPGATE_TEST_RUN_CLI=1", "MCPGATE_TEST_CLI_ARGS=" + string(argv)}, env...)
 	var errb strings.Builder
 	cmd.Stderr = &errb
 	err := cmd.Run()
@@ -156,7 +156,7 @@ func TestServeNeedsPublicURLOffLoopback(t *testing.T) {
 	dir := t.TempDir()
 	project := serveProject(t)
 	for _, listen := range []string{"0.0.0.0:0", ":0", "[::]:0"} {
-		r := runCLIExit(t, dir, 30*time.Second, "serve", "--config", project, "--listen", listen)
+		r := runCLIExit(t, dir, nil, 30*time.Second, "serve", "--config", project, "--listen", listen)
 		if r.code != 1 || !strings.Contains(r.stderr, "is not a loopback address") || !strings.Contains(r.stderr, "--public-url (MCPGATE_PUBLIC_URL)") ||
 			!strings.Contains(r.stderr, "--allow-derived-public-url (MCPGATE_ALLOW_DERIVED_PUBLIC_URL)") {
 			t.Errorf("serve --listen %s without --public-url: exit %d\n%s", listen, r.code, r.stderr)
@@ -212,7 +212,7 @@ func TestServeMetricsListener(t *testing.T) {
 func TestServeAuditRetention(t *testing.T) {
 	dir := t.TempDir()
 	project := serveProject(t)
-	if r := runCLIExit(t, dir, 30*time.Second, "serve", "--config", project, "--audit-retention", "-1h"); r.code != 1 || !strings.Contains(r.stderr, "--audit-retention") {
+	if r := runCLIExit(t, dir, nil, 30*time.Second, "serve", "--config", project, "--audit-retention", "-1h"); r.code != 1 || !strings.Contains(r.stderr, "--audit-retention") {
 		t.Fatalf("negative retention: exit %d %s", r.code, r.stderr)
 	}
 	if r := runCLI(t, dir, nil, "keys", "create", "--consumer", "seed"); r.code != 0 { // creates the data dir and its key
