@@ -46,19 +46,34 @@ func TestDBBackupRestoreAndServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := gatewaytest.Store(t, filepath.Join(restored, sqlite.FileName), ring)
-	up := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	if code := callWithAPIKey(t, apiKeyGateway(t, st, ring), key); code != http.StatusOK {
+		t.Fatalf("the restored gateway refused the API key made before the backup: %d", code)
+	}
+	if list, err := st.ListConnections(t.Context(), store.ConnectionFilter{}); err != nil || len(list) != 5 {
+		t.Fatalf("restored connections: %d %v", len(list), err)
+	}
+}
+
+// apiKeyGateway is a gateway on st (sealed with ring) with one MCP route behind api-key-inbound, in
+// front of an upstream that answers every call.
+func apiKeyGateway(t *testing.T, st store.Store, ring *vault.Ring) *gatewaytest.Gateway {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
-	})
-	srv := httptest.NewServer(up)
-	t.Cleanup(srv.Close)
-	upstream := srv.URL
+	}))
+	t.Cleanup(up.Close)
 	proj := gatewaytest.Project(t, map[string]string{
 		"config/policies.json": `{"policies":[{"name":"k","policyType":"api-key-inbound","handler":{"module":"$import(@zuplo/runtime)","export":"ApiKeyInboundPolicy","options":{}}}]}`,
 		"config/routes.oas.json": `{"openapi":"3.1.0","info":{"title":"t","version":"1"},"paths":{"/mcp":{"post":{"operationId":"m","x-zuplo-route":{"corsPolicy":"none",
-		"handler":{"module":"$import(@zuplo/runtime/mcp-gateway)","export":"McpProxyHandler","options":{"rewritePattern":"` + upstream + `/mcp"}},"policies":{"inbound":["k"]}}}}}}`,
+		"handler":{"module":"$import(@zuplo/runtime/mcp-gateway)","export":"McpProxyHandler","options":{"rewritePattern":"` + up.URL + `/mcp"}},"policies":{"inbound":["k"]}}}}}}`,
 	})
-	gw := gatewaytest.New(t, gatewaytest.Options{Dir: proj, Store: st, Ring: ring})
+	return gatewaytest.New(t, gatewaytest.Options{Dir: proj, Store: st, Ring: ring})
+}
+
+// callWithAPIKey sends an MCP ping to gw's route with key and returns the status.
+func callWithAPIKey(t *testing.T, gw *gatewaytest.Gateway, key string) int {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, gw.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
@@ -68,12 +83,7 @@ func TestDBBackupRestoreAndServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("the restored gateway refused the API key made before the backup: %d", resp.StatusCode)
-	}
-	if list, err := st.ListConnections(t.Context(), store.ConnectionFilter{}); err != nil || len(list) != 5 {
-		t.Fatalf("restored connections: %d %v", len(list), err)
-	}
+	return resp.StatusCode
 }
 
 func copyFile(t *testing.T, from, to string) {

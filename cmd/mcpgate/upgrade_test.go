@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,7 +17,6 @@ import (
 	"github.com/mcpgate/mcpgate/internal/store/postgres"
 	"github.com/mcpgate/mcpgate/internal/store/sqlite"
 	"github.com/mcpgate/mcpgate/internal/store/sqlstore"
-	"github.com/mcpgate/mcpgate/internal/testutil/gatewaytest"
 	"github.com/mcpgate/mcpgate/internal/testutil/pgtest"
 	"github.com/mcpgate/mcpgate/internal/vault"
 )
@@ -139,30 +137,12 @@ func checkMigrated(t *testing.T, dir string, env []string, open func(*vault.Ring
 	}
 
 	// A gateway on the migrated database authenticates alice's key and refuses bob's.
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
-	}))
-	t.Cleanup(up.Close)
-	proj := gatewaytest.Project(t, map[string]string{
-		"config/policies.json": `{"policies":[{"name":"k","policyType":"api-key-inbound","handler":{"module":"$import(@zuplo/runtime)","export":"ApiKeyInboundPolicy","options":{}}}]}`,
-		"config/routes.oas.json": `{"openapi":"3.1.0","info":{"title":"t","version":"1"},"paths":{"/mcp":{"post":{"operationId":"m","x-zuplo-route":{"corsPolicy":"none",
-		"handler":{"module":"$import(@zuplo/runtime/mcp-gateway)","export":"McpProxyHandler","options":{"rewritePattern":"` + up.URL + `/mcp"}},"policies":{"inbound":["k"]}}}}}}`,
-	})
-	gw := gatewaytest.New(t, gatewaytest.Options{Dir: proj, Store: db, Ring: ring})
-	for key, want := range map[string]int{k.alice: http.StatusOK, k.bob: http.StatusUnauthorized} {
-		req, _ := http.NewRequest(http.MethodPost, gw.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("a call with %s's key on the migrated database: %d, want %d", map[bool]string{true: "alice", false: "bob"}[key == k.alice], resp.StatusCode, want)
-		}
+	gw := apiKeyGateway(t, db, ring)
+	if code := callWithAPIKey(t, gw, k.alice); code != http.StatusOK {
+		t.Errorf("a call with alice's key on the migrated database: %d, want 200", code)
+	}
+	if code := callWithAPIKey(t, gw, k.bob); code != http.StatusUnauthorized {
+		t.Errorf("a call with bob's revoked key on the migrated database: %d, want 401", code)
 	}
 }
 
