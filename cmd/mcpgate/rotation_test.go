@@ -107,10 +107,9 @@ func TestKeyRotationUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	defer func() {
-		close(stop)
-		wg.Wait()
-	}()
+	var stopOnce sync.Once
+	stopLoad := func() { stopOnce.Do(func() { close(stop) }); wg.Wait() }
+	defer stopLoad() // also when a step fails the test
 	// waitServed waits until gw has served n more calls and the upstream issued a token since (a
 	// refresh happened while gw served).
 	waitServed := func(gw *gatewaytest.Gateway, n int, what string) {
@@ -147,9 +146,7 @@ func TestKeyRotationUnderLoad(t *testing.T) {
 	setReplicas(c)
 	waitServed(c, 100, "the new-only replica alone")
 
-	close(stop)
-	wg.Wait()
-	stop = make(chan struct{}) // the deferred close
+	stopLoad()
 	if bad.Load() != 0 {
 		t.Fatalf("%d of %d calls failed during the rotation; first: %q", bad.Load(), ok.Load()+bad.Load(), failures)
 	}

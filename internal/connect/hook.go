@@ -50,7 +50,7 @@ func (m *Manager) Hook(ep upstream.Endpoints, up *Upstream, lk Lookup, sess clie
 		case resp.StatusCode == http.StatusUnauthorized:
 		case resp.StatusCode == http.StatusForbidden && isInsufficientScope(resp.Header):
 		default:
-			m.wrapSession(c, resp, sess)
+			m.wrapSession(resp, sess)
 			return resp, nil
 		}
 		ch, _ := upstream.ParseBearerChallenge(resp.Header)
@@ -136,7 +136,7 @@ func (m *Manager) Hook(ep upstream.Endpoints, up *Upstream, lk Lookup, sess clie
 		}
 		// The replayed answer is the upstream's like any other: its session id reaches the
 		// client only wrapped.
-		m.wrapSession(c, resp2, sess)
+		m.wrapSession(resp2, sess)
 		return resp2, nil
 	}
 }

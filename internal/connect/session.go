@@ -58,7 +58,7 @@ func (s *clientSession) learn(c *policy.Context) {
 // wrapSession replaces the upstream's session id in a successful answer with the gateway's, and
 // issues one on an initialize answer even when the upstream (stateless) issued none, so what the
 // client declared reaches its later requests.
-func (m *Manager) wrapSession(c *policy.Context, resp *http.Response, s clientSession) {
+func (m *Manager) wrapSession(resp *http.Response, s clientSession) {
 	ups := resp.Header.Get(mcpwire.SessionHeader)
 	if ups == "" && (s.issued || !s.known) {
 		return
