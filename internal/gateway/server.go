@@ -255,8 +255,9 @@ func (s *Server) Logger(ctx context.Context) *slog.Logger {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
-	rid := requestid.New()
-	st := &request{rec: recorder{ResponseWriter: w}, logh: requestHandler{Handler: s.log.Handler(), rid: rid}}
+	st := &request{rec: recorder{ResponseWriter: w}}
+	rid := requestid.NewIn(&st.ridBuf) // the id's bytes live in st: no allocation of their own
+	st.logh = requestHandler{Handler: s.log.Handler(), rid: rid}
 	st.ridValue[0] = rid
 	w.Header()[requestid.Header] = st.ridValue[:] // Header.Set would allocate the slice
 
@@ -306,6 +307,8 @@ type request struct {
 	pc   policy.Context
 	// ridValue backs the X-Request-Id header's value slice.
 	ridValue [1]string
+	// ridBuf holds the request id's bytes (requestid.NewIn); written once, never changed.
+	ridBuf requestid.Buffer
 }
 
 // serve dispatches the request and returns the route it matched, if any. c is the request's

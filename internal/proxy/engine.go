@@ -189,15 +189,14 @@ type call struct {
 	replayed []*http.Response // responses Replay returned, to recognise upstream responses
 	err      error            // set by the error handler; nothing was written
 	w        streamWriter
-	br       bodyReader // the forwarded body
+	br       bytes.Reader // the forwarded body
+	// small holds a request body of up to smallBody bytes (most MCP messages), so it shares the
+	// call's allocation; the call is never reused, so the body stays valid for as long as the
+	// transport holds it.
+	small [smallBody]byte
 	// bindSession: the upstream's session id is wrapped for the caller (engine.bindsSession).
 	bindSession bool
 }
-
-// bodyReader is the buffered request body as an io.ReadCloser.
-type bodyReader struct{ bytes.Reader }
-
-func (*bodyReader) Close() error { return nil }
 
 // Value implements context.Context.
 func (cl *call) Value(k any) any {
@@ -236,12 +235,12 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 			return policy.ErrSessionNotFound("session id not issued to this caller by the gateway (an upstream's own id is never accepted on a route with gateway authentication)")
 		}
 	}
-	body, err := e.readBody(w, r)
+	cl := &call{eng: e, pc: c, in: r, target: target, bindSession: bind}
+	body, err := e.readBody(w, r, &cl.small)
 	if err != nil {
 		return err
 	}
-
-	cl := &call{eng: e, pc: c, in: r, target: target, body: body, bindSession: bind}
+	cl.body = body
 	// The controller lives in the call (copied from NewResponseController): no allocation of
 	// its own.
 	cl.w = streamWriter{ResponseWriter: w, rc: *http.NewResponseController(w), timeout: e.streamWrite}
@@ -259,7 +258,10 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 	out.TransferEncoding = nil
 	if len(body) > 0 {
 		cl.br.Reset(body)
-		out.Body = &cl.br
+		// io.NopCloser over a *bytes.Reader is a body net/http knows is in memory: the request
+		// line, headers and body leave in one write instead of a header flush and a second
+		// write (one syscall less per request than a proxy that streams the body).
+		out.Body = io.NopCloser(&cl.br)
 		out.ContentLength = int64(len(body))
 	} else {
 		out.Body = http.NoBody
@@ -274,6 +276,10 @@ const (
 	// preallocBody is the largest declared body allocated up front (typical MCP messages are a
 	// few KiB); larger ones grow as they arrive.
 	preallocBody = 64 << 10
+	// smallBody is the largest declared body read into the call's own memory (call.small): an
+	// initialize, a tools/list or a small tools/call, without an allocation of its own. Small, as
+	// an open stream keeps its call.
+	smallBody = 512
 )
 
 // bodyReadTimeout bounds reading a request body; engines take it when they are built (a
@@ -282,7 +288,7 @@ var bodyReadTimeout = 30 * time.Second
 
 // readBody buffers the request body, bounded by the limit, so it can be forwarded with a
 // Content-Length and replayed once.
-func (e *engine) readBody(w http.ResponseWriter, r *http.Request) (_ []byte, err error) {
+func (e *engine) readBody(w http.ResponseWriter, r *http.Request, small *[smallBody]byte) (_ []byte, err error) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return nil, nil
 	}
@@ -303,7 +309,12 @@ func (e *engine) readBody(w http.ResponseWriter, r *http.Request) (_ []byte, err
 		}()
 	}
 	if r.ContentLength > 0 && r.ContentLength <= preallocBody {
-		buf := make([]byte, r.ContentLength)
+		var buf []byte
+		if r.ContentLength <= smallBody {
+			buf = small[:r.ContentLength]
+		} else {
+			buf = make([]byte, r.ContentLength)
+		}
 		if _, err := io.ReadFull(r.Body, buf); err != nil {
 			return nil, e.bodyError(r, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Header carries the request id on every response.
@@ -47,8 +48,26 @@ func From(ctx context.Context) string {
 // across replicas and restarts without a random read per request (one allocation). Ids are
 // identifiers, not secrets.
 func New() string {
+	var b Buffer
+	return string(b.fill())
+}
+
+// Len is the length of every id New makes.
+const Len = prefixLen + 1 + 16
+
+// Buffer holds an id's bytes where its owner lives, so the id costs no allocation of its own.
+type Buffer [Len]byte
+
+// NewIn writes a new id into b and returns it as a string that shares b's memory (the gateway
+// keeps b in its one per-request allocation). b must not be written again while the string is in
+// use: an id is written once, when its request starts.
+func NewIn(b *Buffer) string {
+	s := b.fill()
+	return unsafe.String(&s[0], len(s))
+}
+
+func (b *Buffer) fill() []byte {
 	n := counter.Add(1)
-	var b [prefixLen + 1 + 16]byte
 	copy(b[:], prefixHex)
 	b[prefixLen] = '-'
 	const digits = "0123456789abcdef"
@@ -56,7 +75,7 @@ func New() string {
 		b[i] = digits[n&0xf]
 		n >>= 4
 	}
-	return string(b[:])
+	return b[:]
 }
 
 // prefixLen is the length of the process's prefix (8 random bytes, hex).

@@ -17,6 +17,20 @@ func TestNewIsUniqueAndShaped(t *testing.T) {
 	}
 }
 
+func TestNewInSharesTheBuffer(t *testing.T) {
+	var b Buffer
+	id := NewIn(&b)
+	if len(id) != Len || !strings.HasPrefix(id, prefixHex+"-") || id != string(b[:]) {
+		t.Fatalf("id %q, buffer %q", id, b[:])
+	}
+	if next := New(); next == id {
+		t.Fatalf("New repeated NewIn's id %q", id)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = NewIn(&b) }); n != 0 {
+		t.Errorf("NewIn: %.0f allocations, want 0", n)
+	}
+}
+
 func BenchmarkNew(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {

@@ -10,7 +10,6 @@ package telemetry
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -174,8 +173,11 @@ func statusClass(status int) string {
 	if status < 100 || status > 599 {
 		return "other"
 	}
-	return strconv.Itoa(status/100) + "xx"
+	return statusClasses[status/100-1]
 }
+
+// statusClasses are statusClass's answers, built once: no string is made per response.
+var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // MetricsPath is where the gateway serves Default.
 const MetricsPath = "/metrics"
