@@ -169,6 +169,11 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	if hidden := registry.Shadowed(project, registryPath); registryOn && len(hidden) > 0 {
+		// Gateway endpoints are matched before routes: these would never be reached.
+		return fmt.Errorf("--registry-path: the registry's %s/v0.1/ would hide the routes %s; move it or set it to off",
+			registryPath, strings.Join(hidden, ", "))
+	}
 	st, err := openState(ctx, cmd)
 	if err != nil {
 		return err
@@ -250,9 +255,6 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	warnBinding(log, binding, project, signIn)
 	// The read-only MCP registry of the project's MCP routes (public: names, summaries and URLs).
 	if registryOn {
-		if hidden := registry.Shadowed(project, registryPath); len(hidden) > 0 {
-			return fmt.Errorf("--registry-path %s hides the routes %s: move the registry (or set it to off)", registryPath, strings.Join(hidden, ", "))
-		}
 		registry.New(project, urls).Mount(gw.Handle, registryPath)
 		log.Info("MCP registry mounted", "path", registryPath+"/v0.1/servers")
 	}
