@@ -54,6 +54,7 @@ type Metrics struct {
 	auditWritten     prometheus.Counter
 	auditDropped     prometheus.Counter
 	auditDeleted     prometheus.Counter
+	caps             *capabilities
 }
 
 // Default is the process's metrics, served at /metrics.
@@ -61,7 +62,7 @@ var Default = New()
 
 // New returns a fresh set of metrics on its own registry, with the Go and process collectors.
 func New() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{reg: prometheus.NewRegistry(), caps: newCapabilities()}
 	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mcpgate_upstream_refreshes_total",
 		Help: "Upstream token refresh attempts by outcome: success, reused (another caller or instance refreshed first), transient, reconsent, setup.",
@@ -110,6 +111,7 @@ func New() *Metrics {
 		Help: "Audit rows deleted by retention (--audit-retention).",
 	})
 	m.reg.MustRegister(m.auditWritten, m.auditDropped, m.auditDeleted, m.signIn, m.refreshes, m.refreshDuration, m.leaseWaits, m.replays, m.stepUps, m.connectRequired, m.upstreamDuration,
+		m.caps.calls, m.caps.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
