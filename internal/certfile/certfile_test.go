@@ -151,38 +151,19 @@ func TestBrokenRotationKeepsTheLastGoodCertificate(t *testing.T) {
 func TestSymlinkSwap(t *testing.T) {
 	ca := tlstest.NewCA(t)
 	dir := t.TempDir()
-	version := func(name string, serial int64) {
-		if err := os.Mkdir(filepath.Join(dir, name), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		ca.WritePair(t, serial, filepath.Join(dir, name, "tls.crt"), filepath.Join(dir, name, "tls.key"))
-		// The atomic writer's swap: a new link, renamed over ..data.
-		if err := os.Symlink(name, filepath.Join(dir, "..data_tmp")); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	version("..2026_12_03_10_00_00.1", 1)
-	for _, f := range []string{"tls.crt", "tls.key"} {
-		if err := os.Symlink(filepath.Join("..data", f), filepath.Join(dir, f)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c, k := ca.Issue(t, 1)
+	certFile, keyFile := tlstest.SwapSecret(t, dir, "..2026_12_03_10_00_00.1", c, k)
 	clk := &clock{t: time.Unix(1_800_000_000, 0)}
 	log, logs := newLog()
-	p, err := Load(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), log, WithClock(clk.now))
+	p, err := Load(certFile, keyFile, log, WithClock(clk.now))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := serial(t, p); got != 1 {
 		t.Fatalf("serial %d, want 1", got)
 	}
-	version("..2026_12_03_11_00_00.2", 2)
-	if err := os.RemoveAll(filepath.Join(dir, "..2026_12_03_10_00_00.1")); err != nil {
-		t.Fatal(err)
-	}
+	c, k = ca.Issue(t, 2)
+	tlstest.SwapSecret(t, dir, "..2026_12_03_11_00_00.2", c, k)
 	clk.add(DefaultCheckInterval)
 	if got := serial(t, p); got != 2 {
 		t.Fatalf("serial %d after the swap, want 2\n%s", got, logs)

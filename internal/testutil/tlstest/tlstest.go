@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -118,4 +119,32 @@ func (ca *CA) Serial(addr string) (int64, error) {
 	}
 	defer conn.Close()
 	return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64(), nil
+}
+
+// SwapSecret updates dir the way Kubernetes updates a mounted secret: the files go into a new
+// directory named version, a new ..data link to it is renamed over the old one, and tls.crt and
+// tls.key are links through ..data (made on the first call). The previous version's directory
+// is removed. It returns the paths of tls.crt and tls.key.
+func SwapSecret(t testing.TB, dir, version string, certPEM, keyPEM []byte) (certFile, keyFile string) {
+	t.Helper()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, _ := os.Readlink(filepath.Join(dir, "..data"))
+	must(os.Mkdir(filepath.Join(dir, version), 0o700))
+	must(os.WriteFile(filepath.Join(dir, version, "tls.crt"), certPEM, 0o600))
+	must(os.WriteFile(filepath.Join(dir, version, "tls.key"), keyPEM, 0o600))
+	must(os.Symlink(version, filepath.Join(dir, "..data_tmp")))
+	must(os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if old == "" {
+		must(os.Symlink(filepath.Join("..data", "tls.crt"), certFile))
+		must(os.Symlink(filepath.Join("..data", "tls.key"), keyFile))
+	} else {
+		must(os.RemoveAll(filepath.Join(dir, old)))
+	}
+	return certFile, keyFile
 }
