@@ -11,6 +11,7 @@ package certfile
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"os"
@@ -139,6 +140,11 @@ func (p *Pair) load() (*tls.Certificate, error) {
 	c, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("loading the certificate %s with the key %s: %w", p.certFile, p.keyFile, err)
+	}
+	if c.Leaf == nil { // GODEBUG=x509keypairleaf=0 leaves it out
+		if c.Leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("parsing the certificate %s: %w", p.certFile, err)
+		}
 	}
 	return &c, nil
 }
