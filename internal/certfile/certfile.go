@@ -53,7 +53,8 @@ func WithCheckInterval(d time.Duration) Option { return func(p *Pair) { p.interv
 func WithClock(now func() time.Time) Option { return func(p *Pair) { p.now = now } }
 
 // Load reads the pair once and fails, naming the file, when it cannot: serve then refuses to start
-// rather than serve without a certificate. log receives reloads and refused reloads.
+// rather than serve without a certificate. log receives reloads, refused reloads, and a warning
+// whenever the certificate loaded is expired or not yet valid.
 func Load(certFile, keyFile string, log *slog.Logger, opts ...Option) (*Pair, error) {
 	p := &Pair{certFile: certFile, keyFile: keyFile, log: log, interval: DefaultCheckInterval, now: time.Now}
 	for _, o := range opts {
@@ -67,9 +68,11 @@ func Load(certFile, keyFile string, log *slog.Logger, opts ...Option) (*Pair, er
 	if err != nil {
 		return nil, err
 	}
+	now := p.now()
+	p.warnIfNotValid(c, now)
 	p.cert.Store(c)
 	p.seen = st
-	p.next.Store(p.now().Add(p.interval).UnixNano())
+	p.next.Store(now.Add(p.interval).UnixNano())
 	return p, nil
 }
 
@@ -94,13 +97,13 @@ func (p *Pair) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	now := p.now()
 	next := p.next.Load()
 	if now.UnixNano() >= next && p.next.CompareAndSwap(next, now.Add(p.interval).UnixNano()) {
-		p.check()
+		p.check(now)
 	}
 	return p.cert.Load(), nil
 }
 
 // check reloads the pair when the files changed since they were last loaded or refused.
-func (p *Pair) check() {
+func (p *Pair) check(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	// Stat before reading: a change while reading is then seen by the next check, never missed.
@@ -115,6 +118,7 @@ func (p *Pair) check() {
 			p.cert.Store(c)
 			p.log.Info("TLS certificate reloaded", "cert", p.certFile, "key", p.keyFile,
 				"serial", c.Leaf.SerialNumber.String(), "notAfter", c.Leaf.NotAfter.UTC().Format(time.RFC3339))
+			p.warnIfNotValid(c, now)
 			return
 		}
 	}
@@ -125,6 +129,15 @@ func (p *Pair) check() {
 	p.seen = st
 	p.log.Error("TLS certificate not reloaded: keeping the previous one until the files change again",
 		"cert", p.certFile, "key", p.keyFile, "error", err)
+}
+
+// warnIfNotValid logs a certificate that is expired or not yet valid: it is served all the same
+// (there is no other), and clients refuse it.
+func (p *Pair) warnIfNotValid(c *tls.Certificate, now time.Time) {
+	if now.Before(c.Leaf.NotBefore) || now.After(c.Leaf.NotAfter) {
+		p.log.Warn("TLS certificate is not valid now: clients will refuse it", "cert", p.certFile, "serial", c.Leaf.SerialNumber.String(),
+			"notBefore", c.Leaf.NotBefore.UTC().Format(time.RFC3339), "notAfter", c.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
 }
 
 // load reads and parses the pair.

@@ -309,3 +309,41 @@ func TestServerConfig(t *testing.T) {
 		t.Errorf("TLS 1.1 handshake: %v, want a protocol version alert", err)
 	}
 }
+
+// TestWarnsOfACertificateNotValidNow: an expired certificate is loaded and served (there is no
+// other) with a warning, at start and on a reload.
+func TestWarnsOfACertificateNotValidNow(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	start := time.Now()
+	c, k := ca.IssueValid(t, 1, start.Add(-48*time.Hour), start.Add(-24*time.Hour))
+	write(t, certFile, c)
+	write(t, keyFile, k)
+	clk := &clock{t: start}
+	log, logs := newLog()
+	p, err := Load(certFile, keyFile, log, WithClock(clk.now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const warning = `level=WARN msg="TLS certificate is not valid now: clients will refuse it"`
+	if n := strings.Count(logs.String(), warning); n != 1 || !strings.Contains(logs.String(), "serial=1") {
+		t.Errorf("%d warnings at start:\n%s", n, logs)
+	}
+
+	ca.WritePair(t, 2, certFile, keyFile) // valid: no warning
+	clk.add(DefaultCheckInterval)
+	if got := serial(t, p); got != 2 {
+		t.Fatalf("serial %d, want 2", got)
+	}
+	c, k = ca.IssueValid(t, 3, start.Add(time.Hour), start.Add(48*time.Hour)) // not yet valid
+	write(t, certFile, c)
+	write(t, keyFile, k)
+	clk.add(DefaultCheckInterval)
+	if got := serial(t, p); got != 3 {
+		t.Fatalf("serial %d, want 3", got)
+	}
+	if n := strings.Count(logs.String(), warning); n != 2 || !strings.Contains(logs.String(), "serial=3 notBefore=") {
+		t.Errorf("%d warnings after two reloads, want 2:\n%s", n, logs)
+	}
+}

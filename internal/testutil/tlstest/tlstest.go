@@ -59,8 +59,14 @@ func NewCA(t testing.TB) *CA {
 func (ca *CA) Pool() *x509.CertPool { return ca.pool }
 
 // Issue returns a PEM certificate for 127.0.0.1, ::1 and localhost with the serial number serial,
-// and its PEM key.
+// valid from an hour ago for a day, and its PEM key.
 func (ca *CA) Issue(t testing.TB, serial int64) (certPEM, keyPEM []byte) {
+	t.Helper()
+	return ca.IssueValid(t, serial, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+}
+
+// IssueValid is Issue with the validity period notBefore to notAfter.
+func (ca *CA) IssueValid(t testing.TB, serial int64, notBefore, notAfter time.Time) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -71,8 +77,8 @@ func (ca *CA) Issue(t testing.TB, serial int64) (certPEM, keyPEM []byte) {
 		Subject:      pkix.Name{CommonName: "localhost"},
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
