@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -221,5 +222,18 @@ func TestServeTLS(t *testing.T) {
 	gatewaytest.Eventually(t, 20*time.Second, "the next good certificate served", servedSerial(4))
 	if n := strings.Count(s.output(), "TLS certificate not reloaded"); n != 1 {
 		t.Errorf("the refusal was logged %d times, want once:\n%s", n, s.output())
+	}
+
+	// SIGTERM stops the TLS listener as it stops the plain one, HTTP/2 connection still open.
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve still running 30 s after SIGTERM")
+	}
+	if s.log("stopped") == nil {
+		t.Errorf("no clean stop:\n%s", s.output())
 	}
 }
