@@ -161,29 +161,41 @@ func New(d Deps) (*Server, error) {
 
 // Attach implements policy.SignIn.
 func (s *Server) Attach(spec policy.SignInSpec) (policy.Inbound, error) {
-	if spec.IdP == nil && !spec.DevLogin {
-		return nil, fmt.Errorf("policy %q has no way to sign people in: configure oidc and browserLogin, or browserLogin.devLogin", spec.Name)
-	}
-	var p *idp
-	if spec.IdP != nil {
-		var err error
-		if p, err = s.idpFor(spec.IdP); err != nil {
-			return nil, err
-		}
+	p, err := s.idpOf(spec)
+	if err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.attach(s.routes, s.byOp, spec, p)
+}
+
+// idpOf checks that spec can sign people in and returns its identity provider (nil: development
+// login only).
+func (s *Server) idpOf(spec policy.SignInSpec) (*idp, error) {
+	if spec.IdP == nil && !spec.DevLogin {
+		return nil, fmt.Errorf("policy %q has no way to sign people in: configure oidc and browserLogin, or browserLogin.devLogin", spec.Name)
+	}
+	if spec.IdP == nil {
+		return nil, nil
+	}
+	return s.idpFor(spec.IdP)
+}
+
+// attach adds spec's routes to routes and byOp (the server's, or a Staging's, locked by the
+// caller) and returns the policy's inbound step.
+func (s *Server) attach(routes, byOp map[string]*route, spec policy.SignInSpec, p *idp) (policy.Inbound, error) {
 	sp := spec
 	for _, ri := range spec.Routes {
 		if strings.ContainsAny(ri.Path, ":*()") {
 			return nil, fmt.Errorf("route %s: sign-in needs a route path without parameters or wildcards (it is the OAuth resource and issuer)", ri.Path)
 		}
-		if prev, ok := s.routes[ri.Path]; ok && prev.spec.Name != spec.Name {
+		if prev, ok := routes[ri.Path]; ok && prev.spec.Name != spec.Name {
 			return nil, fmt.Errorf("route %s is protected by two sign-in policies (%s and %s)", ri.Path, prev.spec.Name, spec.Name)
 		}
 		rt := &route{info: ri, spec: &sp, idp: p}
-		s.routes[ri.Path] = rt
-		s.byOp[ri.OperationID] = rt
+		routes[ri.Path] = rt
+		byOp[ri.OperationID] = rt
 	}
 	return &inbound{s: s, spec: &sp}, nil
 }

@@ -139,6 +139,10 @@ func (e *Engine) Invalidate(ctx context.Context, upstreamID string) error {
 	return err
 }
 
+// ForgetDiscovery drops the cached discovery of an upstream (its OAuth settings changed by a
+// reload); the next Discover runs afresh.
+func (e *Engine) ForgetDiscovery(upstreamID string) { e.forgetDiscovery(upstreamID) }
+
 func (e *Engine) forgetDiscovery(upstreamID string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
