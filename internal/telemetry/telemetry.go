@@ -54,8 +54,16 @@ type Metrics struct {
 	auditWritten     prometheus.Counter
 	auditDropped     prometheus.Counter
 	auditDeleted     prometheus.Counter
+	reloads          *prometheus.CounterVec
+	generation       prometheus.Gauge
 	caps             *capabilities
 }
+
+// Reload outcomes (mcpgate_config_reloads_total).
+const (
+	ReloadApplied = "applied" // the new configuration serves new requests
+	ReloadRefused = "refused" // the configuration had problems: the running one keeps serving
+)
 
 // Default is the process's metrics, served at /metrics.
 var Default = New()
@@ -110,6 +118,16 @@ func New() *Metrics {
 		Name: "mcpgate_audit_rows_deleted_total",
 		Help: "Audit rows deleted by retention (--audit-retention).",
 	})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mcpgate_config_reloads_total",
+		Help: "Configuration reloads (SIGHUP or --watch), by outcome: applied, or refused (the configuration had problems; the running one keeps serving).",
+	}, []string{"outcome"})
+	m.generation = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mcpgate_config_generation",
+		Help: "The configuration generation serving new requests: 1 at start, one more for every applied reload.",
+	})
+	m.generation.Set(1)
+	m.reg.MustRegister(m.reloads, m.generation)
 	m.reg.MustRegister(m.auditWritten, m.auditDropped, m.auditDeleted, m.signIn, m.refreshes, m.refreshDuration, m.leaseWaits, m.replays, m.stepUps, m.connectRequired, m.upstreamDuration,
 		m.caps.calls, m.caps.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -129,6 +147,14 @@ func (m *Metrics) AuditRowDropped() { m.auditDropped.Inc() }
 func (m *Metrics) AuditRowsDeleted(n int) {
 	if n > 0 {
 		m.auditDeleted.Add(float64(n))
+	}
+}
+
+// Reload counts one configuration reload; an applied one made generation n current.
+func (m *Metrics) Reload(outcome string, n uint64) {
+	m.reloads.WithLabelValues(outcome).Inc()
+	if outcome == ReloadApplied {
+		m.generation.Set(float64(n))
 	}
 }
 
