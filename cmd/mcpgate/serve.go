@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -67,6 +68,7 @@ type serveFlags struct {
 	registryPath    string
 	tlsCert         string
 	tlsKey          string
+	watch           bool
 }
 
 func init() {
@@ -76,7 +78,10 @@ func init() {
 		Short: "Serve the gateway",
 		Long: `serve loads the configuration, refuses to start if it has any problem, and serves every route.
 On SIGTERM or Ctrl-C it stops accepting connections, reports not-ready on /readyz, and lets
-in-flight requests and streams finish up to --shutdown-timeout.
+in-flight requests and streams finish up to --shutdown-timeout. On SIGHUP (or, with --watch, when
+the files change) it reloads the configuration: a valid one serves new requests while requests and
+streams in flight finish on the old one; an invalid one is refused, every problem logged, and the
+running configuration keeps serving.
 
 With --demo it also starts a small MCP server (tools echo, add and countdown) at
 http://127.0.0.1:9001/mcp (--demo-listen), which examples/quickstart forwards to.`,
@@ -111,6 +116,7 @@ http://127.0.0.1:9001/mcp (--demo-listen), which examples/quickstart forwards to
 	fl.StringVar(&f.tlsKey, "tls-key", "", "PEM private key file of --tls-cert; re-read when it changes")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "serve /metrics on this address instead of the main listener, in plain HTTP (firewall it: only the scraper should reach it)")
 	fl.StringVar(&f.registryPath, "registry-path", "", "path of the read-only MCP registry ({path}/v0.1/servers); empty is <base-path>/registry, \"/\" the root, \"off\" turns it off")
+	fl.BoolVar(&f.watch, "watch", false, "reload the configuration when its files change (checked every second), as SIGHUP does")
 	fl.BoolVar(&f.demo, "demo", false, "also start the built-in demo MCP server (see --demo-listen)")
 	fl.StringVar(&f.demoListen, "demo-listen", defaultDemoListen, "address of the demo MCP server started by --demo")
 	addStateFlags(cmd)
@@ -182,10 +188,9 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	if hidden := registry.Shadowed(project, registryPath); registryOn && len(hidden) > 0 {
-		// Gateway endpoints are matched before routes: these would never be reached.
-		return fmt.Errorf("--registry-path: the registry's %s/v0.1/ would hide the routes %s; move it or set it to off",
-			registryPath, strings.Join(hidden, ", "))
+	gens := &generations{configDir: f.configDir, log: log, registryPath: registryPath, registryOn: registryOn, metrics: f.metricsListen == ""}
+	if err := gens.checkRegistry(project); err != nil {
+		return err
 	}
 	st, err := openState(ctx, cmd)
 	if err != nil {
@@ -236,60 +241,56 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("--safehttp-allow: %w", err)
 	}
-	// The gateway provisions every policy and handler of the project with this host.
-	settings.Host = &policy.Host{
-		Logger:      log,
-		URLs:        urls,
-		Audit:       recorder,
-		APIKeys:     st.Store,
-		Connections: manager,
-		SignIn:      signIn,
-		Proxy: policy.ProxySettings{HeaderTimeout: f.upstreamTimeout, MaxRequestBody: f.maxRequestBody,
-			// Redirect hops of followRedirects routes go through the SSRF guard with this allow list.
-			RedirectAllow: redirectAllow,
-			// Session ids on authenticated MCP routes without a token exchange are bound to the caller.
-			SessionKey: st.Ring.DeriveKey("mcp-session")},
+	// The gateway provisions every policy and handler of the project with a host like this one
+	// (each configuration generation its own; reload.go).
+	gens.host = func() *policy.Host {
+		return &policy.Host{
+			Logger:  log,
+			URLs:    urls,
+			Audit:   recorder,
+			APIKeys: st.Store,
+			Proxy: policy.ProxySettings{HeaderTimeout: f.upstreamTimeout, MaxRequestBody: f.maxRequestBody,
+				// Redirect hops of followRedirects routes go through the SSRF guard with this allow list.
+				RedirectAllow: redirectAllow,
+				// Session ids on authenticated MCP routes without a token exchange are bound to the caller.
+				SessionKey: st.Ring.DeriveKey("mcp-session")},
+		}
 	}
-	gw, err := gateway.New(ctx, project, settings)
+	gens.settings, gens.manager, gens.signIn, gens.binding = settings, manager, signIn, binding
+	gens.setup = setup.Deps{Store: st.Store, Ring: st.Ring, Audit: recorder, URLs: urls, Manager: manager, Logger: log}
+	// The background refresher keeps connections used in the last 30 minutes fresh ahead of their
+	// next request, until serve stops. It runs once a token-exchange policy is configured (at
+	// start or by a reload); MCPGATE_BACKGROUND_REFRESH=off turns it off.
+	var refreshOnce sync.Once
+	gens.startRefresh = func() {
+		if os.Getenv("MCPGATE_BACKGROUND_REFRESH") == "off" {
+			return
+		}
+		refreshOnce.Do(func() {
+			go manager.RunBackgroundRefresh(ctx, connect.BackgroundInterval)
+			log.Info("background refresh of recently used connections started", "interval", connect.BackgroundInterval.String(),
+				"recentUse", connect.RecentUse.String())
+		})
+	}
+	// The gateway's own endpoints are mounted beside the routes, in every generation: the setup
+	// UI, the connect pages, sign-in, the MCP registry and (without --metrics-listen) the Prometheus
+	// metrics (refresh outcomes, lease waits, replays, step-ups, connect-required answers, upstream
+	// latency, audit rows). No token or subject is ever a metric label; restrict who may scrape
+	// them at the network level, like /healthz — or serve them on a listener of its own
+	// (--metrics-listen) that only the scraper can reach.
+	gw, err := gens.build(ctx, project, true)
 	if err != nil {
 		return err
 	}
-	defer gw.Close()
-
-	// The gateway's own endpoints, beside the routes.
-	signIn.Mount(gw.Handle)
-	admin, err := setup.Mount(setup.Deps{Store: st.Store, Ring: st.Ring, Audit: recorder, URLs: urls, Manager: manager,
-		Register: gw.Handle, Logger: log}, project)
-	if err != nil {
-		return fmt.Errorf("mounting the setup UI: %w", err)
-	}
-	log.Info("setup UI mounted", "path", urls.BasePath+"/setup", "api", urls.BasePath+"/admin/api")
-	manager.Mount(gw.Handle, settings.Host.Authenticate, connect.BindingOptions{Mode: binding, Sessions: signIn, Admins: admin})
-	warnBinding(log, binding, project, signIn)
-	// The read-only MCP registry of the project's MCP routes (public: names, summaries and URLs).
-	if registryOn {
-		registry.New(project, urls).Mount(gw.Handle, registryPath)
-		log.Info("MCP registry mounted", "path", registryPath+"/v0.1/servers")
-	}
-	// Prometheus metrics (refresh outcomes, lease waits, replays, step-ups, connect-required
-	// answers, upstream latency, audit rows). No token or subject is ever a label; restrict who may
-	// scrape it at the network level, like /healthz — or serve it on a listener of its own
-	// (--metrics-listen) that only the scraper can reach.
+	// The handler of the HTTP server: a reload swaps the generation behind it.
+	sw := gateway.NewSwitch(gw, log)
+	gens.sw = sw
+	defer sw.Close()
 	var metricsLn net.Listener
-	if f.metricsListen == "" {
-		telemetry.Mount(gw.Handle)
-		log.Info("metrics mounted", "path", telemetry.MetricsPath)
-	} else if metricsLn, err = net.Listen("tcp", f.metricsListen); err != nil {
-		return fmt.Errorf("--metrics-listen %s: %w", f.metricsListen, err)
-	}
-
-	// The background refresher keeps connections used in the last 30 minutes fresh ahead of their
-	// next request, until serve stops. It runs only when a token-exchange policy is configured;
-	// MCPGATE_BACKGROUND_REFRESH=off turns it off.
-	if len(manager.Upstreams()) > 0 && os.Getenv("MCPGATE_BACKGROUND_REFRESH") != "off" {
-		go manager.RunBackgroundRefresh(ctx, connect.BackgroundInterval)
-		log.Info("background refresh of recently used connections started", "interval", connect.BackgroundInterval.String(),
-			"recentUse", connect.RecentUse.String())
+	if f.metricsListen != "" {
+		if metricsLn, err = net.Listen("tcp", f.metricsListen); err != nil {
+			return fmt.Errorf("--metrics-listen %s: %w", f.metricsListen, err)
+		}
 	}
 
 	ln, err := net.Listen("tcp", f.listen)
@@ -298,7 +299,7 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	// Header and idle timeouts, no total read or write timeout (streams have none); bodies get
 	// their read deadline from the gateway (gateway.NewHTTPServer).
-	srv := gateway.NewHTTPServer(gw)
+	srv := gateway.NewHTTPServer(sw)
 	errc := make(chan error, 2)
 	scheme := "http"
 	if certs != nil {
@@ -322,7 +323,8 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		}()
 		log.Info("metrics listening", "address", metricsLn.Addr().String(), "path", telemetry.MetricsPath)
 	}
-	gw.SetReady(true)
+	sw.SetReady(true)
+	reloads := gens.watchReloads(ctx, f.watch)
 	base := scheme + "://" + ln.Addr().String()
 	if certs != nil {
 		leaf := certs.Certificate().Leaf
@@ -343,7 +345,8 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
-	gw.SetReady(false)
+	<-reloads // a reload under way finishes first
+	sw.SetReady(false)
 	log.Info("shutting down: letting in-flight requests finish", "timeout", f.shutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
 	defer cancel()
