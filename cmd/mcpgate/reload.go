@@ -157,8 +157,8 @@ func (g *generations) reload(ctx context.Context, trigger string) {
 func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
 
 // watchReloads reloads on SIGHUP and, with watch, when the configuration files change, until ctx
-// ends; the returned channel is closed then. SIGHUP is caught from the moment it returns (its
-// default action would end the process).
+// ends; the returned channel is closed then. SIGHUP is caught from the moment it returns until the
+// process exits (its default action would end the process).
 func (g *generations) watchReloads(ctx context.Context, watch bool) <-chan struct{} {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -172,8 +172,9 @@ func (g *generations) watchReloads(ctx context.Context, watch bool) <-chan struc
 		tick.Stop() // never fires
 	}
 	go func() {
+		// hup stays registered after ctx ends (no signal.Stop): a SIGHUP during shutdown's drain
+		// is dropped rather than ending the process with its default action.
 		defer close(done)
-		defer signal.Stop(hup)
 		defer tick.Stop()
 		tried := configStamp(g.configDir) // what the running configuration was loaded from
 		last := tried
