@@ -448,6 +448,10 @@ func TestReloadWatch(t *testing.T) {
 	if got, err := callGen(c, "http://"+addr+"/mcp/b"); err != nil || got != "g3" {
 		t.Fatalf("the new route: %q, %v", got, err)
 	}
+	// The gateway's own endpoints are the new generation's: the MCP registry lists the new route.
+	if status, body := get(t, "http://"+addr+"/__mcpgate/registry/v0.1/servers"); status != 200 || !strings.Contains(body, "/mcp/b") {
+		t.Fatalf("the registry after the reload: %d\n%s", status, body)
+	}
 	if n := len(s.records("configuration reloaded")) + len(s.records("configuration reload refused: the running configuration keeps serving")); n != 3 {
 		t.Fatalf("%d reloads for 3 changes:\n%s", n, s.output())
 	}
