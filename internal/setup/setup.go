@@ -55,7 +55,7 @@ type Handler struct {
 	urls   *publicurl.URLs
 	csrf   *web.CSRF
 	sealer *sealer
-	limit  *limiter
+	limit  *loginThrottle
 	jwt    []*jwtauth.Policy
 	mcp    []*config.Route // the project's MCP routes, in config order
 	log    *slog.Logger
@@ -100,7 +100,7 @@ func Mount(d Deps, project *config.Project) (*Handler, error) {
 	}
 	h := &Handler{m: d.Manager, store: d.Store, audit: d.Audit, urls: d.URLs, csrf: web.NewCSRF(d.Ring.DeriveKey("admin-csrf")),
 		sealer: seal, log: log.With("component", "setup"), now: time.Now}
-	h.limit = newLimiter(func() time.Time { return h.now() })
+	h.limit = newLoginThrottle(func() time.Time { return h.now() })
 	if project != nil {
 		for _, rc := range project.Routes {
 			if policy.IsMCPHandler(rc.Handler.Export) {
