@@ -10,7 +10,9 @@
 // around a window's end, which is acceptable for every limit mcpgate has
 // (docs/architecture.md#rate-limits).
 //
-// Memory counts in one process's memory, exactly.
+// Three implementations: Memory (one process, exact; the default), Redis (every replica against one
+// server, exact: strict mode) and Async (counted locally, the counts sent to Redis in the
+// background: async mode).
 package limiter
 
 import (
