@@ -90,6 +90,9 @@ func (r *Redis) Ping(ctx context.Context) error {
 	return r.client.Ping(ctx).Err()
 }
 
+// Addr is the server's host:port (for logs: the URL may hold a password).
+func (r *Redis) Addr() string { return r.client.Options().Addr }
+
 // Close closes the connections.
 func (r *Redis) Close() error { return r.client.Close() }
 

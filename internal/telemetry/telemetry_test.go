@@ -11,7 +11,8 @@ import (
 
 // allowedLabels are the only label names a metric may have: none can carry a token, a subject
 // or a request (docs/architecture.md#never-logged).
-var allowedLabels = map[string]bool{"upstream": true, "outcome": true, "state": true, "code": true}
+// policy is a rate-limit policy's name: configuration, like the upstream id.
+var allowedLabels = map[string]bool{"upstream": true, "outcome": true, "state": true, "code": true, "policy": true}
 
 func TestMetricsAreServedWithSafeLabels(t *testing.T) {
 	m := New()
@@ -27,6 +28,9 @@ func TestMetricsAreServedWithSafeLabels(t *testing.T) {
 	m.AuditRowWritten()
 	m.AuditRowDropped()
 	m.AuditRowsDeleted(7)
+	m.RateLimited("per-user")
+	m.RateUnchecked("per-user", RateUncheckedAllowed)
+	m.RateStoreFailed()
 
 	mux := http.NewServeMux()
 	Mount(mux.Handle) // Default, as the gateway serves it
@@ -55,6 +59,9 @@ func TestMetricsAreServedWithSafeLabels(t *testing.T) {
 		`mcpgate_audit_rows_written_total 2`,
 		`mcpgate_audit_rows_dropped_total 1`,
 		`mcpgate_audit_rows_deleted_total 7`,
+		`mcpgate_ratelimit_refused_total{policy="per-user"} 1`,
+		`mcpgate_ratelimit_unchecked_total{outcome="allowed",policy="per-user"} 1`,
+		`mcpgate_ratelimit_store_failures_total 1`,
 		`go_goroutines `,
 	} {
 		if !strings.Contains(string(body), want) {
