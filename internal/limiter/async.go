@@ -43,7 +43,14 @@ type asyncWindow struct {
 	// known is the total in Redis at the last sync (this replica's sent events included); pending
 	// is what this replica allowed since and has not sent yet.
 	known, pending int64
+	// asked is when the key was last counted or refused. A key is synced while it has pending
+	// counts or was asked within activeSyncs intervals, so an idle key costs Redis nothing and a
+	// busy one keeps learning the other replicas' counts even while it only refuses.
+	asked time.Time
 }
+
+// activeSyncs is how many intervals after its last request a key is still synced.
+const activeSyncs = 4
 
 // AsyncOptions configure Async.
 type AsyncOptions struct {
@@ -94,6 +101,7 @@ func (a *Async) Take(_ context.Context, key string, l Limit) (Result, error) {
 		w = &asyncWindow{window: l.Window, end: now.Add(l.Window)}
 		a.items[key] = w
 	}
+	w.asked = now
 	if w.known+w.pending >= int64(l.Requests) {
 		return refused(w.end.Sub(now)), nil
 	}
@@ -135,7 +143,8 @@ func (a *Async) syncNow() {
 	}
 }
 
-// sync sends every live window's pending count and reads back the totals, in one pipeline.
+// sync sends the pending counts of the windows in use and reads back their totals, in one
+// pipeline.
 func (a *Async) sync(ctx context.Context) error {
 	type item struct {
 		key  string
@@ -146,8 +155,11 @@ func (a *Async) sync(ctx context.Context) error {
 	a.mu.Lock()
 	a.dropEnded(now)
 	batch := make([]item, 0, len(a.items))
+	active := now.Add(-activeSyncs * a.interval)
 	for k, w := range a.items {
-		batch = append(batch, item{k, w, w.pending})
+		if w.pending > 0 || w.asked.After(active) {
+			batch = append(batch, item{k, w, w.pending})
+		}
 	}
 	a.mu.Unlock()
 	if len(batch) == 0 {

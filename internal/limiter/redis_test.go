@@ -225,3 +225,49 @@ func TestAsyncWithoutRedisCountsLocally(t *testing.T) {
 		t.Errorf("%d allowed, want 3", allowed)
 	}
 }
+
+// TestAsyncSyncsOnlyKeysInUse: a key is synced while it has pending counts or was asked lately
+// (activeSyncs intervals); an idle key, however long its window, costs Redis nothing.
+func TestAsyncSyncsOnlyKeysInUse(t *testing.T) {
+	srv := redistest.Start(t)
+	r := openRedis(t, srv.URL, RedisOptions{})
+	c := newClock()
+	a := r.Async(AsyncOptions{Interval: time.Hour, Now: c.Now}) // synced by hand
+	t.Cleanup(func() { _ = a.Close() })
+	ctx := context.Background()
+	calls := func() string {
+		info, err := r.client.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.SplitSeq(info, "\r\n") {
+			if strings.HasPrefix(line, "cmdstat_evalsha:") {
+				calls, _, _ := strings.Cut(strings.TrimPrefix(line, "cmdstat_evalsha:"), ",")
+				return calls
+			}
+		}
+		return "none"
+	}
+	_, _ = a.Take(ctx, "k", Limit{Requests: 10, Window: 24 * time.Hour})
+	if err := countScript.Load(ctx, r.client).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := a.sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := calls(); got != "calls=2" {
+		t.Fatalf("EVALSHA %s after two syncs of a key just used, want calls=2", got)
+	}
+	c.Add(activeSyncs * time.Hour)
+	if err := a.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := calls(); got != "calls=2" {
+		t.Errorf("EVALSHA %s after a sync of an idle key, want still calls=2", got)
+	}
+	if n := counter(t, r, "k"); n != 1 {
+		t.Errorf("Redis total %d, want 1", n)
+	}
+}
