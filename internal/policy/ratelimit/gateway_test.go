@@ -105,7 +105,6 @@ func TestRateLimitByUser(t *testing.T) {
 		Status int    `json:"status"`
 		Detail string `json:"detail"`
 		Reason string `json:"reasonCode"`
-		Policy string `json:"policy"`
 		Trace  struct {
 			RequestID string `json:"requestId"`
 		} `json:"trace"`
@@ -113,7 +112,7 @@ func TestRateLimitByUser(t *testing.T) {
 	if err := json.Unmarshal(body, &p); err != nil {
 		t.Fatal(err)
 	}
-	if p.Status != 429 || p.Reason != "rate_limited" || p.Policy != "limit" || p.Trace.RequestID == "" || p.Trace.RequestID != resp.Header.Get("X-Request-Id") ||
+	if p.Status != 429 || p.Reason != "rate_limited" || p.Trace.RequestID == "" || p.Trace.RequestID != resp.Header.Get("X-Request-Id") ||
 		p.Detail != "Rate limit exceeded: limit allows 3 requests per minute per user." {
 		t.Errorf("problem %+v (X-Request-Id %q)", p, resp.Header.Get("X-Request-Id"))
 	}
