@@ -26,6 +26,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/policy/jwtauth"
 	"github.com/mcpgate/mcpgate/internal/proxy"
 	"github.com/mcpgate/mcpgate/internal/publicurl"
+	"github.com/mcpgate/mcpgate/internal/registry"
 	"github.com/mcpgate/mcpgate/internal/safehttp"
 	"github.com/mcpgate/mcpgate/internal/setup"
 	"github.com/mcpgate/mcpgate/internal/signin"
@@ -62,6 +63,7 @@ type serveFlags struct {
 	auditRetention  time.Duration
 	allowDerivedURL bool
 	metricsListen   string
+	registryPath    string
 }
 
 func init() {
@@ -99,6 +101,7 @@ http://127.0.0.1:9001/mcp (--demo-listen), which examples/quickstart forwards to
 	fl.Int64Var(&f.maxRequestBody, "max-request-body", proxy.DefaultMaxRequestBody, "largest request body in bytes the gateway forwards (larger → 413)")
 	fl.DurationVar(&f.auditRetention, "audit-retention", defaultAuditRetention, "how long audit events are kept; older ones are deleted hourly (0: kept forever)")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "serve /metrics on this address instead of the main listener (firewall it: only the scraper should reach it)")
+	fl.StringVar(&f.registryPath, "registry-path", "", "path of the read-only MCP registry ({path}/v0.1/servers); empty is <base-path>/registry, \"/\" the root, \"off\" turns it off")
 	fl.BoolVar(&f.demo, "demo", false, "also start the built-in demo MCP server (see --demo-listen)")
 	fl.StringVar(&f.demoListen, "demo-listen", defaultDemoListen, "address of the demo MCP server started by --demo")
 	addStateFlags(cmd)
@@ -125,6 +128,10 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	if !strings.HasPrefix(f.basePath, "/") {
 		return fmt.Errorf("--base-path: must start with /, got %q", f.basePath)
+	}
+	registryPath, registryOn, err := registry.Path(f.registryPath, normalizeBasePath(f.basePath))
+	if err != nil {
+		return fmt.Errorf("--registry-path: %w", err)
 	}
 	if f.auditRetention < 0 {
 		return fmt.Errorf("--audit-retention: must be 0 (keep forever) or a positive duration, got %s", f.auditRetention)
@@ -161,6 +168,11 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	project, err := loadConfig(cmd, f.configDir)
 	if err != nil {
 		return err
+	}
+	if hidden := registry.Shadowed(project, registryPath); registryOn && len(hidden) > 0 {
+		// Gateway endpoints are matched before routes: these would never be reached.
+		return fmt.Errorf("--registry-path: the registry's %s/v0.1/ would hide the routes %s; move it or set it to off",
+			registryPath, strings.Join(hidden, ", "))
 	}
 	st, err := openState(ctx, cmd)
 	if err != nil {
@@ -251,6 +263,11 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	log.Info("setup UI mounted", "path", urls.BasePath+"/setup", "api", urls.BasePath+"/admin/api")
 	manager.Mount(gw.Handle, settings.Host.Authenticate, connect.BindingOptions{Mode: binding, Sessions: signIn, Admins: admin})
 	warnBinding(log, binding, project, signIn)
+	// The read-only MCP registry of the project's MCP routes (public: names, summaries and URLs).
+	if registryOn {
+		registry.New(project, urls).Mount(gw.Handle, registryPath)
+		log.Info("MCP registry mounted", "path", registryPath+"/v0.1/servers")
+	}
 	// Prometheus metrics (refresh outcomes, lease waits, replays, step-ups, connect-required
 	// answers, upstream latency, audit rows). No token or subject is ever a label; restrict who may
 	// scrape it at the network level, like /healthz — or serve it on a listener of its own

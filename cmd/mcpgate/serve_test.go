@@ -235,3 +235,33 @@ func TestServeAuditRetention(t *testing.T) {
 		return err == nil && len(evs) == 1 && now.Sub(evs[0].Time) < 2*time.Hour
 	})
 }
+
+// TestServeRegistryPath: --registry-path (MCPGATE_REGISTRY_PATH) moves the MCP registry; a path
+// that is not one, or one that would hide a route, stops serve before it listens.
+func TestServeRegistryPath(t *testing.T) {
+	dir := t.TempDir()
+	project := serveProject(t)
+	if r := runCLIExit(t, dir, nil, 30*time.Second, "serve", "--config", project, "--registry-path", "registry"); r.code != 1 ||
+		!strings.Contains(r.stderr, `--registry-path: must be an absolute path (/…) or "off", got "registry"`) {
+		t.Errorf("relative registry path: exit %d\n%s", r.code, r.stderr)
+	}
+	hidden := gatewaytest.Project(t, map[string]string{"config/routes.oas.json": `{"openapi":"3.1.0","info":{"title":"t","version":"1"},"paths":{
+		"/v0.1/servers":{"get":{"operationId":"servers","x-zuplo-route":{
+			"handler":{"module":"$import(@zuplo/runtime)","export":"urlRewriteHandler","options":{"rewritePattern":"http://127.0.0.1:9/servers"}}}}}}}`})
+	if r := runCLIExit(t, dir, nil, 30*time.Second, "serve", "--config", hidden, "--registry-path", "/"); r.code != 1 ||
+		!strings.Contains(r.stderr, "--registry-path: the registry's /v0.1/ would hide the routes /v0.1/servers; move it or set it to off") {
+		t.Errorf("registry at the root over a route /v0.1/servers: exit %d\n%s", r.code, r.stderr)
+	}
+
+	s := startServe(t, dir, []string{"MCPGATE_REGISTRY_PATH=/mcp-registry"}, "--config", project, "--listen", "127.0.0.1:0")
+	if l := s.log("MCP registry mounted"); l == nil || l["path"] != "/mcp-registry/v0.1/servers" {
+		t.Fatalf("registry log %v\n%s", l, s.output())
+	}
+	addr, _ := s.log("mcpgate listening")["address"].(string)
+	if status, body := get(t, "http://"+addr+"/mcp-registry/v0.1/servers"); status != http.StatusOK || !strings.Contains(body, `"name":"1.0.0.127/demo"`) {
+		t.Errorf("GET the moved registry: %d %s", status, body)
+	}
+	if status, _ := get(t, "http://"+addr+"/__mcpgate/registry/v0.1/servers"); status != http.StatusNotFound {
+		t.Errorf("GET the default registry path after moving it: %d, want 404", status)
+	}
+}

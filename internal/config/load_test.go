@@ -150,6 +150,14 @@ func TestFullProject(t *testing.T) {
 	for _, r := range p.Routes {
 		got = append(got, strings.Join(r.Methods, ",")+" "+r.Path+" "+r.PathMode+" "+r.File)
 	}
+	// Each route keeps the info.version of its own file.
+	var versions []string
+	for _, r := range p.Routes {
+		versions = append(versions, r.Version)
+	}
+	if v := strings.Join(versions, ","); v != "1.0.0,1.0.0,1,1" {
+		t.Errorf("route versions = %s, want each file's info.version (1.0.0,1.0.0,1,1)", v)
+	}
 	want := []string{
 		"GET,POST /mcp/linear open-api config/routes.oas.json",
 		"POST /mcp/legacy open-api config/routes.oas.json",

@@ -49,9 +49,11 @@ type Route struct {
 	// OperationID and Summary come from the OpenAPI operation.
 	OperationID string
 	Summary     string
-	Handler     Handler
-	Inbound     []string // policy names, in order
-	Outbound    []string
+	// Version is the info.version of the route's OpenAPI document, as written ("" when absent).
+	Version  string
+	Handler  Handler
+	Inbound  []string // policy names, in order
+	Outbound []string
 	// CORSPolicy is "none" (default), "anything-goes" or a corsPolicies[].name.
 	CORSPolicy string
 	// Info is what policies and handlers see; Upstream is set for rewrite handlers.

@@ -60,8 +60,16 @@ func (l *loader) loadRouteFile(file string, root *node) {
 		l.add(file, "paths", "", "must be an object, got "+paths.kind.String())
 		return
 	}
+	before := len(l.proj.Routes)
 	for i, p := range paths.keys {
 		l.loadPathItem(file, jpath("paths").key(p), p, paths.vals[i])
+	}
+	// info.version is kept as written: only the MCP registry reads it, and it decides what to make
+	// of a range or a non-semantic version.
+	if v := root.get("info").get("version"); v != nil && v.kind == kString {
+		for _, r := range l.proj.Routes[before:] {
+			r.Version = v.str
+		}
 	}
 }
 

@@ -227,8 +227,15 @@ func startSessionUpstream(t *testing.T, h *hydra.Server) string {
 		}
 		stateful.ServeHTTP(w, r)
 	})
+	mux.Handle("/mcp", auth.RequireBearerToken(introspectVerifier(h, mcpURL), &auth.RequireBearerTokenOptions{ResourceMetadataURL: prmURL, Scopes: []string{"mcp"}})(both))
+	return mcpURL
+}
+
+// introspectVerifier verifies an upstream's bearer tokens with Hydra's introspection: active, for
+// the resource mcpURL.
+func introspectVerifier(h *hydra.Server, mcpURL string) auth.TokenVerifier {
 	introspectURL := h.AdminURL + "/admin/oauth2/introspect"
-	verify := func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
+	return func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, introspectURL, strings.NewReader(url.Values{"token": {token}}.Encode()))
 		if err != nil {
 			return nil, err
@@ -254,8 +261,6 @@ func startSessionUpstream(t *testing.T, h *hydra.Server) string {
 		}
 		return &auth.TokenInfo{Scopes: strings.Fields(in.Scope), Expiration: time.Unix(in.Exp, 0), UserID: in.Subject}, nil
 	}
-	mux.Handle("/mcp", auth.RequireBearerToken(verify, &auth.RequireBearerTokenOptions{ResourceMetadataURL: prmURL, Scopes: []string{"mcp"}})(both))
-	return mcpURL
 }
 
 // wantRefusedFresh asserts the answer to a request the upstream refused with a fresh token: a

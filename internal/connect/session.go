@@ -34,8 +34,8 @@ type clientSession struct {
 // token — could not tell them apart. It is refused like an unknown session (404), and the
 // client starts a new session.
 func (m *Manager) openSession(c *policy.Context, r *http.Request, caller string) (clientSession, error) {
-	c.ClaimSession()
 	info, ups, present, err := mcpwire.OpenSession(m.sessionKey, caller, r.Header)
+	c.ClaimSession(present && err == nil)
 	if err != nil {
 		return clientSession{}, policy.ErrSessionNotFound("session id not issued to this caller by the gateway (an upstream's own id is never accepted on a token-exchange route)")
 	}

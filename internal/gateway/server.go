@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/config"
+	"github.com/mcpgate/mcpgate/internal/mcpwire"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/problem"
 	"github.com/mcpgate/mcpgate/internal/publicurl"
@@ -383,6 +384,11 @@ func (s *Server) match(r *http.Request) (rt *route, pathMatched bool) {
 		}
 		pathMatched = true
 		if cand.methods[r.Method] || (r.Method == http.MethodHead && cand.methods["GET"]) {
+			return cand, true
+		}
+		// A stream resumption reaches an MCP route declared for POST alone: the route's handler
+		// forwards it (docs/architecture.md#stream-resumption).
+		if cand.mcp && cand.methods["POST"] && mcpwire.IsResumption(r.Method, r.Header) {
 			return cand, true
 		}
 		if r.Method == http.MethodOptions && cand.cors != nil {

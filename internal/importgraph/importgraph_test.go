@@ -28,7 +28,7 @@ type rule struct {
 // rules is the import rule of docs/architecture.md#the-import-rule.
 var rules = []rule{
 	{
-		from: []string{"internal/policy/...", "internal/connect", "internal/setup", "internal/signin", "internal/proxy", "internal/telemetry", "internal/audit", "internal/web", "internal/browsersession"},
+		from: []string{"internal/policy/...", "internal/connect", "internal/setup", "internal/signin", "internal/proxy", "internal/telemetry", "internal/audit", "internal/web", "internal/browsersession", "internal/registry"},
 		to:   []string{"internal/gateway"},
 		why:  "modules and the components they use get their dependencies from the host (policy.Host, typed); they never reach up into the gateway that provisions them",
 	},
@@ -69,6 +69,12 @@ var rules = []rule{
 		to:    []string{"internal/policy/...", "internal/connect", "internal/setup", "internal/proxy", "internal/config", "internal/gateway"},
 		allow: []string{"internal/policy"},
 		why:   "policy defines the module interfaces and the host; the modules implement them, so policy cannot know them",
+	},
+	{
+		from:  []string{"internal/registry"},
+		to:    []string{"internal/policy/...", "internal/connect", "internal/signin", "internal/setup", "internal/store/..."},
+		allow: []string{"internal/policy"},
+		why:   "the registry lists what the loaded configuration says: it learns a route's upstream name through a method (registry.describer), never a module's type or stored state",
 	},
 	{
 		from: []string{"internal/connect"},
@@ -181,6 +187,8 @@ func TestRulesCatchForbiddenImports(t *testing.T) {
 		{"internal/limiter", "internal/telemetry"},
 		{"internal/policy", "internal/connect"},
 		{"internal/connect", "internal/testutil/gatewaytest"},
+		{"internal/registry", "internal/gateway"},
+		{"internal/registry", "internal/policy/tokenexchange"},
 	}
 	for _, tc := range cases {
 		got := violations(map[string][]string{tc.from: {tc.to}})
@@ -194,6 +202,8 @@ func TestRulesCatchForbiddenImports(t *testing.T) {
 		{"internal/gateway", "internal/policy"},
 		{"internal/connect", "internal/policy"},
 		{"internal/testutil/gatewaytest", "internal/gateway"},
+		{"internal/registry", "internal/config"},
+		{"internal/registry", "internal/policy"},
 	}
 	for _, tc := range allowed {
 		if got := violations(map[string][]string{tc.from: {tc.to}}); len(got) != 0 {

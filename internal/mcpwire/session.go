@@ -14,6 +14,15 @@ import (
 // SessionHeader is the Streamable HTTP session header.
 const SessionHeader = "Mcp-Session-Id"
 
+// LastEventIDHeader is the header of a GET that resumes a stream (SSE's Last-Event-ID): the id of
+// the last event the client received.
+const LastEventIDHeader = "Last-Event-ID"
+
+// IsResumption reports whether r resumes an SSE stream: a GET with Last-Event-ID.
+func IsResumption(method string, h http.Header) bool {
+	return method == http.MethodGet && h.Get(LastEventIDHeader) != ""
+}
+
 // SessionPrefix starts every session id the gateway issues.
 const SessionPrefix = "mcpgate1."
 

@@ -75,13 +75,23 @@ type Context struct {
 	replayer Replayer
 
 	sessionClaimed bool
+	// sessionPresented: the claiming policy opened a session id it had issued to this caller.
+	sessionPresented bool
 }
 
 // ClaimSession marks the request's Mcp-Session-Id as handled by a policy (the token exchange
 // issues and opens its own); the MCP proxy handler then forwards the header as the policy left it.
 // Without a claim the handler binds session ids to the authenticated caller itself
 // (docs/architecture.md#the-mcp-session-id).
-func (c *Context) ClaimSession() { c.sessionClaimed = true }
+// presented reports whether the request carried a session id the policy issued to this caller
+// (a stream resumption on an authenticated route must: docs/architecture.md#stream-resumption).
+func (c *Context) ClaimSession(presented bool) {
+	c.sessionClaimed, c.sessionPresented = true, presented
+}
+
+// SessionPresented reports whether the claiming policy opened a session id it had issued to the
+// caller.
+func (c *Context) SessionPresented() bool { return c.sessionPresented }
 
 // SessionClaimed reports whether a policy called ClaimSession.
 func (c *Context) SessionClaimed() bool { return c.sessionClaimed }

@@ -30,6 +30,8 @@ const (
 	ReasonBodyUnread    = "request_body_unreadable"
 	ReasonBodyTimeout   = "request_body_timeout"
 	ReasonNoUpstreamURL = "upstream_not_configured"
+	// ReasonResumeWithoutSession: a stream resumption without the caller's session id.
+	ReasonResumeWithoutSession = "resume_without_session"
 )
 
 // StatusClientClosedRequest is the nginx-style status for a client that went away before the
@@ -162,6 +164,14 @@ func (p *URLRewrite) Handle(c *policy.Context, w http.ResponseWriter, r *http.Re
 var errNotProvisioned = problem.New(http.StatusInternalServerError, "The route's handler was not provisioned.",
 	errors.New("proxy: Handle called before Provision")).WithReason("gateway_configuration")
 
+// errResumeWithoutSession refuses a stream resumption on an authenticated route that carries no
+// session id the gateway issued to the caller.
+func errResumeWithoutSession() *problem.Error {
+	return problem.New(http.StatusBadRequest,
+		"A stream resumption (GET with Last-Event-ID) on a route with gateway authentication must carry the Mcp-Session-Id the gateway issued to the caller.", nil).
+		WithReason(ReasonResumeWithoutSession)
+}
+
 // MethodNotAllowed is the 405 an MCP route answers to anything but POST.
 func MethodNotAllowed() *problem.Error {
 	return problem.New(http.StatusMethodNotAllowed, getDetail, nil).WithHeader("Allow", http.MethodPost)
@@ -218,8 +228,14 @@ func (cl *call) finish() {
 }
 
 func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request) error {
+	resume := false
 	if e.mcp && r.Method != http.MethodPost {
-		return MethodNotAllowed()
+		// The one GET an MCP route forwards: a stream resumption (SEP-1699), through the same
+		// policy chain as a POST. A bare GET (the standalone server stream) stays 405, as Zuplo.
+		if !mcpwire.IsResumption(r.Method, r.Header) {
+			return MethodNotAllowed()
+		}
+		resume = true
 	}
 	target := e.target
 	if c.Route != nil && c.Route.UpstreamURL != nil {
@@ -230,10 +246,18 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 			errors.New("proxy: route has no parsed rewritePattern")).WithReason(ReasonNoUpstreamURL)
 	}
 	bind := e.bindsSession(c)
+	presented := c.SessionPresented()
 	if bind {
-		if _, _, _, err := mcpwire.OpenSession(e.sessionKey, c.User.Subject(), r.Header); err != nil {
+		_, _, present, err := mcpwire.OpenSession(e.sessionKey, c.User.Subject(), r.Header)
+		if err != nil {
 			return policy.ErrSessionNotFound("session id not issued to this caller by the gateway (an upstream's own id is never accepted on a route with gateway authentication)")
 		}
+		presented = present
+	}
+	if resume && c.User != nil && !presented {
+		// Event ids are the upstream's; what keeps one caller from resuming another's stream is
+		// the upstream session the gateway bound to the caller. Without one, nothing does.
+		return errResumeWithoutSession()
 	}
 	cl := &call{eng: e, pc: c, in: r, target: target, bindSession: bind}
 	body, err := e.readBody(w, r, &cl.small)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -37,6 +38,10 @@ type upstreamServer struct {
 	toolDone    chan struct{}
 	// reqDone receives once per upstream request whose context ended before it returned.
 	reqDone chan struct{}
+	// resumed is closed when the first stream resumption (GET with Last-Event-ID) arrives; the
+	// "poll" tool answers only then.
+	resumed     chan struct{}
+	resumedOnce sync.Once
 	// before, when set, may answer a request itself (return true) before the SDK sees it.
 	before func(w http.ResponseWriter, r *http.Request) bool
 }
@@ -62,7 +67,7 @@ func newUpstream(t testing.TB, opts *mcp.StreamableHTTPOptions) *upstreamServer 
 // newUpstreamServer is newUpstream, served over TLS with HTTP/2 enabled when h2 is set.
 func newUpstreamServer(t testing.TB, opts *mcp.StreamableHTTPOptions, h2 bool) *upstreamServer {
 	t.Helper()
-	u := &upstreamServer{release: make(chan struct{}), toolDone: make(chan struct{}), reqDone: make(chan struct{}, 16)}
+	u := &upstreamServer{release: make(chan struct{}), toolDone: make(chan struct{}), reqDone: make(chan struct{}, 16), resumed: make(chan struct{})}
 	srv := mcp.NewServer(&mcp.Implementation{Name: "upstream", Version: "v1"}, nil)
 	mcp.AddTool(srv, &mcp.Tool{Name: "echo", Description: "echoes text"},
 		func(_ context.Context, _ *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
@@ -89,6 +94,19 @@ func newUpstreamServer(t testing.TB, opts *mcp.StreamableHTTPOptions, h2 bool) *
 			}
 			return &mcp.CallToolResult{}, nil, nil
 		})
+	mcp.AddTool(srv, &mcp.Tool{Name: "poll", Description: "closes its SSE stream (SEP-1699), answers once the client resumed it"},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ echoIn) (*mcp.CallToolResult, any, error) {
+			if req.Extra == nil || req.Extra.CloseSSEStream == nil {
+				return nil, nil, errors.New("poll: the server has no event store, so it cannot close the stream")
+			}
+			req.Extra.CloseSSEStream(mcp.CloseSSEStreamArgs{RetryAfter: time.Millisecond})
+			select {
+			case <-u.resumed:
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "completed after resumption"}}}, nil, nil
+		})
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, opts)
 	mux := http.NewServeMux()
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -96,6 +114,9 @@ func newUpstreamServer(t testing.TB, opts *mcp.StreamableHTTPOptions, h2 bool) *
 		u.reqs = append(u.reqs, recorded{Method: r.Method, Proto: r.Proto, Path: r.URL.Path, Query: r.URL.RawQuery, Host: r.Host, Header: r.Header.Clone()})
 		before := u.before
 		u.mu.Unlock()
+		if r.Method == http.MethodGet && r.Header.Get("Last-Event-ID") != "" {
+			u.resumedOnce.Do(func() { close(u.resumed) })
+		}
 		// Report a request whose context ends while the handler still runs (the gateway
 		// cancelled it), not the normal end of every request.
 		// Either side may see it first: the watcher while the handler still runs, or the handler

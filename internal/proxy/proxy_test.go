@@ -61,7 +61,7 @@ func TestSDKClientThroughProxy(t *testing.T) {
 				names = append(names, tl.Name)
 			}
 			slices.Sort(names)
-			if got, want := strings.Join(names, ","), "block,echo,slow"; got != want {
+			if got, want := strings.Join(names, ","), "block,echo,poll,slow"; got != want {
 				t.Errorf("tools = %s, want %s", got, want)
 			}
 

@@ -26,6 +26,10 @@ type pending struct {
 	singleKind kind
 	answered   bool
 	ids        map[string]kind
+	// resume: the request was a stream resumption (GET with Last-Event-ID), which carries no
+	// request: any answer the resumed stream replays may be a list answer, so every result is
+	// filtered by what it holds (the list arrays of every kind), and the filter never finishes.
+	resume bool
 }
 
 // take claims the answer with this id, once.
@@ -50,6 +54,9 @@ func (p *pending) take(id json.RawMessage) (kind, bool) {
 
 // done reports whether every list answer has been seen.
 func (p *pending) done() bool {
+	if p.resume {
+		return false
+	}
 	if p.single {
 		return p.answered
 	}
@@ -168,9 +175,12 @@ func (f *filterer) message(raw []byte) ([]byte, bool) {
 	if !hasResult {
 		return raw, false // an error answer has nothing to filter
 	}
-	k, ok := f.pend.take(id)
-	if !ok {
-		return raw, false
+	var k kind
+	if !f.pend.resume {
+		var ok bool
+		if k, ok = f.pend.take(id); !ok {
+			return raw, false
+		}
 	}
 	// Every "result" member is filtered (a parser keeps one of duplicates; which one varies).
 	out := make([]byte, 0, len(raw))
@@ -179,14 +189,24 @@ func (f *filterer) message(raw []byte) ([]byte, bool) {
 		if !m.folds("result") {
 			continue
 		}
-		filtered, err := f.result(raw[m.vs:m.ve], k)
+		var filtered []byte
+		var err error
+		if f.pend.resume {
+			filtered, err = f.anyResult(raw[m.vs:m.ve])
+		} else {
+			filtered, err = f.result(raw[m.vs:m.ve], k)
+		}
 		if err != nil {
 			// Fail closed: an answer the filter cannot read is not passed on.
 			if len(id) == 0 {
 				id = json.RawMessage("null")
 			}
+			what := kinds[k].listMethod + " answer"
+			if f.pend.resume {
+				what = "answer on a resumed stream"
+			}
 			return []byte(`{"jsonrpc":"2.0","id":` + string(id) + `,"error":{"code":` + strconv.Itoa(codeInternalError) +
-				`,"message":"The gateway could not filter the upstream's ` + kinds[k].listMethod + ` answer."}}`), true
+				`,"message":"The gateway could not filter the upstream's ` + what + `."}}`), true
 		}
 		out = append(out, raw[last:m.vs]...)
 		out = append(out, filtered...)
@@ -222,6 +242,21 @@ func (f *filterer) result(res []byte, k kind) ([]byte, error) {
 		last = m.ve
 	}
 	return append(out, res[last:]...), nil
+}
+
+// anyResult filters a result whose request the filter did not see (a resumed stream): the list
+// array of every kind it holds is filtered. A result that is not an object holds no list.
+func (f *filterer) anyResult(res []byte) ([]byte, error) {
+	if i := skipSpace(res, 0); i >= len(res) || res[i] != '{' {
+		return res, nil
+	}
+	for k := range numKinds {
+		var err error
+		if res, err = f.result(res, k); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 // list keeps the visible items of a list, projected.

@@ -59,7 +59,17 @@ func (p *Policy) HandleRequest(c *policy.Context, r *http.Request) (*http.Respon
 	if idx == nil {
 		return nil, errNotProvisioned
 	}
-	if !idx.active() || r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+	if !idx.active() {
+		return nil, nil
+	}
+	if mcpwire.IsResumption(r.Method, r.Header) {
+		// A stream resumption replays answers to requests this filter saw on another request (or
+		// another replica): every result on it is filtered by what it holds.
+		r.Header.Del("Accept-Encoding")
+		c.AddResponseHook((&filterer{who: idx.caller(c.User), pend: &pending{resume: true}}).hook)
+		return nil, nil
+	}
+	if r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return nil, nil
 	}
 	body, err := readBody(r)

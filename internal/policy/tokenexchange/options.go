@@ -126,6 +126,9 @@ func init() {
 // SetName implements policy.Namer: the name an id is inferred from.
 func (p *Policy) SetName(name string) { p.name = name }
 
+// Describe names the upstream for listings (the MCP registry): its displayName and summary.
+func (p *Policy) Describe() (displayName, summary string) { return p.DisplayName, p.Summary }
+
 // UpstreamID returns options.id, else the id inferred from the policy name
 // mcp-token-exchange-{id}, else "".
 func (p *Policy) UpstreamID() string {

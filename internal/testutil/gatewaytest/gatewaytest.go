@@ -1,7 +1,7 @@
 // Package gatewaytest runs a whole in-process gateway for tests, wired as `mcpgate serve` wires
 // it (cmd/mcpgate, runServe): a migrated SQLite store (or the test's own), a key ring, an audit
-// recorder, the connection manager and its browser endpoints, optionally the setup UI and
-// /metrics, and the gateway itself behind an httptest server. It also holds what those tests
+// recorder, the connection manager and its browser endpoints, the MCP registry, optionally the
+// setup UI and /metrics, and the gateway itself behind an httptest server. It also holds what those tests
 // share: a header-trusting test auth policy, a synchronized log buffer and Eventually.
 package gatewaytest
 
@@ -28,6 +28,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/limiter"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/publicurl"
+	"github.com/mcpgate/mcpgate/internal/registry"
 	"github.com/mcpgate/mcpgate/internal/safehttp"
 	"github.com/mcpgate/mcpgate/internal/setup"
 	"github.com/mcpgate/mcpgate/internal/signin"
@@ -122,6 +123,9 @@ type Options struct {
 	Proxy policy.ProxySettings
 	// Setup mounts the setup UI and admin API; Metrics mounts /metrics.
 	Setup, Metrics bool
+	// RegistryPath is --registry-path: "" mounts the MCP registry at its default path, "off"
+	// leaves it out.
+	RegistryPath string
 	// Binding is what binds connect pages to a person (default connect.BindingSession).
 	Binding connect.Binding
 	// Logs receives the gateway's log (debug level); nil means the Gateway's own Logs buffer.
@@ -241,6 +245,13 @@ func New(t testing.TB, o Options) *Gateway {
 		b.Admins = g.Setup
 	}
 	m.Mount(srv.Handle, g.Host.Authenticate, b)
+	regPath, regOn, err := registry.Path(o.RegistryPath, gateway.DefaultBasePath)
+	if err != nil {
+		t.Fatalf("registry path: %v", err)
+	}
+	if regOn {
+		registry.New(g.Project, urls).Mount(srv.Handle, regPath)
+	}
 	if o.Metrics {
 		telemetry.Mount(srv.Handle)
 	}
