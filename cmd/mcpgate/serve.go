@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/certfile"
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/connect"
 	"github.com/mcpgate/mcpgate/internal/demo"
@@ -64,6 +65,8 @@ type serveFlags struct {
 	allowDerivedURL bool
 	metricsListen   string
 	registryPath    string
+	tlsCert         string
+	tlsKey          string
 }
 
 func init() {
@@ -81,7 +84,11 @@ http://127.0.0.1:9001/mcp (--demo-listen), which examples/quickstart forwards to
   mcpgate serve --demo --config examples/quickstart
 
   # behind a TLS-terminating proxy
-  MCPGATE_PUBLIC_URL=https://mcp.example.com mcpgate serve --config /etc/mcpgate --listen :9000`,
+  MCPGATE_PUBLIC_URL=https://mcp.example.com mcpgate serve --config /etc/mcpgate --listen :9000
+
+  # TLS (and HTTP/2) itself; the files are re-read when they change
+  mcpgate serve --config /etc/mcpgate --listen :443 --public-url https://mcp.example.com \
+    --tls-cert /etc/mcpgate/tls/tls.crt --tls-key /etc/mcpgate/tls/tls.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd, f) },
 	}
@@ -100,7 +107,9 @@ http://127.0.0.1:9001/mcp (--demo-listen), which examples/quickstart forwards to
 	fl.DurationVar(&f.upstreamTimeout, "upstream-timeout", proxy.DefaultHeaderTimeout, "how long to wait for an upstream's response headers before answering 504 (streams themselves have no total timeout)")
 	fl.Int64Var(&f.maxRequestBody, "max-request-body", proxy.DefaultMaxRequestBody, "largest request body in bytes the gateway forwards (larger → 413)")
 	fl.DurationVar(&f.auditRetention, "audit-retention", defaultAuditRetention, "how long audit events are kept; older ones are deleted hourly (0: kept forever)")
-	fl.StringVar(&f.metricsListen, "metrics-listen", "", "serve /metrics on this address instead of the main listener (firewall it: only the scraper should reach it)")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS (and HTTP/2) with this PEM certificate (chain) file; needs --tls-key; re-read when it changes")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "PEM private key file of --tls-cert; re-read when it changes")
+	fl.StringVar(&f.metricsListen, "metrics-listen", "", "serve /metrics on this address instead of the main listener, in plain HTTP (firewall it: only the scraper should reach it)")
 	fl.StringVar(&f.registryPath, "registry-path", "", "path of the read-only MCP registry ({path}/v0.1/servers); empty is <base-path>/registry, \"/\" the root, \"off\" turns it off")
 	fl.BoolVar(&f.demo, "demo", false, "also start the built-in demo MCP server (see --demo-listen)")
 	fl.StringVar(&f.demoListen, "demo-listen", defaultDemoListen, "address of the demo MCP server started by --demo")
@@ -135,6 +144,10 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	if f.auditRetention < 0 {
 		return fmt.Errorf("--audit-retention: must be 0 (keep forever) or a positive duration, got %s", f.auditRetention)
+	}
+	certs, err := loadTLS(f, settings.PublicURL, log)
+	if err != nil {
+		return err
 	}
 	if settings.PublicURL == nil {
 		loopback, err := loopbackListen(ctx, f.listen)
@@ -297,7 +310,16 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	// their read deadline from the gateway (gateway.NewHTTPServer).
 	srv := gateway.NewHTTPServer(gw)
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	scheme := "http"
+	if certs != nil {
+		// ServeTLS with no files: the certificate comes from GetCertificate, and net/http sets up
+		// HTTP/2 on the listener (ALPN h2).
+		scheme = "https"
+		srv.TLSConfig = certs.ServerConfig()
+		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	var metricsSrv *http.Server
 	if metricsLn != nil {
 		mux := http.NewServeMux()
@@ -311,14 +333,19 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		log.Info("metrics listening", "address", metricsLn.Addr().String(), "path", telemetry.MetricsPath)
 	}
 	gw.SetReady(true)
-	base := "http://" + ln.Addr().String()
-	log.Info("mcpgate listening", "address", ln.Addr().String(), "routes", len(project.Routes), "version", version)
+	base := scheme + "://" + ln.Addr().String()
+	if certs != nil {
+		leaf := certs.Certificate().Leaf
+		log.Info("TLS on", "cert", f.tlsCert, "key", f.tlsKey, "subject", leaf.Subject.String(), "serial", leaf.SerialNumber.String(),
+			"notAfter", leaf.NotAfter.UTC().Format(time.RFC3339), "checkInterval", certfile.DefaultCheckInterval.String())
+	}
+	log.Info("mcpgate listening", "address", ln.Addr().String(), "scheme", scheme, "routes", len(project.Routes), "version", version)
 	for _, r := range project.Routes {
 		log.Info("route", "methods", strings.Join(r.Methods, ","), "url", base+r.Path, "operationId", r.OperationID)
 	}
 
 	if f.demo {
-		printDemoHelp(cmd.ErrOrStderr(), ln.Addr().String(), demoKey)
+		printDemoHelp(cmd.ErrOrStderr(), base, demoKey)
 	}
 
 	select {
@@ -342,6 +369,28 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// loadTLS checks --tls-cert and --tls-key (both or neither; an https --public-url) and loads the
+// pair, so that a file that cannot be used stops serve before anything else starts. It returns nil
+// when TLS is off.
+func loadTLS(f serveFlags, public *url.URL, log *slog.Logger) (*certfile.Pair, error) {
+	switch {
+	case f.tlsCert == "" && f.tlsKey == "":
+		return nil, nil
+	case f.tlsKey == "":
+		return nil, errors.New("--tls-cert needs --tls-key (MCPGATE_TLS_KEY): set both to serve TLS, or neither")
+	case f.tlsCert == "":
+		return nil, errors.New("--tls-key needs --tls-cert (MCPGATE_TLS_CERT): set both to serve TLS, or neither")
+	}
+	if public != nil && public.Scheme != "https" {
+		return nil, fmt.Errorf("--public-url: must be https when serving TLS (--tls-cert, --tls-key), got %q", f.publicURL)
+	}
+	certs, err := certfile.Load(f.tlsCert, f.tlsKey, log.With("component", "tls"))
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert, --tls-key: %w", err)
+	}
+	return certs, nil
 }
 
 // auditFlushTimeout bounds storing queued audit rows at shutdown.
@@ -444,22 +493,22 @@ func demoAPIKey(ctx context.Context, st *state) (string, error) {
 
 // printDemoHelp tells a person following the quickstart what to do next. It goes to stderr, not
 // the log: the demo key is a local demo credential, printed so the walkthrough needs no extra step.
-func printDemoHelp(w io.Writer, listen, key string) {
+func printDemoHelp(w io.Writer, base, key string) {
 	fmt.Fprintf(w, `
 mcpgate demo is running.
 
-  Public demo route (no credentials):   http://%[1]s/mcp/demo
+  Public demo route (no credentials):   %[1]s/mcp/demo
   OAuth demo route (your own upstream token, connected in the browser):
-                                        http://%[1]s/mcp/demo-oauth
+                                        %[1]s/mcp/demo-oauth
   Sign-in demo route (no API key: point an MCP client at it, sign in, connect, call whoami):
-                                        http://%[1]s/mcp/demo-signin
+                                        %[1]s/mcp/demo-signin
   Demo API key for user %[3]q:     %[2]s
 
 Try the OAuth route; the first call answers "Connect Demo upstream to continue: <link>":
-  curl -s http://%[1]s/mcp/demo-oauth -H 'Authorization: Bearer %[2]s' \
+  curl -s %[1]s/mcp/demo-oauth -H 'Authorization: Bearer %[2]s' \
     -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
     -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
 Open the link, approve, sign in at the demo upstream, then run the same command again.
 
-`, listen, key, demoConsumer)
+`, base, key, demoConsumer)
 }

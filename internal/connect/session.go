@@ -42,6 +42,7 @@ func (m *Manager) openSession(c *policy.Context, r *http.Request, caller string)
 	if !present {
 		return clientSession{caller: caller}, nil
 	}
+	c.ClientName = info.Name
 	return clientSession{known: true, info: info, upstream: ups, issued: true, caller: caller}, nil
 }
 
@@ -52,6 +53,7 @@ func (s *clientSession) learn(c *policy.Context) {
 	}
 	if info, ok := mcpwire.InitializeInfo(c.RequestBody()); ok {
 		s.known, s.info = true, info
+		c.ClientName = info.Name
 	}
 }
 

@@ -64,6 +64,9 @@ type Context struct {
 	User      *User
 	Log       *slog.Logger
 	Start     time.Time
+	// ClientName is the MCP client's name from its initialize, when the gateway knows it (the
+	// request is the initialize, or its session id carries it): the analytics' clientName.
+	ClientName string
 
 	// upstreamAuth is the Authorization value a policy chose for the upstream request. The
 	// client's own Authorization is never forwarded (no token passthrough).

@@ -14,11 +14,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/mcpwire"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/problem"
+	"github.com/mcpgate/mcpgate/internal/telemetry"
 )
 
 // Problem reason codes the engine returns.
@@ -48,7 +50,9 @@ var errHeaderTimeout = errors.New("proxy: no response headers from upstream with
 // engine forwards requests for one route. It is built once, by Provision, and
 // is safe for concurrent use; per-request state lives in a call.
 type engine struct {
-	mcp           bool // McpProxyHandler: POST only, upstream challenges stripped
+	mcp bool // McpProxyHandler: POST only, upstream challenges stripped
+	// caps is the route's capability metrics (analytics.go), resolved on first use.
+	caps          atomic.Pointer[telemetry.RouteCapabilities]
 	forwardSearch bool
 	target        *url.URL // fallback when the route info carries no parsed upstream
 	headerTimeout time.Duration
@@ -206,6 +210,12 @@ type call struct {
 	small [smallBody]byte
 	// bindSession: the upstream's session id is wrapped for the caller (engine.bindsSession).
 	bindSession bool
+	// client is what the caller's MCP client declared (its bound session id, or this initialize).
+	client mcpwire.ClientInfo
+	// cap: what the capability analytics follow of this request (analytics.go), when capOn.
+	cap   capCall
+	capOn bool
+	watch answerWatch // the answer's watcher, when capOn (in the call: no allocation of its own)
 }
 
 // Value implements context.Context.
@@ -247,12 +257,16 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 	}
 	bind := e.bindsSession(c)
 	presented := c.SessionPresented()
+	var client mcpwire.ClientInfo
 	if bind {
-		_, _, present, err := mcpwire.OpenSession(e.sessionKey, c.User.Subject(), r.Header)
+		info, _, present, err := mcpwire.OpenSession(e.sessionKey, c.User.Subject(), r.Header)
 		if err != nil {
 			return policy.ErrSessionNotFound("session id not issued to this caller by the gateway (an upstream's own id is never accepted on a route with gateway authentication)")
 		}
-		presented = present
+		presented, client = present, info
+		if c.ClientName == "" {
+			c.ClientName = info.Name
+		}
 	}
 	if resume && c.User != nil && !presented {
 		// Event ids are the upstream's; what keeps one caller from resuming another's stream is
@@ -265,6 +279,19 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 		return err
 	}
 	cl.body = body
+	if bind && !presented {
+		// The session starts with this initialize: what the client declared goes into the id.
+		if info, ok := mcpwire.InitializeInfo(body); ok {
+			client = info
+			c.ClientName = info.Name
+		}
+	}
+	cl.client = client
+	if e.mcp && !resume {
+		if cl.cap, cl.capOn = observeRequest(body); cl.capOn {
+			cl.cap.client = c.ClientName
+		}
+	}
 	// The controller lives in the call (copied from NewResponseController): no allocation of
 	// its own.
 	cl.w = streamWriter{ResponseWriter: w, rc: *http.NewResponseController(w), timeout: e.streamWrite}
@@ -291,7 +318,14 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 		out.Body = http.NoBody
 		out.ContentLength = 0
 	}
+	if cl.capOn {
+		cl.invoked()
+	}
 	e.rp.ServeHTTP(&cl.w, out)
+	if cl.err != nil && cl.capOn {
+		pe := problem.From(cl.err)
+		cl.failed(pe.Status, pe.Reason)
+	}
 	return cl.err
 }
 
@@ -482,12 +516,15 @@ func (e *engine) modifyResponse(resp *http.Response) error {
 	}
 	if cl.bindSession && upstreamAnswer {
 		if ups := resp.Header.Get(mcpwire.SessionHeader); ups != "" {
-			resp.Header.Set(mcpwire.SessionHeader, mcpwire.WrapSession(e.sessionKey, cl.pc.User.Subject(), mcpwire.ClientInfo{}, ups))
+			resp.Header.Set(mcpwire.SessionHeader, mcpwire.WrapSession(e.sessionKey, cl.pc.User.Subject(), cl.client, ups))
 		}
 	}
 	if isEventStream(resp.Header) {
 		resp.Header.Set("X-Accel-Buffering", "no")
 		cl.w.startStream()
+	}
+	if cl.capOn {
+		cl.watchAnswer(resp)
 	}
 	return nil
 }

@@ -44,6 +44,36 @@ func TestBaseReadsTheRightmostForwardedValue(t *testing.T) {
 	}
 }
 
+// TestBaseOverTLS: a request that came over TLS (serve --tls-cert) derives https URLs; an
+// untrusted peer cannot turn them into http, a trusted proxy still sets the host.
+func TestBaseOverTLS(t *testing.T) {
+	s := &URLs{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	for _, tc := range []struct {
+		name   string
+		remote string
+		header http.Header
+		want   string
+	}{
+		{"no forwarded headers", "192.0.2.1:1", nil, "https://gw.internal"},
+		{"http forged by an untrusted peer", "192.0.2.1:1", http.Header{"X-Forwarded-Proto": {"http"}}, "https://gw.internal"},
+		{"host from a trusted proxy", "10.1.1.1:1", http.Header{"X-Forwarded-Host": {"mcp.example.com"}}, "https://mcp.example.com"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "https://gw.internal/x", nil)
+			r.RemoteAddr = tc.remote
+			for k, vs := range tc.header {
+				r.Header[k] = vs
+			}
+			if r.TLS == nil {
+				t.Fatal("httptest.NewRequest with an https URL sets no TLS state")
+			}
+			if got := s.Base(r).String(); got != tc.want || !s.HTTPS(r) {
+				t.Errorf("Base = %s (HTTPS %v), want %s", got, s.HTTPS(r), tc.want)
+			}
+		})
+	}
+}
+
 func TestConfiguredPublicURLWins(t *testing.T) {
 	pub, _ := url.Parse("https://mcp.example.com/")
 	s := &URLs{Public: pub, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}, BasePath: "/__mcpgate"}

@@ -152,6 +152,17 @@ func TestSetupUIChromium(t *testing.T) {
 		}
 	}
 	b.Screenshot("audit")
+
+	// The tools page: this instance's calls per route and tool (whoami was called on both routes
+	// without a tools/list, so it is counted as "other").
+	b.Navigate(e.base + "/setup/tools")
+	tools := b.Text("main")
+	for _, want := range []string{"This instance's counters since it started", "tools/call", "other", "success", "connect_required"} {
+		if !strings.Contains(tools, want) {
+			t.Errorf("tools page lacks %q:\n%s", want, tools)
+		}
+	}
+	b.Screenshot("tools")
 	for _, line := range b.Console() {
 		if !strings.Contains(line, "status of 403") { // the refused sign-in answers 403
 			t.Errorf("browser console: %s", line)

@@ -114,7 +114,7 @@ func (e *env) assertNoSecrets(admin string, c *client, secrets []string, upstrea
 	}
 	var bodies = map[string]string{}
 	apiPaths := []string{"/upstreams", "/connections?shared=true", "/audit?limit=500"}
-	pagePaths := []string{"/setup", "/setup/connections", "/setup/audit"}
+	pagePaths := []string{"/setup", "/setup/connections", "/setup/audit", "/setup/tools"}
 	for _, id := range upstreamIDs {
 		apiPaths = append(apiPaths, "/upstreams/"+id, "/connections?shared=true&upstream="+id)
 		pagePaths = append(pagePaths, "/setup/connections?upstream="+id, "/setup/audit?upstream="+id)

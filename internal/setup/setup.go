@@ -16,6 +16,7 @@
 //	  POST /setup/upstreams/{id}/disconnect
 //	  GET  /setup/connections             health view (?upstream=&state=&user=)
 //	  POST /setup/connections/revoke      POST /setup/connections/revoke-all
+//	  GET  /setup/tools                   per-route, per-tool calls of this instance since start
 //	  GET  /setup/audit                   audit log (?user=&upstream=&event=&outcome=&since=&until=&before=)
 //
 //	API (Authorization: Bearer <admin API key or admin JWT>; JSON)
@@ -134,6 +135,7 @@ func (h *Handler) routes(register func(string, http.Handler)) {
 	ui("POST "+base+"/setup/upstreams/{id}/connect", h.serveConnectForm)
 	ui("POST "+base+"/setup/upstreams/{id}/disconnect", h.serveDisconnectForm)
 	ui("GET "+base+"/setup/connections", h.serveConnectionsPage)
+	ui("GET "+base+"/setup/tools", h.serveToolsPage)
 	ui("POST "+base+"/setup/connections/revoke", h.serveRevokeForm)
 	ui("POST "+base+"/setup/connections/revoke-all", h.serveRevokeAllForm)
 	ui("GET "+base+"/setup/audit", h.serveAuditPage)

@@ -13,6 +13,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/connect"
 	"github.com/mcpgate/mcpgate/internal/problem"
 	"github.com/mcpgate/mcpgate/internal/subject"
+	"github.com/mcpgate/mcpgate/internal/telemetry"
 	"github.com/mcpgate/mcpgate/internal/web"
 )
 
@@ -404,4 +405,29 @@ func (h *Handler) serveAuditPage(w http.ResponseWriter, r *http.Request, s *sess
 		v.Newest = h.setupPath("/audit") + "?" + params.Encode()
 	}
 	h.render(w, r, web.SetupPage{Name: "setup_audit", Title: "Audit log", Nav: h.nav(s, "audit"), Data: v})
+}
+
+// ToolsPageView is the tools page: this instance's capability calls since start, by route.
+type ToolsPageView struct {
+	Started  time.Time
+	Outcomes []string
+	Routes   []ToolsRoute
+}
+
+// ToolsRoute is one route's rows of the tools page.
+type ToolsRoute struct {
+	Route string
+	Rows  []telemetry.CapabilityRow
+}
+
+func (h *Handler) serveToolsPage(w http.ResponseWriter, r *http.Request, s *session) {
+	v := ToolsPageView{Started: telemetry.Default.Started(), Outcomes: telemetry.Outcomes}
+	for _, row := range telemetry.Default.CapabilityTable() {
+		if n := len(v.Routes); n == 0 || v.Routes[n-1].Route != row.Route {
+			v.Routes = append(v.Routes, ToolsRoute{Route: row.Route})
+		}
+		last := &v.Routes[len(v.Routes)-1]
+		last.Rows = append(last.Rows, row)
+	}
+	h.render(w, r, web.SetupPage{Name: "setup_tools", Title: "Tools", Nav: h.nav(s, "tools"), Data: v})
 }

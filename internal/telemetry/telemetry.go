@@ -55,6 +55,7 @@ type Metrics struct {
 	auditWritten     prometheus.Counter
 	auditDropped     prometheus.Counter
 	auditDeleted     prometheus.Counter
+	caps             *capabilities
 	rateRefused      *prometheus.CounterVec
 	rateUnchecked    *prometheus.CounterVec
 	rateStoreFailed  prometheus.Counter
@@ -71,7 +72,7 @@ var Default = New()
 
 // New returns a fresh set of metrics on its own registry, with the Go and process collectors.
 func New() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{reg: prometheus.NewRegistry(), caps: newCapabilities()}
 	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mcpgate_upstream_refreshes_total",
 		Help: "Upstream token refresh attempts by outcome: success, reused (another caller or instance refreshed first), transient, reconsent, setup.",
@@ -132,6 +133,7 @@ func New() *Metrics {
 		Help: "Failed calls to the rate-limit store (MCPGATE_REDIS_URL): each is followed by a 1 s pause in which the store is not asked.",
 	})
 	m.reg.MustRegister(m.rateRefused, m.rateUnchecked, m.rateStoreFailed, m.auditWritten, m.auditDropped, m.auditDeleted, m.signIn, m.refreshes, m.refreshDuration, m.leaseWaits, m.replays, m.stepUps, m.connectRequired, m.upstreamDuration,
+		m.caps.calls, m.caps.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

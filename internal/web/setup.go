@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -18,6 +19,7 @@ var setupPages = map[string]*template.Template{
 	"setup_upstreams":   mustParseSetupPage("templates/setup_upstreams.html"),
 	"setup_connections": mustParseSetupPage("templates/setup_connections.html"),
 	"setup_audit":       mustParseSetupPage("templates/setup_audit.html"),
+	"setup_tools":       mustParseSetupPage("templates/setup_tools.html"),
 }
 
 // setupFuncs are the template functions the setup pages use for times.
@@ -28,6 +30,8 @@ var setupFuncs = template.FuncMap{
 	"join":    strings.Join,
 	"inc":     func(i int) int { return i + 1 },
 	"short":   func(t time.Time) string { return formatShort(t, time.Now()) },
+	// millis shows a duration in milliseconds with two decimals.
+	"millis": func(d time.Duration) string { return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64) },
 	// pillClass colours a connection health state.
 	"pillClass": func(v any) string {
 		switch fmt.Sprint(v) {
@@ -63,7 +67,7 @@ func mustParseSetupPage(file string) *template.Template {
 type SetupNav struct {
 	// Base is the setup UI's path ({base}/setup).
 	Base string
-	// Current is "upstreams", "connections" or "audit".
+	// Current is "upstreams", "connections", "audit" or "tools".
 	Current string
 	// Admin is who is signed in (shown); empty hides the navigation (the login page).
 	Admin string
@@ -73,7 +77,7 @@ type SetupNav struct {
 
 // SetupPage is one page of the setup UI.
 type SetupPage struct {
-	// Name is setup_login, setup_upstreams, setup_connections or setup_audit.
+	// Name is setup_login, setup_upstreams, setup_connections, setup_audit or setup_tools.
 	Name      string
 	Title     string
 	Status    int // zero: 200

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mcpgate/mcpgate/internal/jsonspan"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/problem"
 )
@@ -68,7 +69,7 @@ type filterer struct {
 	who  *caller
 	pend *pending
 	// scratch space of the scanner, reused from answer to answer
-	top, item []member
+	top, item []jsonspan.Member
 	els       [][2]int
 }
 
@@ -121,7 +122,7 @@ func isEventStream(h http.Header) bool {
 // payload filters a JSON-RPC payload (a message or a batch); changed is false when it is
 // returned as it came.
 func (f *filterer) payload(data []byte) ([]byte, bool) {
-	i := skipSpace(data, 0)
+	i := jsonspan.SkipSpace(data, 0)
 	if i >= len(data) {
 		return data, false
 	}
@@ -129,7 +130,7 @@ func (f *filterer) payload(data []byte) ([]byte, bool) {
 	case '{':
 		return f.message(data)
 	case '[':
-		els, err := elements(data, nil)
+		els, err := jsonspan.Elements(data, nil)
 		if err != nil {
 			return data, false
 		}
@@ -152,7 +153,7 @@ func (f *filterer) payload(data []byte) ([]byte, bool) {
 
 // message filters one JSON-RPC message if it is the answer to a pending list request.
 func (f *filterer) message(raw []byte) ([]byte, bool) {
-	ms, err := members(raw, f.top[:0])
+	ms, err := jsonspan.Members(raw, f.top[:0])
 	f.top = ms
 	if err != nil {
 		return raw, false
@@ -164,12 +165,12 @@ func (f *filterer) message(raw []byte) ([]byte, bool) {
 	hasResult := false
 	for _, m := range ms {
 		switch {
-		case m.is("method"):
+		case m.Is("method"):
 			return raw, false // a notification or a request of the server: not an answer
-		case m.folds("result"):
+		case m.Folds("result"):
 			hasResult = true
-		case m.is("id"):
-			id = raw[m.vs:m.ve]
+		case m.Is("id"):
+			id = raw[m.VS:m.VE]
 		}
 	}
 	if !hasResult {
@@ -186,15 +187,15 @@ func (f *filterer) message(raw []byte) ([]byte, bool) {
 	out := make([]byte, 0, len(raw))
 	last := 0
 	for _, m := range ms {
-		if !m.folds("result") {
+		if !m.Folds("result") {
 			continue
 		}
 		var filtered []byte
 		var err error
 		if f.pend.resume {
-			filtered, err = f.anyResult(raw[m.vs:m.ve])
+			filtered, err = f.anyResult(raw[m.VS:m.VE])
 		} else {
-			filtered, err = f.result(raw[m.vs:m.ve], k)
+			filtered, err = f.result(raw[m.VS:m.VE], k)
 		}
 		if err != nil {
 			// Fail closed: an answer the filter cannot read is not passed on.
@@ -208,9 +209,9 @@ func (f *filterer) message(raw []byte) ([]byte, bool) {
 			return []byte(`{"jsonrpc":"2.0","id":` + string(id) + `,"error":{"code":` + strconv.Itoa(codeInternalError) +
 				`,"message":"The gateway could not filter the upstream's ` + what + `."}}`), true
 		}
-		out = append(out, raw[last:m.vs]...)
+		out = append(out, raw[last:m.VS]...)
 		out = append(out, filtered...)
-		last = m.ve
+		last = m.VE
 	}
 	return append(out, raw[last:]...), true
 }
@@ -218,7 +219,7 @@ func (f *filterer) message(raw []byte) ([]byte, bool) {
 // result filters the list of a list result and applies projections; everything else in the
 // result (nextCursor, _meta) is kept byte for byte.
 func (f *filterer) result(res []byte, k kind) ([]byte, error) {
-	ms, err := members(res, nil)
+	ms, err := jsonspan.Members(res, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -226,10 +227,10 @@ func (f *filterer) result(res []byte, k kind) ([]byte, error) {
 	out := make([]byte, 0, len(res))
 	last := 0
 	for _, m := range ms {
-		if !m.folds(key) {
+		if !m.Folds(key) {
 			continue
 		}
-		v := res[m.vs:m.ve]
+		v := res[m.VS:m.VE]
 		if string(v) == "null" {
 			continue
 		}
@@ -237,9 +238,9 @@ func (f *filterer) result(res []byte, k kind) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, res[last:m.vs]...)
+		out = append(out, res[last:m.VS]...)
 		out = append(out, filtered...)
-		last = m.ve
+		last = m.VE
 	}
 	return append(out, res[last:]...), nil
 }
@@ -247,7 +248,7 @@ func (f *filterer) result(res []byte, k kind) ([]byte, error) {
 // anyResult filters a result whose request the filter did not see (a resumed stream): the list
 // array of every kind it holds is filtered. A result that is not an object holds no list.
 func (f *filterer) anyResult(res []byte) ([]byte, error) {
-	if i := skipSpace(res, 0); i >= len(res) || res[i] != '{' {
+	if i := jsonspan.SkipSpace(res, 0); i >= len(res) || res[i] != '{' {
 		return res, nil
 	}
 	for k := range numKinds {
@@ -261,7 +262,7 @@ func (f *filterer) anyResult(res []byte) ([]byte, error) {
 
 // list keeps the visible items of a list, projected.
 func (f *filterer) list(arr []byte, k kind) ([]byte, error) {
-	els, err := elements(arr, f.els[:0])
+	els, err := jsonspan.Elements(arr, f.els[:0])
 	f.els = els
 	if err != nil {
 		return nil, err
@@ -295,7 +296,7 @@ func (f *filterer) list(arr []byte, k kind) ([]byte, error) {
 // several (the last exact one, or the last one with the name in any case), so every candidate
 // must be a visible entry; the entry returned is the last exact one's.
 func (f *filterer) lookup(l *list, it []byte, k kind) *item {
-	ms, err := members(it, f.item[:0])
+	ms, err := jsonspan.Members(it, f.item[:0])
 	f.item = ms
 	if err != nil {
 		return nil
@@ -303,14 +304,14 @@ func (f *filterer) lookup(l *list, it []byte, k kind) *item {
 	field := kinds[k].keyField
 	var found *item
 	for _, m := range ms {
-		if !m.folds(field) {
+		if !m.Folds(field) {
 			continue
 		}
-		e := f.entry(l, it[m.vs:m.ve])
+		e := f.entry(l, it[m.VS:m.VE])
 		if e == nil || !f.who.visible(e) {
 			return nil
 		}
-		if found == nil || m.is(field) {
+		if found == nil || m.Is(field) {
 			found = e
 		}
 	}
@@ -322,10 +323,10 @@ func (f *filterer) entry(l *list, v []byte) *item {
 	if len(v) < 2 || v[0] != '"' {
 		return nil
 	}
-	if inner := v[1 : len(v)-1]; plainString(inner) {
+	if inner := v[1 : len(v)-1]; jsonspan.PlainString(inner) {
 		return l.byKey[string(inner)]
 	}
-	s, ok := stringValue(v)
+	s, ok := jsonspan.StringValue(v)
 	if !ok {
 		return nil
 	}

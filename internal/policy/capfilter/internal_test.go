@@ -8,6 +8,7 @@ import (
 	"testing"
 	"testing/iotest"
 
+	"github.com/mcpgate/mcpgate/internal/jsonspan"
 	"github.com/mcpgate/mcpgate/internal/policy"
 )
 
@@ -282,23 +283,23 @@ func FuzzScan(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ms, merr := members(b, nil)
-		els, eerr := elements(b, nil)
+		ms, merr := jsonspan.Members(b, nil)
+		els, eerr := jsonspan.Elements(b, nil)
 		if !json.Valid(b) {
 			return
 		}
 		var obj map[string]json.RawMessage
 		if json.Unmarshal(b, &obj) == nil {
 			if merr != nil {
-				t.Fatalf("members(%q): %v", b, merr)
+				t.Fatalf("jsonspan.Members(%q): %v", b, merr)
 			}
 			last := map[string]string{}
 			for _, m := range ms {
-				key, ok := stringValue([]byte(`"` + string(m.key) + `"`))
+				key, ok := jsonspan.StringValue([]byte(`"` + string(m.Key) + `"`))
 				if !ok {
-					t.Fatalf("key %q does not decode", m.key)
+					t.Fatalf("key %q does not decode", m.Key)
 				}
-				last[key] = string(b[m.vs:m.ve])
+				last[key] = string(b[m.VS:m.VE])
 			}
 			if len(last) != len(obj) {
 				t.Fatalf("%q: %d distinct members, encoding/json %d", b, len(last), len(obj))
@@ -312,7 +313,7 @@ func FuzzScan(f *testing.F) {
 		var arr []json.RawMessage
 		if json.Unmarshal(b, &arr) == nil {
 			if eerr != nil || len(els) != len(arr) {
-				t.Fatalf("elements(%q) = %d, %v; encoding/json %d", b, len(els), eerr, len(arr))
+				t.Fatalf("jsonspan.Elements(%q) = %d, %v; encoding/json %d", b, len(els), eerr, len(arr))
 			}
 			for i, e := range els {
 				if string(b[e[0]:e[1]]) != string(arr[i]) {
