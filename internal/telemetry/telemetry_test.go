@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -89,5 +90,43 @@ func TestMetricsAreServedWithSafeLabels(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A route's list answers are read for names once, then once per LearnInterval; names beyond
+// MaxListedNames are counted as other; a name never listed is other.
+func TestCapabilityLabels(t *testing.T) {
+	m := New()
+	rc := m.Capabilities("labels-route")
+	now := time.Now()
+	if !rc.ShouldLearn("tools/call", now) || rc.ShouldLearn("tools/call", now.Add(LearnInterval-time.Second)) || !rc.ShouldLearn("tools/call", now.Add(LearnInterval)) {
+		t.Error("ShouldLearn: want the first answer, none within the interval, one after it")
+	}
+	if !rc.ShouldLearn("prompts/get", now) {
+		t.Error("ShouldLearn: each method has its own interval")
+	}
+	for i := range MaxListedNames + 10 {
+		rc.Learn("tools/call", []byte(fmt.Sprintf("tool_%d", i)))
+	}
+	if got := rc.Label("tools/call", "tool_0"); got != "tool_0" {
+		t.Errorf("a listed name: label %q", got)
+	}
+	if got := rc.Label("tools/call", fmt.Sprintf("tool_%d", MaxListedNames+5)); got != OtherCapability {
+		t.Errorf("a name over the bound: label %q, want other", got)
+	}
+	if got := rc.Label("prompts/get", "tool_0"); got != OtherCapability {
+		t.Errorf("a tool's name as a prompt: label %q, want other", got)
+	}
+	rc.Record(CapabilityCall{Method: "tools/call", Name: "tool_0", Outcome: OutcomeSuccess, Gateway: time.Millisecond, Upstream: 3 * time.Millisecond})
+	rc.Record(CapabilityCall{Method: "tools/call", Name: "invented", Outcome: OutcomeApplicationError})
+	rows := map[string]CapabilityRow{}
+	for _, r := range m.CapabilityTable() {
+		rows[r.Capability] = r
+	}
+	if r := rows["tool_0"]; r.Calls != 1 || r.Outcomes[0] != 1 || r.MeanUpstream != 3*time.Millisecond || r.MeanGateway != time.Millisecond {
+		t.Errorf("tool_0 row %+v", r)
+	}
+	if r := rows[OtherCapability]; r.Calls != 1 || r.Outcomes[1] != 1 {
+		t.Errorf("other row %+v", r)
 	}
 }
