@@ -69,7 +69,7 @@ func TestCheckNowRunsTheSetupCheck(t *testing.T) {
 		t.Fatalf("check now: %d", resp.StatusCode)
 	}
 	_, page = c.get(e.gw.URL + resp.Header.Get("Location"))
-	for _, want := range []string{"Setup problem", "registration failed", upstream.CodeRegistrationMissing, "gateway configuration"} {
+	for _, want := range []string{"Setup problem", "registration failed", upstream.CodeRegistrationMissing, "gateway configuration", `<span class="pill bad">not ready</span>`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the setup page after Check now does not show %q", want)
 		}
