@@ -68,7 +68,6 @@ type Store interface {
 	LookupAPIKey(ctx context.Context, hash []byte) (*store.APIKey, error)
 	ListAPIKeys(ctx context.Context) ([]store.APIKey, error)
 	ListConnections(ctx context.Context, f store.ConnectionFilter) ([]store.Connection, error)
-	GetClientRegistration(ctx context.Context, k store.ClientRegistrationKey) (*store.ClientRegistration, error)
 	QueryAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, error)
 }
 
