@@ -24,6 +24,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/connect"
 	"github.com/mcpgate/mcpgate/internal/demo"
 	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/limiter"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/policy/jwtauth"
 	"github.com/mcpgate/mcpgate/internal/proxy"
@@ -239,6 +240,9 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	if rateLimits != nil {
 		defer func() { _ = rateLimits.Close() }()
 	}
+	// Without Redis, rate-limit-inbound counts here: one store for every generation, so a reload
+	// keeps each caller's window.
+	memoryLimits := limiter.NewMemory(limiter.MemoryOptions{})
 	var demoKey string
 	if f.demo {
 		if demoKey, err = demoAPIKey(ctx, st); err != nil {
@@ -259,7 +263,8 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 			Audit:   recorder,
 			APIKeys: st.Store,
 			// rate-limit-inbound in Redis (MCPGATE_REDIS_URL): one store for every generation.
-			RateLimits: rateLimits,
+			RateLimits:   rateLimits,
+			MemoryLimits: memoryLimits,
 			Proxy: policy.ProxySettings{HeaderTimeout: f.upstreamTimeout, MaxRequestBody: f.maxRequestBody,
 				// Redirect hops of followRedirects routes go through the SSRF guard with this allow list.
 				RedirectAllow: redirectAllow,

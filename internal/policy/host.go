@@ -40,6 +40,10 @@ type Host struct {
 	// RateLimits is the Redis server rate-limit-inbound counts in, shared by every replica
 	// (MCPGATE_REDIS_URL); nil: each instance counts in its own memory.
 	RateLimits *limiter.Redis
+	// MemoryLimits is where rate-limit-inbound counts without Redis: one store for every
+	// configuration generation, so a reload does not give every caller a fresh window (keys carry
+	// the policy's name); nil: each policy counts in a store of its own.
+	MemoryLimits *limiter.Memory
 	// Now is the clock of modules' in-memory windows (rate-limit-inbound); nil: time.Now. Tests set it.
 	Now func() time.Time
 

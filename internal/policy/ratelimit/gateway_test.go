@@ -129,6 +129,29 @@ func TestRateLimitByUser(t *testing.T) {
 	}
 }
 
+// TestRateLimitWindowsOutliveAGeneration: serve gives every configuration generation the same
+// in-memory store (policy.Host.MemoryLimits), so a reload does not hand callers a fresh window; a
+// policy with a store of its own (nil) would.
+func TestRateLimitWindowsOutliveAGeneration(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	shared := limiter.NewMemory(limiter.MemoryOptions{Now: c.now})
+	dir := project(t, `{"requestsAllowed":2,"timeWindowMinutes":1}`)
+	first := gatewaytest.New(t, gatewaytest.Options{Dir: dir, Now: c.now, MemoryLimits: shared})
+	for i := range 2 {
+		if s := status(t, first, "alice", ""); s != http.StatusOK {
+			t.Fatalf("alice's request %d: %d", i+1, s)
+		}
+	}
+	reloaded := gatewaytest.New(t, gatewaytest.Options{Dir: dir, Now: c.now, MemoryLimits: shared})
+	if s := status(t, reloaded, "alice", ""); s != http.StatusTooManyRequests {
+		t.Errorf("alice's 3rd request, on the next generation: %d, want 429 (her window carries on)", s)
+	}
+	own := gatewaytest.New(t, gatewaytest.Options{Dir: dir, Now: c.now})
+	if s := status(t, own, "alice", ""); s != http.StatusOK {
+		t.Errorf("a gateway with a store of its own: %d, want a fresh window", s)
+	}
+}
+
 // TestRateLimitByIP: counted per client address, as --trusted-proxies reveals it (an IPv6 /64 as
 // one), whoever the user; a caller cannot pick its own address through an untrusted hop.
 func TestRateLimitByIP(t *testing.T) {

@@ -46,6 +46,8 @@ func (p *Policy) Provision(_ context.Context, env *policy.Env) error {
 	st := &state{limit: limiter.Limit{Requests: *p.RequestsAllowed, Window: p.Window()}, urls: h.URLs,
 		prefix: env.Name + "|" + p.By() + "|"}
 	switch {
+	case h.RateLimits == nil && h.MemoryLimits != nil:
+		st.counts = h.MemoryLimits
 	case h.RateLimits == nil:
 		st.counts = limiter.NewMemory(limiter.MemoryOptions{Now: h.Now})
 	case p.EffectiveMode() == ModeAsync:

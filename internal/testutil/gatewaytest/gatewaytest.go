@@ -139,6 +139,9 @@ type Options struct {
 	Now func() time.Time
 	// RateLimits is the Redis rate-limit-inbound counts in (policy.Host.RateLimits); nil: memory.
 	RateLimits *limiter.Redis
+	// MemoryLimits is the in-memory store of rate-limit windows (policy.Host.MemoryLimits); nil:
+	// each policy its own.
+	MemoryLimits *limiter.Memory
 	// BeforeStart runs after the components are built and before the HTTP server starts (to
 	// set test-only knobs that server goroutines read).
 	BeforeStart func(*Gateway)
@@ -226,7 +229,7 @@ func New(t testing.TB, o Options) *Gateway {
 		o.Proxy.SessionKey = g.Ring.DeriveKey("mcp-session")
 	}
 	g.Host = &policy.Host{Logger: log, URLs: urls, Audit: g.Audit, APIKeys: g.Store, Connections: m, SignIn: g.SignIn, Proxy: o.Proxy,
-		RateLimits: o.RateLimits, Now: o.Now}
+		RateLimits: o.RateLimits, MemoryLimits: o.MemoryLimits, Now: o.Now}
 	settings.Host = g.Host
 	srv, err := gateway.New(context.Background(), g.Project, settings)
 	if err != nil {
