@@ -168,3 +168,11 @@ func End(span trace.Span, err error) {
 	}
 	span.End()
 }
+
+// Recording reports whether ctx carries a recording span: whether Start would start one. Callers
+// whose span attributes cost something to build ask first.
+func Recording(ctx context.Context) bool { return trace.SpanFromContext(ctx).IsRecording() }
+
+// AttrUpstreamID labels the spans about one upstream (token lookup and refresh, discovery,
+// registration) with its configured id.
+const AttrUpstreamID = attribute.Key("mcpgate.upstream_id")
