@@ -380,7 +380,9 @@ func (s *Server) serve(w *recorder, r *http.Request, rid string, log *slog.Logge
 			pr = r.WithContext(ctx) // what the policy does (token lookup, refresh) nests under its span
 		}
 		resp, err := in.HandleRequest(c, pr)
-		tracing.End(ps, err)
+		if ps != nil {
+			endPolicy(ps, err)
+		}
 		if err != nil {
 			s.fail(w, r, rid, log, err)
 			return rt

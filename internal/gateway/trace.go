@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/mcpgate/mcpgate/internal/problem"
 	"github.com/mcpgate/mcpgate/internal/tracing"
 )
 
@@ -25,6 +26,7 @@ const (
 	attrPolicy      = attribute.Key("mcpgate.policy")
 	attrPolicyKind  = attribute.Key("mcpgate.policy.export")
 	attrStatus      = attribute.Key("http.response.status_code")
+	attrReason      = attribute.Key("mcpgate.reason_code")
 )
 
 // policySpan is what a route's inbound policy's span is named and labelled with, worked out once.
@@ -61,6 +63,25 @@ func endRequest(span trace.Span, r *http.Request, rt *route, status int) {
 	span.SetAttributes(attrStatus.Int(status))
 	if status >= 500 {
 		span.SetStatus(codes.Error, http.StatusText(status))
+	}
+	span.End()
+}
+
+// endPolicy ends a policy's span. A refusal (a 4xx: no key, wrong key) is the policy doing its
+// job and is recorded by its status alone; only a failure of the gateway's (5xx) is an error.
+func endPolicy(span trace.Span, err error) {
+	if err == nil {
+		span.End()
+		return
+	}
+	pe := problem.From(err)
+	span.SetAttributes(attrStatus.Int(pe.Status))
+	if pe.Reason != "" {
+		span.SetAttributes(attrReason.String(pe.Reason))
+	}
+	if pe.Status >= 500 {
+		tracing.End(span, err)
+		return
 	}
 	span.End()
 }
