@@ -463,7 +463,7 @@ func (s *Server) fail(w *recorder, r *http.Request, rid string, log *slog.Logger
 	if w.wroteHeader {
 		return
 	}
-	problem.WriteTraced(w, pe, r.URL.Path, rid, traceID(r))
+	problem.WriteTraced(w, pe, r.URL.Path, rid, tracing.TraceID(r.Context()))
 }
 
 // Fail is fail for gateway endpoints registered with Handle.

@@ -86,11 +86,3 @@ func endPolicy(span trace.Span, err error) {
 	span.End()
 }
 
-// traceID is the id of the recording trace r belongs to, or "" (tracing off, not sampled).
-func traceID(r *http.Request) string {
-	span := trace.SpanFromContext(r.Context())
-	if !span.IsRecording() {
-		return ""
-	}
-	return span.SpanContext().TraceID().String()
-}

@@ -176,3 +176,13 @@ func Recording(ctx context.Context) bool { return trace.SpanFromContext(ctx).IsR
 // AttrUpstreamID labels the spans about one upstream (token lookup and refresh, discovery,
 // registration) with its configured id.
 const AttrUpstreamID = attribute.Key("mcpgate.upstream_id")
+
+// TraceID is the id of the recording trace ctx belongs to, for log lines and problem bodies; ""
+// when the request is not traced.
+func TraceID(ctx context.Context) string {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return ""
+	}
+	return span.SpanContext().TraceID().String()
+}
