@@ -85,4 +85,3 @@ func endPolicy(span trace.Span, err error) {
 	}
 	span.End()
 }
-
