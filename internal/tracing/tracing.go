@@ -8,6 +8,10 @@
 // from the parent span's own provider and does nothing — no allocation — when there is no
 // recording parent. So with tracing off no request pays for it
 // (docs/architecture.md#traces).
+//
+// The exporter is chosen here rather than by go.opentelemetry.io/contrib/exporters/autoexport:
+// autoexport also links the console, Prometheus and OTLP metric and log exporters, for a choice
+// between two trace exporters that FromEnv makes in a few lines.
 package tracing
 
 import (
