@@ -272,7 +272,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.ctx.Init(r.Context(), rid)
 	r = r.WithContext(&st.ctx)
 	var span trace.Span
-	if s.tracer != nil {
+	if s.tracer != nil && !isProbe(r.URL.Path) {
 		r, span = s.startRequest(r, rid)
 		if span.IsRecording() {
 			st.logh.traceID = span.SpanContext().TraceID().String()

@@ -51,6 +51,10 @@ func (s *Server) startRequest(r *http.Request, rid string) (*http.Request, trace
 	return r.WithContext(ctx), span
 }
 
+// isProbe reports whether path is a health probe, which gets no span: an orchestrator's probes
+// every few seconds would outnumber the traces anyone looks at.
+func isProbe(path string) bool { return path == "/healthz" || path == "/readyz" }
+
 // endRequest names the request span after its route, records the answer and ends it.
 func endRequest(span trace.Span, r *http.Request, rt *route, status int) {
 	if rt != nil {
