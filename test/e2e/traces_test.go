@@ -197,14 +197,19 @@ func testTraces(t *testing.T, col *otelcol.Collector, protocol, endpoint string)
 	if status != http.StatusUnauthorized || tr["traceId"] != refusedTrace || tr["requestId"] == "" {
 		t.Errorf("refused request: status %d trace %v, want 401 with traceId %s", status, doc["trace"], refusedTrace)
 	}
+	var refusal otelcol.Span
 	col.WaitSpans(t, 30*time.Second, func(spans []otelcol.Span) bool {
 		for _, s := range spans {
-			if s.TraceID == refusedTrace && s.Kind == 2 && s.Attributes["http.response.status_code"] == "401" {
-				return true
+			if s.TraceID == refusedTrace && s.Name == "policy api-key" {
+				refusal = s
 			}
 		}
-		return false
+		return refusal.SpanID != ""
 	})
+	// A refusal is the policy doing its job: its status and reason, not an error.
+	if refusal.StatusCode == 2 || refusal.Attributes["http.response.status_code"] != "401" || refusal.Attributes["mcpgate.reason_code"] != "missing_token" {
+		t.Errorf("refusing policy's span: status %d attributes %v, want 401 missing_token and no error", refusal.StatusCode, refusal.Attributes)
+	}
 
 	// No credential reaches the collector.
 	raw := col.Raw()
