@@ -242,6 +242,15 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	// Where rate-limit-inbound counts: Redis across replicas, or each instance's memory. Closed
+	// after the gateway (defers run last-in first-out), whose Cleanup sends pending async counts.
+	rateLimits, err := openRateLimits(ctx, log, os.Getenv("MCPGATE_REDIS_URL"))
+	if err != nil {
+		return err
+	}
+	if rateLimits != nil {
+		defer func() { _ = rateLimits.Close() }()
+	}
 	var demoKey string
 	if f.demo {
 		if demoKey, err = demoAPIKey(ctx, st); err != nil {
@@ -261,6 +270,7 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		APIKeys:     st.Store,
 		Connections: manager,
 		SignIn:      signIn,
+		RateLimits:  rateLimits,
 		Proxy: policy.ProxySettings{HeaderTimeout: f.upstreamTimeout, MaxRequestBody: f.maxRequestBody,
 			// Redirect hops of followRedirects routes go through the SSRF guard with this allow list.
 			RedirectAllow: redirectAllow,

@@ -8,6 +8,7 @@ import (
 	_ "github.com/mcpgate/mcpgate/internal/policy/headers"       // SetHeadersInboundPolicy, RemoveHeadersInboundPolicy, SetUpstreamApiKeyInboundPolicy
 	_ "github.com/mcpgate/mcpgate/internal/policy/jwtauth"       // OpenIdJwtInboundPolicy
 	_ "github.com/mcpgate/mcpgate/internal/policy/oauthinbound"  // McpOAuthInboundPolicy and its provider wrappers
+	_ "github.com/mcpgate/mcpgate/internal/policy/ratelimit"     // RateLimitInboundPolicy
 	_ "github.com/mcpgate/mcpgate/internal/policy/tokenexchange" // McpTokenExchangeInboundPolicy
 	_ "github.com/mcpgate/mcpgate/internal/proxy"                // McpProxyHandler, urlRewriteHandler
 )

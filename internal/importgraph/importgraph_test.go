@@ -60,9 +60,9 @@ var rules = []rule{
 		why:  "the vault (key ring, sealed secrets) is a leaf every stored secret depends on; it must not depend on the store it serves",
 	},
 	{
-		from: []string{"internal/mcpwire", "internal/problem", "internal/safehttp", "internal/requestid", "internal/publicurl", "internal/subject", "internal/certfile"},
+		from: []string{"internal/mcpwire", "internal/problem", "internal/safehttp", "internal/requestid", "internal/publicurl", "internal/subject", "internal/certfile", "internal/limiter"},
 		to:   []string{"internal/..."},
-		why:  "leaf packages (wire formats, the error type, the SSRF-safe client, the request id, public URLs, subjects, the TLS certificate files) import no project package, so anything may use them",
+		why:  "leaf packages (wire formats, the error type, the SSRF-safe client, the request id, public URLs, subjects, the TLS certificate files, the rate limiter) import no project package, so anything may use them",
 	},
 	{
 		from:  []string{"internal/policy"},
@@ -189,6 +189,7 @@ func TestRulesCatchForbiddenImports(t *testing.T) {
 		{"internal/mcpwire", "internal/policy"},
 		{"internal/problem", "internal/requestid"},
 		{"internal/safehttp", "internal/vault"},
+		{"internal/limiter", "internal/telemetry"},
 		{"internal/policy", "internal/connect"},
 		{"internal/connect", "internal/testutil/gatewaytest"},
 		{"internal/registry", "internal/gateway"},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/limiter"
 	"github.com/mcpgate/mcpgate/internal/publicurl"
 	"github.com/mcpgate/mcpgate/internal/safehttp"
 	"github.com/mcpgate/mcpgate/internal/store"
@@ -36,6 +37,11 @@ type Host struct {
 	Authenticate Authenticator
 	// Proxy holds the proxying handlers' gateway-level settings; zero fields take their defaults.
 	Proxy ProxySettings
+	// RateLimits is the Redis server rate-limit-inbound counts in, shared by every replica
+	// (MCPGATE_REDIS_URL); nil: each instance counts in its own memory.
+	RateLimits *limiter.Redis
+	// Now is the clock of modules' in-memory windows (rate-limit-inbound); nil: time.Now. Tests set it.
+	Now func() time.Time
 
 	mu     sync.Mutex
 	shared map[string]any

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -199,7 +198,7 @@ func (cl *call) failed(status int, reason string) {
 func (cl *call) watchAnswer(resp *http.Response) {
 	cc := &cl.cap
 	if cc.method == "" {
-		if resp.StatusCode == http.StatusOK && cl.pc.Route != nil {
+		if resp.StatusCode == http.StatusOK && cl.pc.Route != nil && cl.eng.capabilities(cl.routeID()).ShouldLearn(cc.listOf, time.Now()) {
 			resp.Body = &listAnswer{ReadCloser: resp.Body, cl: cl, sse: isEventStream(resp.Header)}
 		}
 		return
@@ -366,50 +365,72 @@ func (l *listAnswer) Read(p []byte) (int, error) {
 func (l *listAnswer) Close() error {
 	err := l.ReadCloser.Close()
 	if !l.over && len(l.buf) > 0 {
-		if names := listedNames(l.buf, l.sse, l.cl.cap.listOf); len(names) > 0 {
-			l.cl.eng.capabilities(l.cl.routeID()).LearnListed(l.cl.cap.listOf, names)
-		}
+		rc := l.cl.eng.capabilities(l.cl.routeID())
+		listedNames(l.buf, l.sse, l.cl.cap.listOf, func(name []byte) { rc.Learn(l.cl.cap.listOf, name) })
 	}
 	return err
 }
 
-// listedNames reads the names a list answer lists (tools' and prompts' names, resources' URIs),
-// from a JSON body or the data of an SSE stream's events.
-func listedNames(body []byte, sse bool, callMethod string) []string {
-	var names []string
+// listedNames calls learn with each name a list answer lists (tools' and prompts' names,
+// resources' URIs), from a JSON body or the data of an SSE stream's events. It reads spans
+// (jsonspan): a name's bytes point into body, so learn must copy what it keeps.
+func listedNames(body []byte, sse bool, callMethod string, learn func(name []byte)) {
+	listKey, nameKey := "tools", "name"
+	switch callMethod {
+	case "prompts/get":
+		listKey = "prompts"
+	case "resources/read":
+		listKey, nameKey = "resources", "uri"
+	}
+	var top, res, item [8]jsonspan.Member
+	var els [][2]int
 	read := func(msg []byte) {
-		var a struct {
-			Result struct {
-				Tools     []struct{ Name string } `json:"tools"`
-				Prompts   []struct{ Name string } `json:"prompts"`
-				Resources []struct{ URI string }  `json:"resources"`
-			} `json:"result"`
-		}
-		if json.Unmarshal(msg, &a) != nil {
+		ms, err := jsonspan.Members(msg, top[:0])
+		if err != nil {
 			return
 		}
-		switch callMethod {
-		case "tools/call":
-			for _, t := range a.Result.Tools {
-				names = append(names, t.Name)
+		for _, m := range ms {
+			if !m.Is("result") {
+				continue
 			}
-		case "prompts/get":
-			for _, p := range a.Result.Prompts {
-				names = append(names, p.Name)
+			r := msg[m.VS:m.VE]
+			rs, err := jsonspan.Members(r, res[:0])
+			if err != nil {
+				return
 			}
-		case "resources/read":
-			for _, r := range a.Result.Resources {
-				names = append(names, r.URI)
+			for _, l := range rs {
+				if !l.Is(listKey) {
+					continue
+				}
+				arr := r[l.VS:l.VE]
+				if els, err = jsonspan.Elements(arr, els[:0]); err != nil {
+					return
+				}
+				for _, e := range els {
+					it := arr[e[0]:e[1]]
+					is, err := jsonspan.Members(it, item[:0])
+					if err != nil {
+						continue
+					}
+					for _, f := range is {
+						if f.Is(nameKey) {
+							if name, ok := jsonspan.PlainStringValue(it[f.VS:f.VE]); ok && len(name) > 0 {
+								learn(name)
+							}
+						}
+					}
+				}
 			}
 		}
 	}
 	if !sse {
 		read(body)
-		return names
+		return
 	}
 	// SSE: each event's data lines, joined by newlines.
 	var data []byte
-	for _, line := range bytes.Split(bytes.ReplaceAll(body, []byte("\r\n"), []byte("\n")), []byte("\n")) {
+	for line := range bytes.Lines(body) {
+		line = bytes.TrimRight(line, "\r\n")
 		switch {
 		case len(line) == 0:
 			if len(data) > 0 {
@@ -427,7 +448,6 @@ func listedNames(body []byte, sse bool, callMethod string) []string {
 	if len(data) > 0 {
 		read(data)
 	}
-	return names
 }
 
 // capabilities returns the route's capability metrics, resolved once per engine (an engine

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +22,9 @@ import (
 	"github.com/mcpgate/mcpgate/internal/problem"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
 )
+
+// analyticsRun numbers the analytics tests' routes.
+var analyticsRun atomic.Int64
 
 // syncBuffer is a log destination tests read while the gateway writes.
 type syncBuffer struct {
@@ -45,6 +50,21 @@ func (s *syncBuffer) events(name string) []map[string]any {
 		}
 	}
 	return out
+}
+
+// waitEvents waits (polling with a deadline) until n events named name were logged: a client
+// can read an SSE answer's result before the gateway has finished copying the stream and
+// recorded the call.
+func (s *syncBuffer) waitEvents(t *testing.T, name string, n int) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		ev := s.events(name)
+		if len(ev) >= n || time.Now().After(deadline) {
+			return ev
+		}
+		<-time.After(time.Millisecond)
+	}
 }
 
 // analyticsGateway serves h on a route of its own (operationId route), logging JSON at debug.
@@ -94,7 +114,8 @@ func TestCapabilityAnalytics(t *testing.T) {
 		opts *mcp.StreamableHTTPOptions
 	}{{"json", jsonStateless}, {"sse", sseStateful}} {
 		t.Run(tc.name, func(t *testing.T) {
-			route := "analytics-" + tc.name
+			// Telemetry is process-wide: each run gets routes of its own.
+			route := fmt.Sprintf("analytics-%s-%d", tc.name, analyticsRun.Add(1))
 			up := newUpstream(t, tc.opts)
 			gwURL, logs := analyticsGateway(t, route, mcpProxy(up.URL, Settings{}), up.URL)
 			client := mcp.NewClient(&mcp.Implementation{Name: "analytics-client", Version: "v1"}, nil)
@@ -108,6 +129,7 @@ func TestCapabilityAnalytics(t *testing.T) {
 			if _, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "early"}}); err != nil {
 				t.Fatal(err)
 			}
+			logs.waitEvents(t, EventCapabilityCompleted, 1)
 			if _, err := cs.ListTools(t.Context(), nil); err != nil {
 				t.Fatal(err)
 			}
@@ -123,6 +145,7 @@ func TestCapabilityAnalytics(t *testing.T) {
 				t.Fatal("made_up_tool: no error")
 			}
 
+			logs.waitEvents(t, EventCapabilityCompleted, 4)
 			rows := tableRows(route)
 			echo, other := rows["tools/call echo"], rows["tools/call other"]
 			if echo.Calls != 2 || outcomeCount(echo, telemetry.OutcomeSuccess) != 1 || outcomeCount(echo, telemetry.OutcomeApplicationError) != 1 {
@@ -160,7 +183,7 @@ func TestCapabilityAnalytics(t *testing.T) {
 // cancelled.
 func TestCapabilityAnalyticsFailures(t *testing.T) {
 	closed := closedPortURL(t)
-	route := "analytics-unreachable"
+	route := fmt.Sprintf("analytics-unreachable-%d", analyticsRun.Add(1))
 	gwURL, logs := analyticsGateway(t, route, mcpProxy(closed, Settings{}), closed)
 	resp := post(t, t.Context(), gwURL, toolsCallBody("echo"), nil)
 	resp.Body.Close()
@@ -173,7 +196,7 @@ func TestCapabilityAnalyticsFailures(t *testing.T) {
 	}
 
 	up := newUpstream(t, sseStateless)
-	route = "analytics-cancel"
+	route = fmt.Sprintf("analytics-cancel-%d", analyticsRun.Add(1))
 	gwURL, logs = analyticsGateway(t, route, mcpProxy(up.URL, Settings{}), up.URL)
 	ctx, cancel := context.WithCancel(t.Context())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, gwURL, strings.NewReader(toolsCallBody("block")))

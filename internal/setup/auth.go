@@ -1,7 +1,6 @@
 package setup
 
 import (
-	"container/list"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -12,10 +11,10 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/connect"
+	"github.com/mcpgate/mcpgate/internal/limiter"
 	"github.com/mcpgate/mcpgate/internal/policy/jwtauth"
 	"github.com/mcpgate/mcpgate/internal/publicurl"
 	"github.com/mcpgate/mcpgate/internal/store"
@@ -32,7 +31,7 @@ const (
 	// attacker must not be able to lock them out.
 	MaxFailedLogins   = 5
 	FailedLoginWindow = 15 * time.Minute
-	// MaxThrottledAddresses bounds the addresses the limiter remembers (least recently failed
+	// MaxThrottledAddresses bounds the addresses the login throttle remembers (least recently failed
 	// forgotten first). An IPv6 address counts as its /64.
 	MaxThrottledAddresses = 10000
 	// loginNonceTTL bounds the login form's CSRF cookie.
@@ -248,96 +247,34 @@ func (h *Handler) currentSession(ctx context.Context, r *http.Request) (*session
 	return &s, nil
 }
 
-// limiter slows down repeated failed logins from one address: it remembers the recent failures of
-// at most size addresses (an LRU: the address that failed least recently is forgotten first), an
-// IPv6 address by its /64.
-type limiter struct {
-	mu       sync.Mutex
-	failures map[string]*list.Element // of *failures, by publicurl.AddrKey
-	order    *list.List               // front: most recently failed
-	max      int
-	size     int
-	window   time.Duration
-	now      func() time.Time
+// loginThrottle slows down repeated failed logins from one address: MaxFailedLogins failures in a
+// window of FailedLoginWindow (opened by the first failure) make the address wait until the window
+// ends. It counts in a limiter.Memory (the gateway's one limiter) keyed by publicurl.AddrKey (an
+// IPv6 address by its /64), bounded to MaxThrottledAddresses (the address that failed least
+// recently is forgotten first).
+type loginThrottle struct {
+	failures *limiter.Memory
 }
 
-// failures are the recent failures of one address key.
-type failures struct {
-	key   string
-	times []time.Time
-}
+var failedLogins = limiter.Limit{Requests: MaxFailedLogins, Window: FailedLoginWindow}
 
-func newLimiter(now func() time.Time) *limiter {
-	return &limiter{failures: map[string]*list.Element{}, order: list.New(), max: MaxFailedLogins, size: MaxThrottledAddresses,
-		window: FailedLoginWindow, now: now}
+func newLoginThrottle(now func() time.Time) *loginThrottle {
+	return &loginThrottle{failures: limiter.NewMemory(limiter.MemoryOptions{MaxKeys: MaxThrottledAddresses, Now: now})}
 }
 
 // check returns how long addr must wait before its next unknown credential is looked at (0: it may try now).
-func (l *limiter) check(addr string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	recent := l.prune(publicurl.AddrKey(addr))
-	if len(recent) < l.max {
-		return 0
+func (l *loginThrottle) check(addr string) time.Duration {
+	if r := l.failures.Peek(publicurl.AddrKey(addr), failedLogins); !r.Allowed {
+		return max(r.RetryAfter, time.Second)
 	}
-	return max(recent[0].Add(l.window).Sub(l.now()), time.Second)
+	return 0
 }
 
-func (l *limiter) fail(addr string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	key := publicurl.AddrKey(addr)
-	recent := append(l.prune(key), l.now())
-	if len(recent) > l.max {
-		recent = recent[len(recent)-l.max:] // more than max changes nothing but the memory held
-	}
-	if el, ok := l.failures[key]; ok {
-		el.Value.(*failures).times = recent
-		l.order.MoveToFront(el)
-		return
-	}
-	for len(l.failures) >= l.size {
-		oldest := l.order.Back()
-		l.order.Remove(oldest)
-		delete(l.failures, oldest.Value.(*failures).key)
-	}
-	l.failures[key] = l.order.PushFront(&failures{key: key, times: recent})
+func (l *loginThrottle) fail(addr string) {
+	_, _ = l.failures.Take(context.Background(), publicurl.AddrKey(addr), failedLogins) // Memory never fails
 }
 
-func (l *limiter) succeed(addr string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.forget(publicurl.AddrKey(addr))
-}
-
-func (l *limiter) forget(key string) {
-	if el, ok := l.failures[key]; ok {
-		l.order.Remove(el)
-		delete(l.failures, key)
-	}
-}
-
-// prune drops key's failures older than the window and returns the rest.
-func (l *limiter) prune(key string) []time.Time {
-	el, ok := l.failures[key]
-	if !ok {
-		return nil
-	}
-	f := el.Value.(*failures)
-	cut := l.now().Add(-l.window)
-	recent := f.times[:0]
-	for _, t := range f.times {
-		if t.After(cut) {
-			recent = append(recent, t)
-		}
-	}
-	if len(recent) == 0 {
-		l.forget(key)
-		return nil
-	}
-	f.times = recent
-	return recent
-}
+func (l *loginThrottle) succeed(addr string) { l.failures.Reset(publicurl.AddrKey(addr)) }
 
 // clientAddr is the address failed logins are counted against: the direct peer, or, when that is
 // a trusted proxy (MCPGATE_TRUSTED_PROXIES), the nearest X-Forwarded-For address that is not one

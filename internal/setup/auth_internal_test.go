@@ -38,7 +38,7 @@ func TestClientAddr(t *testing.T) {
 
 func TestLimiterWindow(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLimiter(func() time.Time { return now })
+	l := newLoginThrottle(func() time.Time { return now })
 	for range MaxFailedLogins - 1 {
 		l.fail("a")
 		now = now.Add(time.Minute)
@@ -55,11 +55,11 @@ func TestLimiterWindow(t *testing.T) {
 	}
 	now = now.Add(FailedLoginWindow - time.Duration(MaxFailedLogins-1)*time.Minute)
 	if w := l.check("a"); w != 0 {
-		t.Errorf("after the oldest failure left the window: wait %s", w)
+		t.Errorf("after the window opened by the first failure ended: wait %s", w)
 	}
 	l.fail("a")
 	l.succeed("a")
-	if w := l.check("a"); w != 0 || len(l.failures) != 0 {
-		t.Errorf("a success clears the address: wait %s, %d entries", w, len(l.failures))
+	if w := l.check("a"); w != 0 || l.failures.Len() != 0 {
+		t.Errorf("a success clears the address: wait %s, %d entries", w, l.failures.Len())
 	}
 }

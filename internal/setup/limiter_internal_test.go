@@ -6,24 +6,18 @@ import (
 	"time"
 )
 
-// TestLimiterIsBounded: however many addresses fail, the limiter remembers at most
+// TestLimiterIsBounded: however many addresses fail, the login throttle remembers at most
 // MaxThrottledAddresses of them, forgetting the least recently failed first.
 func TestLimiterIsBounded(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLimiter(func() time.Time { return now })
+	l := newLoginThrottle(func() time.Time { return now })
 	const n = MaxThrottledAddresses + 15000
 	addr := func(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255) }
 	for i := range n {
 		l.fail(addr(i))
 	}
-	if len(l.failures) != MaxThrottledAddresses || l.order.Len() != MaxThrottledAddresses {
-		t.Fatalf("%d addresses remembered (%d in order) after %d failed, want %d", len(l.failures), l.order.Len(), n, MaxThrottledAddresses)
-	}
-	if _, ok := l.failures[addr(0)]; ok {
-		t.Error("the least recently failed address is still remembered")
-	}
-	if _, ok := l.failures[addr(n-1)]; !ok {
-		t.Error("the most recently failed address was forgotten")
+	if got := l.failures.Len(); got != MaxThrottledAddresses {
+		t.Fatalf("%d addresses remembered after %d failed, want %d", got, n, MaxThrottledAddresses)
 	}
 	// An address that keeps failing stays, and is throttled.
 	hot := addr(n - MaxThrottledAddresses) // the oldest remembered
@@ -36,15 +30,20 @@ func TestLimiterIsBounded(t *testing.T) {
 	if l.check(hot) == 0 {
 		t.Error("an address that failed recently was forgotten before older ones")
 	}
-	if e := l.failures[hot].Value.(*failures); len(e.times) > MaxFailedLogins {
-		t.Errorf("%d failures kept for one address, want at most %d", len(e.times), MaxFailedLogins)
+	// The least recently failed address was forgotten: one more failure does not throttle it.
+	old := addr(n - MaxThrottledAddresses + 1)
+	for range MaxFailedLogins - 1 {
+		l.fail(old)
+	}
+	if w := l.check(old); w != 0 {
+		t.Errorf("a forgotten address kept its failures: wait %s", w)
 	}
 }
 
 // TestLimiterKeysIPv6By64: every address of one IPv6 /64 shares one bucket; another /64 does not.
 func TestLimiterKeysIPv6By64(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLimiter(func() time.Time { return now })
+	l := newLoginThrottle(func() time.Time { return now })
 	for i := range MaxFailedLogins {
 		l.fail(fmt.Sprintf("2001:db8:aa:bb::%x", i+1))
 	}
@@ -54,8 +53,8 @@ func TestLimiterKeysIPv6By64(t *testing.T) {
 	if w := l.check("2001:db8:aa:bc::1"); w != 0 {
 		t.Errorf("an address of another /64 waits %s", w)
 	}
-	if len(l.failures) != 1 {
-		t.Errorf("%d buckets for one /64", len(l.failures))
+	if got := l.failures.Len(); got != 1 {
+		t.Errorf("%d buckets for one /64", got)
 	}
 	l.succeed("2001:db8:aa:bb::99")
 	if w := l.check("2001:db8:aa:bb::1"); w != 0 {

@@ -56,7 +56,7 @@ type Handler struct {
 	urls   *publicurl.URLs
 	csrf   *web.CSRF
 	sealer *sealer
-	limit  *limiter
+	limit  *loginThrottle
 	jwt    []*jwtauth.Policy
 	mcp    []*config.Route // the project's MCP routes, in config order
 	log    *slog.Logger
@@ -68,7 +68,6 @@ type Store interface {
 	LookupAPIKey(ctx context.Context, hash []byte) (*store.APIKey, error)
 	ListAPIKeys(ctx context.Context) ([]store.APIKey, error)
 	ListConnections(ctx context.Context, f store.ConnectionFilter) ([]store.Connection, error)
-	GetClientRegistration(ctx context.Context, k store.ClientRegistrationKey) (*store.ClientRegistration, error)
 	QueryAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, error)
 }
 
@@ -101,7 +100,7 @@ func Mount(d Deps, project *config.Project) (*Handler, error) {
 	}
 	h := &Handler{m: d.Manager, store: d.Store, audit: d.Audit, urls: d.URLs, csrf: web.NewCSRF(d.Ring.DeriveKey("admin-csrf")),
 		sealer: seal, log: log.With("component", "setup"), now: time.Now}
-	h.limit = newLimiter(func() time.Time { return h.now() })
+	h.limit = newLoginThrottle(func() time.Time { return h.now() })
 	if project != nil {
 		for _, rc := range project.Routes {
 			if policy.IsMCPHandler(rc.Handler.Export) {

@@ -132,6 +132,12 @@ type DiscoveryStatus struct {
 	// Error is why discovery failed.
 	Error *ErrorView           `json:"error,omitempty"`
 	Trace []upstream.TraceStep `json:"trace"`
+	// Steps and Ready are the setup check of `mcpgate check` (upstream.CheckReport): each step's
+	// result, and whether none failed. Problem is the first failed step after discovery (no
+	// registration mode available, say); a discovery failure is Error.
+	Steps   []upstream.CheckStep `json:"steps"`
+	Ready   bool                 `json:"ready"`
+	Problem *ErrorView           `json:"problem,omitempty"`
 }
 
 // ErrorView is an error as the troubleshooting table names it: bucket, code, reason.
@@ -247,7 +253,9 @@ func (h *Handler) getUpstream(ctx context.Context, r *http.Request, id string) (
 	return UpstreamStatus{}, unknownUpstream(id)
 }
 
-// check reruns discovery for one upstream without the cache and returns its status.
+// check reruns discovery for one upstream without the cache and returns its status. It is the
+// setup check `mcpgate check` runs too (upstream.(*Engine).Check): discovery, S256, the
+// registration mode that would be used, scopes; nothing is registered.
 func (h *Handler) check(ctx context.Context, r *http.Request, id string, admin string) (UpstreamStatus, error) {
 	up, ok := h.m.Upstream(id)
 	if !ok {
@@ -255,10 +263,10 @@ func (h *Handler) check(ctx context.Context, r *http.Request, id string, admin s
 	}
 	dctx, cancel := detached(ctx, checkTimeout)
 	defer cancel()
-	_, err := h.m.Engine().CheckNow(dctx, up.Upstream, up.Challenge().ResourceMetadata)
+	rep := h.m.Engine().Check(dctx, up.Upstream, up.Challenge().ResourceMetadata, h.m.Endpoints(r))
 	outcome, code := audit.OutcomeSuccess, ""
-	if err != nil {
-		outcome, code = audit.OutcomeFailure, upstream.CodeOf(err)
+	if !rep.OK {
+		outcome, code = audit.OutcomeFailure, rep.Problem.Code
 	}
 	h.audit.Record(ctx, audit.Event{Event: EventDiscoveryChecked, Outcome: outcome, ReasonCode: code, Actor: admin,
 		UpstreamID: id, AuthProfileID: up.AuthProfileID(), RequestID: requestID(ctx)})
@@ -268,14 +276,16 @@ func (h *Handler) check(ctx context.Context, r *http.Request, id string, admin s
 // EventDiscoveryChecked is the audit event of "Check now".
 const EventDiscoveryChecked = "mcp_admin_discovery_checked"
 
-// upstreamStatus builds an upstream's status from a discovery result.
+// upstreamStatus builds an upstream's status from a discovery result, assessed as the setup
+// check assesses it (upstream.(*Engine).Assess).
 func (h *Handler) upstreamStatus(ctx context.Context, r *http.Request, up *connect.Upstream, d *upstream.Discovery, derr error) UpstreamStatus {
 	s := UpstreamStatus{ID: up.ID, DisplayName: up.DisplayName, Summary: up.Summary, AuthMode: up.AuthMode(), URL: up.URL,
 		OperationIDs: up.OperationIDList(), Scopes: up.Scopes}
 	if s.Scopes == nil {
 		s.Scopes = []string{}
 	}
-	ds := DiscoveryStatus{Trace: []upstream.TraceStep{}}
+	rep := h.m.Engine().Assess(ctx, up.Upstream, d, derr, h.m.Endpoints(r))
+	ds := DiscoveryStatus{Trace: []upstream.TraceStep{}, Steps: rep.Steps, Ready: rep.OK}
 	if d != nil {
 		ds.CheckedAt = d.FetchedAt
 		ds.Trace = append(ds.Trace, d.Trace...)
@@ -306,40 +316,31 @@ func (h *Handler) upstreamStatus(ctx context.Context, r *http.Request, up *conne
 		}
 	}
 	ds.ScopesSupported, ds.RevocationURL = d.AS.ScopesSupported, d.AS.RevocationEndpoint
-	ds.RegistrationMethod, ds.ClientID = h.registration(ctx, r, up, d)
+	ds.RegistrationMethod, ds.ClientID = registrationText(rep), rep.Registration.ClientID
+	if p := rep.Problem; p != nil {
+		ds.Problem = &ErrorView{Bucket: string(p.Bucket), Code: p.Code, Reason: p.Message, HTTPStatus: p.HTTPStatus, URL: p.URL}
+	}
 	s.Discovery = ds
 	return s
 }
 
-// registration says how the gateway identifies itself at the upstream's AS, without registering.
-func (h *Handler) registration(ctx context.Context, r *http.Request, up *connect.Upstream, d *upstream.Discovery) (method, clientID string) {
-	ep := h.m.Endpoints(r)
-	rc := up.Registration
-	mode := rc.Mode
-	if mode == "" || mode == upstream.ModeAuto {
-		switch {
-		case rc.ClientID != "":
-			mode = upstream.ModeManual
-		case d.AS.ClientIDMetadataDocumentSupported && ep.HTTPS():
-			mode = upstream.ModeCIMD
-		default:
-			mode = upstream.ModeDCR
-		}
+// registrationText says how the gateway identifies itself at the upstream's AS, as the setup
+// check planned it (nothing is registered to find out).
+func registrationText(rep *upstream.CheckReport) string {
+	p := rep.Registration
+	switch {
+	case p.Mode == upstream.ModeManual:
+		return "manual"
+	case p.Mode == upstream.ModeCIMD:
+		return "client ID metadata document"
+	case p.Registered:
+		return "dynamic client registration"
+	case p.Available:
+		return "dynamic client registration (not registered yet: happens on the first connect)"
+	case p.RegistrationEndpoint == "" && !p.CIMDSupported:
+		return "dynamic client registration (the authorization server has no registration endpoint)"
 	}
-	switch mode {
-	case upstream.ModeManual:
-		return "manual", rc.ClientID
-	case upstream.ModeCIMD:
-		return "client ID metadata document", ep.ClientMetadataURL(up.ID)
-	}
-	reg, err := h.store.GetClientRegistration(ctx, store.ClientRegistrationKey{Issuer: d.AS.Issuer, UpstreamID: up.ID, RedirectURI: ep.RedirectURI(up.ID)})
-	if err != nil {
-		if d.AS.RegistrationEndpoint == "" {
-			return "dynamic client registration (the authorization server has no registration endpoint)", ""
-		}
-		return "dynamic client registration (not registered yet: happens on the first connect)", ""
-	}
-	return "dynamic client registration", reg.ClientID
+	return "none available (see the error below)"
 }
 
 // sharedConnectedBy fills who connected a shared slot (connect.Manager.SharedConnectedBy).

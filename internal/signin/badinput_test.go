@@ -173,8 +173,17 @@ func TestRegistrationLimits(t *testing.T) {
 			break
 		}
 	}
-	if last.StatusCode != http.StatusTooManyRequests || last.Header.Get("Retry-After") == "" {
-		t.Fatalf("flood: last answer %d, Retry-After %q", last.StatusCode, last.Header.Get("Retry-After"))
+	if last.StatusCode != http.StatusTooManyRequests || last.Header.Get("Retry-After") != "3600" {
+		t.Fatalf("flood: last answer %d, Retry-After %q, want 429 and 3600 (the gateway's clock stood still)", last.StatusCode, last.Header.Get("Retry-After"))
+	}
+	// The window (limiter.Memory, fixed, opened by the first registration) ends an hour later.
+	e.clock.advance(time.Hour - time.Second)
+	if resp, _ := post(`{"redirect_uris":["https://ok.example/cb"]}`); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("a second before the window ends: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	e.clock.advance(time.Second)
+	if resp, out := post(`{"redirect_uris":["https://ok.example/cb"]}`); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("after the window: %d %v", resp.StatusCode, out)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/audit"
+	"github.com/mcpgate/mcpgate/internal/limiter"
 	"github.com/mcpgate/mcpgate/internal/requestid"
 	"github.com/mcpgate/mcpgate/internal/store"
 )
@@ -38,8 +39,11 @@ const (
 	// registerPerAddress registrations per address per registerWindow.
 	registerPerAddress = 10
 	// registerGlobal registrations per registerWindow from all addresses together.
-	registerGlobal  = 1000
-	registerWindow  = time.Hour
+	registerGlobal = 1000
+	registerWindow = time.Hour
+	// maxLimiterKeys bounds the addresses the per-address limits remember (least recently
+	// counted forgotten first).
+	maxLimiterKeys  = 100_000
 	maxRedirectURIs = 10
 	maxURILen       = 2048
 	maxClientName   = 200
@@ -77,11 +81,11 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	setCORS(w)
 	ctx := r.Context()
 	addr := clientAddr(r)
-	if wait := s.limiter.allow("register:"+addr, registerPerAddress, registerWindow, s.now()); wait > 0 {
+	if wait := s.allow("register:"+addr, registerPerAddress, registerWindow); wait > 0 {
 		s.tooMany(w, r, wait, "too many client registrations from this address")
 		return
 	}
-	if wait := s.limiter.allow("register:*", registerGlobal, registerWindow, s.now()); wait > 0 {
+	if wait := s.allow("register:*", registerGlobal, registerWindow); wait > 0 {
 		s.tooMany(w, r, wait, "too many client registrations; try again later")
 		return
 	}
@@ -470,47 +474,17 @@ func clientAddr(r *http.Request) string {
 
 // tooMany answers 429 with Retry-After.
 func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration, msg string) {
-	w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+	w.Header().Set("Retry-After", strconv.Itoa(limiter.RetryAfterSeconds(wait)))
 	s.writeOAuthError(w, r, oerr(http.StatusTooManyRequests, "too_many_requests", msg))
 }
 
-// limiter is a fixed-window counter per key, bounded in size.
-type limiter struct {
-	mu    sync.Mutex
-	items map[string]*window
-}
-
-type window struct {
-	start time.Time
-	n     int
-}
-
-const maxLimiterKeys = 100_000
-
-func newLimiter() *limiter { return &limiter{items: map[string]*window{}} }
-
-// allow counts one event for key and returns 0, or how long until the key may act again.
-func (l *limiter) allow(key string, limit int, per time.Duration, now time.Time) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	w := l.items[key]
-	if w == nil || now.Sub(w.start) >= per {
-		if len(l.items) >= maxLimiterKeys {
-			for k, e := range l.items {
-				if now.Sub(e.start) >= per {
-					delete(l.items, k)
-				}
-			}
-			if len(l.items) >= maxLimiterKeys {
-				return per // full of live windows: refuse rather than grow
-			}
-		}
-		w = &window{start: now}
-		l.items[key] = w
+// allow counts one event for key against limit per window and returns 0, or how long until the
+// key may act again. The limits are per replica, in memory (limiter.Memory): they bound what one
+// address can make one replica do.
+func (s *Server) allow(key string, limit int, per time.Duration) time.Duration {
+	r, _ := s.limiter.Take(context.Background(), key, limiter.Limit{Requests: limit, Window: per}) // Memory never fails
+	if r.Allowed {
+		return 0
 	}
-	if w.n >= limit {
-		return w.start.Add(per).Sub(now)
-	}
-	w.n++
-	return 0
+	return r.RetryAfter
 }

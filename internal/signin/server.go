@@ -24,6 +24,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/browsersession"
 	"github.com/mcpgate/mcpgate/internal/connect"
+	"github.com/mcpgate/mcpgate/internal/limiter"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/publicurl"
 	"github.com/mcpgate/mcpgate/internal/safehttp"
@@ -100,7 +101,7 @@ type Server struct {
 	metrics   *telemetry.Metrics
 	log       *slog.Logger
 	fetch     *http.Client // client metadata documents (SSRF-safe)
-	limiter   *limiter
+	limiter   *limiter.Memory
 	now       func() time.Time
 
 	mu     sync.RWMutex
@@ -145,7 +146,6 @@ func New(d Deps) (*Server, error) {
 		metrics:   m,
 		log:       log.With("component", "signin"),
 		fetch:     safehttp.New(safehttp.Options{Allow: allow, Timeout: 10 * time.Second, TLSConfig: d.TLSConfig}),
-		limiter:   newLimiter(),
 		now:       d.Now,
 		routes:    map[string]*route{},
 		byOp:      map[string]*route{},
@@ -154,6 +154,7 @@ func New(d Deps) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.limiter = limiter.NewMemory(limiter.MemoryOptions{MaxKeys: maxLimiterKeys, Now: s.now})
 	s.cimd.items = map[string]*cimdEntry{}
 	s.grants.items = map[string]*grantState{}
 	return s, nil

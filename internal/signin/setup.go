@@ -342,7 +342,7 @@ func (s *Server) serveAPIKeyLogin(w http.ResponseWriter, r *http.Request) {
 		_ = web.RenderAPIKeyLogin(w, page)
 		return
 	}
-	if wait := s.limiter.allow("apikey-login:"+clientAddr(r), apiKeyLoginPerAddress, apiKeyLoginWindow, s.now()); wait > 0 {
+	if wait := s.allow("apikey-login:"+clientAddr(r), apiKeyLoginPerAddress, apiKeyLoginWindow); wait > 0 {
 		w.Header().Set("Retry-After", itoa(int(wait.Seconds())+1))
 		page.Error, page.Status = "Too many attempts from this address; try again later.", http.StatusTooManyRequests
 		_ = web.RenderAPIKeyLogin(w, page)

@@ -89,6 +89,7 @@ type RouteCapabilities struct {
 
 	mu      sync.RWMutex
 	listed  map[string]map[string]string // call method → names the upstream listed (each its own key)
+	learnt  map[string]time.Time         // call method → when a list answer was last read
 	entries map[capName]*capEntry
 }
 
@@ -114,7 +115,7 @@ func (m *Metrics) Capabilities(route string) *RouteCapabilities {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if rc = c.routes[route]; rc == nil {
-		rc = &RouteCapabilities{m: c, route: route, listed: map[string]map[string]string{}, entries: map[capName]*capEntry{}}
+		rc = &RouteCapabilities{m: c, route: route, listed: map[string]map[string]string{}, learnt: map[string]time.Time{}, entries: map[capName]*capEntry{}}
 		c.routes[route] = rc
 	}
 	return rc
@@ -142,6 +143,42 @@ func (rc *RouteCapabilities) LearnListed(callMethod string, names []string) {
 			set[n] = n
 		}
 	}
+}
+
+// LearnInterval is how often a route's list answers are read for names: reading one costs a
+// scan of the whole answer (about a microsecond per tool), and lists rarely change.
+const LearnInterval = time.Minute
+
+// ShouldLearn reports whether the list answer of callMethod now should be read for names: the
+// first one, then one per LearnInterval.
+func (rc *RouteCapabilities) ShouldLearn(callMethod string, now time.Time) bool {
+	rc.mu.RLock()
+	last, seen := rc.learnt[callMethod]
+	rc.mu.RUnlock()
+	if seen && now.Sub(last) < LearnInterval {
+		return false
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if last, seen := rc.learnt[callMethod]; seen && now.Sub(last) < LearnInterval {
+		return false
+	}
+	rc.learnt[callMethod] = now
+	return true
+}
+
+// Learn remembers one name the upstream listed through the route for callMethod; a name already
+// known costs a read lock and no allocation (name is copied only when it is new).
+func (rc *RouteCapabilities) Learn(callMethod string, name []byte) {
+	rc.mu.RLock()
+	set := rc.listed[callMethod]
+	_, known := set[string(name)]
+	full := len(set) >= MaxListedNames
+	rc.mu.RUnlock()
+	if known || full {
+		return
+	}
+	rc.LearnListed(callMethod, []string{string(name)})
 }
 
 // Label is the metric label of a called name: the name when the upstream listed it through the

@@ -1,10 +1,11 @@
 // Package telemetry holds mcpgate's Prometheus metrics: what happens to upstream connections
 // (refresh outcomes, lease waits, replays after an upstream 401, step-ups, connect-required
-// answers) and how long upstreams take. It is process-wide, like the state it describes: several
-// gateway instances in one process (tests) add to the same series.
+// answers), how long upstreams take, and rate limits (refusals, the store's failures). It is
+// process-wide, like the state it describes: several gateway instances in one process (tests) add
+// to the same series.
 //
-// Labels are bounded and never secret: the upstream id (configuration), an outcome or state
-// from a fixed list, a status class. Never a token, subject, user, request id, code or URL
+// Labels are bounded and never secret: the upstream id or a policy's name (configuration), an
+// outcome or state from a fixed list, a status class. Never a token, subject, user, request id, code or URL
 // (docs/architecture.md#never-logged).
 package telemetry
 
@@ -55,7 +56,16 @@ type Metrics struct {
 	auditDropped     prometheus.Counter
 	auditDeleted     prometheus.Counter
 	caps             *capabilities
+	rateRefused      *prometheus.CounterVec
+	rateUnchecked    *prometheus.CounterVec
+	rateStoreFailed  prometheus.Counter
 }
+
+// Outcomes of a request whose rate limit could not be checked (mcpgate_ratelimit_unchecked_total).
+const (
+	RateUncheckedAllowed = "allowed" // the default: the request goes on (throwOnFailure false)
+	RateUncheckedRefused = "refused" // throwOnFailure: 503
+)
 
 // Default is the process's metrics, served at /metrics.
 var Default = New()
@@ -110,7 +120,19 @@ func New() *Metrics {
 		Name: "mcpgate_audit_rows_deleted_total",
 		Help: "Audit rows deleted by retention (--audit-retention).",
 	})
-	m.reg.MustRegister(m.auditWritten, m.auditDropped, m.auditDeleted, m.signIn, m.refreshes, m.refreshDuration, m.leaseWaits, m.replays, m.stepUps, m.connectRequired, m.upstreamDuration,
+	m.rateRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mcpgate_ratelimit_refused_total",
+		Help: "Requests answered 429 by a rate-limit-inbound policy.",
+	}, []string{"policy"})
+	m.rateUnchecked = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mcpgate_ratelimit_unchecked_total",
+		Help: "Requests whose rate limit could not be checked (the rate-limit store was unavailable), by outcome: allowed, refused (throwOnFailure).",
+	}, []string{"policy", "outcome"})
+	m.rateStoreFailed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mcpgate_ratelimit_store_failures_total",
+		Help: "Failed calls to the rate-limit store (MCPGATE_REDIS_URL): each is followed by a 1 s pause in which the store is not asked.",
+	})
+	m.reg.MustRegister(m.rateRefused, m.rateUnchecked, m.rateStoreFailed, m.auditWritten, m.auditDropped, m.auditDeleted, m.signIn, m.refreshes, m.refreshDuration, m.leaseWaits, m.replays, m.stepUps, m.connectRequired, m.upstreamDuration,
 		m.caps.calls, m.caps.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -118,6 +140,17 @@ func New() *Metrics {
 
 // SignIn counts one sign-in event (see mcpgate_signin_events_total).
 func (m *Metrics) SignIn(event, outcome string) { m.signIn.WithLabelValues(event, outcome).Inc() }
+
+// RateLimited counts one request a rate-limit-inbound policy answered 429.
+func (m *Metrics) RateLimited(policy string) { m.rateRefused.WithLabelValues(policy).Inc() }
+
+// RateUnchecked counts one request whose rate limit could not be checked, by outcome.
+func (m *Metrics) RateUnchecked(policy, outcome string) {
+	m.rateUnchecked.WithLabelValues(policy, outcome).Inc()
+}
+
+// RateStoreFailed counts one failed call to the rate-limit store.
+func (m *Metrics) RateStoreFailed() { m.rateStoreFailed.Inc() }
 
 // AuditRowWritten counts one stored audit row.
 func (m *Metrics) AuditRowWritten() { m.auditWritten.Inc() }

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,7 +12,8 @@ import (
 
 // allowedLabels are the only label names a metric may have: none can carry a token, a subject
 // or a request (docs/architecture.md#never-logged).
-var allowedLabels = map[string]bool{"upstream": true, "outcome": true, "state": true, "code": true}
+// policy is a rate-limit policy's name: configuration, like the upstream id.
+var allowedLabels = map[string]bool{"upstream": true, "outcome": true, "state": true, "code": true, "policy": true}
 
 func TestMetricsAreServedWithSafeLabels(t *testing.T) {
 	m := New()
@@ -27,6 +29,9 @@ func TestMetricsAreServedWithSafeLabels(t *testing.T) {
 	m.AuditRowWritten()
 	m.AuditRowDropped()
 	m.AuditRowsDeleted(7)
+	m.RateLimited("per-user")
+	m.RateUnchecked("per-user", RateUncheckedAllowed)
+	m.RateStoreFailed()
 
 	mux := http.NewServeMux()
 	Mount(mux.Handle) // Default, as the gateway serves it
@@ -55,6 +60,9 @@ func TestMetricsAreServedWithSafeLabels(t *testing.T) {
 		`mcpgate_audit_rows_written_total 2`,
 		`mcpgate_audit_rows_dropped_total 1`,
 		`mcpgate_audit_rows_deleted_total 7`,
+		`mcpgate_ratelimit_refused_total{policy="per-user"} 1`,
+		`mcpgate_ratelimit_unchecked_total{outcome="allowed",policy="per-user"} 1`,
+		`mcpgate_ratelimit_store_failures_total 1`,
 		`go_goroutines `,
 	} {
 		if !strings.Contains(string(body), want) {
@@ -82,5 +90,43 @@ func TestMetricsAreServedWithSafeLabels(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A route's list answers are read for names once, then once per LearnInterval; names beyond
+// MaxListedNames are counted as other; a name never listed is other.
+func TestCapabilityLabels(t *testing.T) {
+	m := New()
+	rc := m.Capabilities("labels-route")
+	now := time.Now()
+	if !rc.ShouldLearn("tools/call", now) || rc.ShouldLearn("tools/call", now.Add(LearnInterval-time.Second)) || !rc.ShouldLearn("tools/call", now.Add(LearnInterval)) {
+		t.Error("ShouldLearn: want the first answer, none within the interval, one after it")
+	}
+	if !rc.ShouldLearn("prompts/get", now) {
+		t.Error("ShouldLearn: each method has its own interval")
+	}
+	for i := range MaxListedNames + 10 {
+		rc.Learn("tools/call", []byte(fmt.Sprintf("tool_%d", i)))
+	}
+	if got := rc.Label("tools/call", "tool_0"); got != "tool_0" {
+		t.Errorf("a listed name: label %q", got)
+	}
+	if got := rc.Label("tools/call", fmt.Sprintf("tool_%d", MaxListedNames+5)); got != OtherCapability {
+		t.Errorf("a name over the bound: label %q, want other", got)
+	}
+	if got := rc.Label("prompts/get", "tool_0"); got != OtherCapability {
+		t.Errorf("a tool's name as a prompt: label %q, want other", got)
+	}
+	rc.Record(CapabilityCall{Method: "tools/call", Name: "tool_0", Outcome: OutcomeSuccess, Gateway: time.Millisecond, Upstream: 3 * time.Millisecond})
+	rc.Record(CapabilityCall{Method: "tools/call", Name: "invented", Outcome: OutcomeApplicationError})
+	rows := map[string]CapabilityRow{}
+	for _, r := range m.CapabilityTable() {
+		rows[r.Capability] = r
+	}
+	if r := rows["tool_0"]; r.Calls != 1 || r.Outcomes[0] != 1 || r.MeanUpstream != 3*time.Millisecond || r.MeanGateway != time.Millisecond {
+		t.Errorf("tool_0 row %+v", r)
+	}
+	if r := rows[OtherCapability]; r.Calls != 1 || r.Outcomes[1] != 1 {
+		t.Errorf("other row %+v", r)
 	}
 }

@@ -113,39 +113,17 @@ type Client struct {
 // allow a client the scopes it registered).
 func (e *Engine) Client(ctx context.Context, up Upstream, d *Discovery, ep Endpoints, scopes []string) (*Client, error) {
 	redirect := ep.RedirectURI(up.ID)
-	rc := up.Registration
-	mode := rc.Mode
-	if mode == "" {
-		mode = ModeAuto
-		if rc.ClientID != "" {
-			mode = ModeManual
-		}
+	mode, err := clientMode(up, d, ep)
+	if err != nil {
+		return nil, err
 	}
 	switch mode {
 	case ModeManual:
 		return manualClient(up, d, redirect)
 	case ModeCIMD:
-		if !ep.HTTPS() {
-			return nil, &Error{Bucket: BucketGatewayConfig, Code: CodeCIMDRequiresHTTPS, Reason: "clientRegistration mode cimd needs an https public URL (a client ID metadata document's client_id must be an https URL); set --public-url to the gateway's https address or use mode dcr or manual"}
-		}
 		return e.cimdClient(up, d, ep), nil
-	case ModeDCR:
-		return e.dcrClient(ctx, up, d, redirect, ep, scopes)
-	case ModeAuto:
-		if d.AS.ClientIDMetadataDocumentSupported && ep.HTTPS() {
-			return e.cimdClient(up, d, ep), nil
-		}
-		if d.AS.RegistrationEndpoint == "" {
-			why := "does not advertise client_id_metadata_document_supported"
-			if d.AS.ClientIDMetadataDocumentSupported {
-				why = "supports client ID metadata documents, but the gateway's public URL is not https"
-			}
-			return nil, &Error{Bucket: BucketGatewayConfig, Code: CodeRegistrationMissing,
-				Reason: fmt.Sprintf("the authorization server %q %s and has no registration_endpoint for dynamic client registration; register a client there and configure clientRegistration mode manual with its clientId", d.AS.Issuer, why)}
-		}
-		return e.dcrClient(ctx, up, d, redirect, ep, scopes)
 	}
-	return nil, &Error{Bucket: BucketGatewayConfig, Code: CodeInvalidOption, Reason: fmt.Sprintf("clientRegistration mode must be one of auto, manual, dcr, cimd, got %q", mode)}
+	return e.dcrClient(ctx, up, d, redirect, ep, scopes)
 }
 
 func manualClient(up Upstream, d *Discovery, redirect string) (*Client, error) {
@@ -255,8 +233,7 @@ func (e *Engine) dcrClient(ctx context.Context, up Upstream, d *Discovery, redir
 		return nil, fmt.Errorf("reading client registration: %w", err)
 	}
 	if d.AS.RegistrationEndpoint == "" {
-		return nil, &Error{Bucket: BucketGatewayConfig, Code: CodeRegistrationMissing,
-			Reason: fmt.Sprintf("clientRegistration mode dcr, but the authorization server %q has no registration_endpoint; configure clientRegistration mode manual", d.AS.Issuer)}
+		return nil, noRegistrationEndpoint(d)
 	}
 	v, err := e.shared(ctx, "dcr\x00"+key.Issuer+"\x00"+key.UpstreamID+"\x00"+key.RedirectURI, func() (any, error) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)

@@ -44,14 +44,14 @@ var setupFuncs = template.FuncMap{
 		}
 		return "bad"
 	},
-	// outcomeClass colours a discovery step outcome or an audit outcome.
+	// outcomeClass colours a discovery step outcome, a setup check step result or an audit outcome.
 	"outcomeClass": func(v any) string {
 		switch fmt.Sprint(v) {
-		case "found", "success":
+		case "found", "success", "ok":
 			return "ok"
-		case "not_found", "connect_required":
+		case "not_found", "connect_required", "skipped":
 			return "off"
-		case "denied":
+		case "denied", "warning":
 			return "warn"
 		}
 		return "bad"

@@ -25,6 +25,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/config"
 	"github.com/mcpgate/mcpgate/internal/connect"
 	"github.com/mcpgate/mcpgate/internal/gateway"
+	"github.com/mcpgate/mcpgate/internal/limiter"
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/publicurl"
 	"github.com/mcpgate/mcpgate/internal/registry"
@@ -134,8 +135,11 @@ type Options struct {
 	Logger *slog.Logger
 	// TLSConfig is what the sign-in server fetches client metadata documents with.
 	TLSConfig *tls.Config
-	// Now is the sign-in server's clock (default time.Now).
+	// Now is the sign-in server's clock and the host's (policy.Host.Now: rate-limit windows in
+	// memory); default time.Now.
 	Now func() time.Time
+	// RateLimits is the Redis rate-limit-inbound counts in (policy.Host.RateLimits); nil: memory.
+	RateLimits *limiter.Redis
 	// BeforeStart runs after the components are built and before the HTTP server starts (to
 	// set test-only knobs that server goroutines read).
 	BeforeStart func(*Gateway)
@@ -224,7 +228,8 @@ func New(t testing.TB, o Options) *Gateway {
 	if len(o.Proxy.SessionKey) == 0 {
 		o.Proxy.SessionKey = g.Ring.DeriveKey("mcp-session")
 	}
-	g.Host = &policy.Host{Logger: log, URLs: urls, Audit: g.Audit, APIKeys: g.Store, Connections: m, SignIn: g.SignIn, Proxy: o.Proxy}
+	g.Host = &policy.Host{Logger: log, URLs: urls, Audit: g.Audit, APIKeys: g.Store, Connections: m, SignIn: g.SignIn, Proxy: o.Proxy,
+		RateLimits: o.RateLimits, Now: o.Now}
 	settings.Host = g.Host
 	srv, err := gateway.New(context.Background(), g.Project, settings)
 	if err != nil {

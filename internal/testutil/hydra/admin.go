@@ -110,6 +110,23 @@ func (s *Server) createClient(ctx context.Context, spec ClientSpec) (Client, err
 	}, nil
 }
 
+// ListClients returns the ids of every OAuth client Hydra knows (GET /admin/clients): a test that
+// must not register a client checks that the list did not grow.
+func (s *Server) ListClients(t testing.TB) []string {
+	t.Helper()
+	var out []struct {
+		ClientID string `json:"client_id"`
+	}
+	if err := s.getJSON(context.Background(), s.AdminURL+"/admin/clients", &out); err != nil {
+		t.Fatalf("listing hydra clients: %v", err)
+	}
+	ids := make([]string, len(out))
+	for i, c := range out {
+		ids[i] = c.ClientID
+	}
+	return ids
+}
+
 // DeleteClient deletes a client with DELETE /admin/clients/{id}; its tokens
 // stop working and a later token request fails with invalid_client.
 func (s *Server) DeleteClient(t testing.TB, clientID string) {
