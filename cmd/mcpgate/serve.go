@@ -36,6 +36,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/subject"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
+	"github.com/mcpgate/mcpgate/internal/tracing"
 )
 
 // Defaults of serve's flags.
@@ -131,7 +132,23 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	settings := gateway.Settings{BasePath: f.basePath, Logger: log}
+	// Traces, when the OTEL_* variables ask for them (docs/operations.md#traces). The deferred
+	// Shutdown runs after the HTTP server's: the spans of the last requests are exported too.
+	traces, err := tracing.Setup(ctx, log, version)
+	if err != nil {
+		return err
+	}
+	if traces != nil {
+		log.Info("traces on", "protocol", traces.Protocol())
+		defer func() {
+			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), traceFlushTimeout)
+			defer cancel()
+			if err := traces.Shutdown(tctx); err != nil {
+				log.Warn("flushing traces", "error", err)
+			}
+		}()
+	}
+	settings := gateway.Settings{BasePath: f.basePath, Logger: log, Tracer: traces.Tracer()}
 	if f.publicURL != "" {
 		u, err := url.Parse(f.publicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -404,6 +421,9 @@ func loadTLS(f serveFlags, public *url.URL, log *slog.Logger) (*certfile.Pair, e
 
 // auditFlushTimeout bounds storing queued audit rows at shutdown.
 const auditFlushTimeout = 5 * time.Second
+
+// traceFlushTimeout bounds exporting the queued spans at shutdown.
+const traceFlushTimeout = 5 * time.Second
 
 // sweepInterval is how often expired single-use records are removed.
 const sweepInterval = 5 * time.Minute

@@ -15,6 +15,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/requestid"
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/subject"
+	"github.com/mcpgate/mcpgate/internal/tracing"
 	"github.com/mcpgate/mcpgate/internal/web"
 )
 
@@ -65,7 +66,7 @@ type DisconnectResult struct {
 
 func (m *Manager) serveDisconnectAPI(w http.ResponseWriter, r *http.Request, auth policy.Authenticator) {
 	fail := func(err error) {
-		problem.Write(w, problem.From(err), r.URL.Path, requestid.From(r.Context()))
+		problem.WriteTraced(w, problem.From(err), r.URL.Path, requestid.From(r.Context()), tracing.TraceID(r.Context()))
 	}
 	up, ok := m.Upstream(r.PathValue("id"))
 	if !ok {

@@ -15,8 +15,11 @@ import (
 	"github.com/mcpgate/mcpgate/internal/store"
 	"github.com/mcpgate/mcpgate/internal/subject"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
+	"github.com/mcpgate/mcpgate/internal/tracing"
 	"github.com/mcpgate/mcpgate/internal/upstream"
 	"github.com/mcpgate/mcpgate/internal/vault"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Token is a usable upstream credential, as cached in memory.
@@ -114,7 +117,30 @@ func cacheKey(k store.ConnectionKey) string {
 // Lookup finds the credential for key: from memory when fresh (no database round trip), else from
 // the store, refreshing first when it is within the skew of expiry. A storage or decrypt failure is
 // an error (a transient 503), never "not connected" (docs/architecture.md#failure-classification).
+//
+// Under a recording span it is traced as "token lookup", and the upstream's id labels the
+// calling policy's span too (docs/architecture.md#traces).
 func (m *Manager) Lookup(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, requestID string) (Lookup, error) {
+	if !tracing.Recording(ctx) {
+		return m.lookup(ctx, ep, up, key, requestID)
+	}
+	id := tracing.AttrUpstreamID.String(up.ID)
+	trace.SpanFromContext(ctx).SetAttributes(id)
+	ctx, span := tracing.Start(ctx, "token lookup", trace.SpanKindInternal, id, attrAuthMode.String(up.AuthMode()))
+	l, err := m.lookup(ctx, ep, up, key, requestID)
+	span.SetAttributes(attrConnected.Bool(l.Token != nil))
+	tracing.End(span, err)
+	return l, err
+}
+
+// Span attributes of the token lookup and refresh: never the token, the subject or the lease.
+const (
+	attrAuthMode  = attribute.Key("mcpgate.auth_mode")
+	attrConnected = attribute.Key("mcpgate.connected")
+	attrForced    = attribute.Key("mcpgate.refresh.forced")
+)
+
+func (m *Manager) lookup(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, requestID string) (Lookup, error) {
 	now := m.now()
 	m.noteUse(ep, up, key, now)
 	if v, ok := m.cache.Load(cacheKey(key)); ok {
@@ -267,6 +293,8 @@ func (m *Manager) refreshAsync(ctx context.Context, ep upstream.Endpoints, up *U
 func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, staleVersion int64, forced bool, requestID string) (t *Token, err error) {
 	start := time.Now()
 	reused := false
+	ctx, span := tracing.Start(ctx, "token refresh", trace.SpanKindInternal, tracing.AttrUpstreamID.String(up.ID), attrForced.Bool(forced))
+	defer func() { tracing.End(span, err) }()
 	defer func() {
 		if errors.Is(err, errForcedRefreshSkipped) {
 			return // no refresh was attempted

@@ -54,22 +54,36 @@ func (s *Server) mayBeOwn(path string) bool {
 // requestHandler adds the request id to every record a request logs. Unlike Logger.With, which
 // formats the attribute for the handler on every request, it does nothing until a record is
 // actually handled: at the usual levels most requests log nothing.
+//
+// With tracing on, it adds the trace id too, when the request's span is recording
+// (docs/architecture.md#traces).
 type requestHandler struct {
 	slog.Handler
-	rid string
+	rid     string
+	traceID string // "" when the request is not traced
 }
 
 func (h *requestHandler) Handle(ctx context.Context, r slog.Record) error {
 	r.AddAttrs(slog.String("requestId", h.rid))
+	if h.traceID != "" {
+		r.AddAttrs(slog.String("traceId", h.traceID))
+	}
 	return h.Handler.Handle(ctx, r)
 }
 
+func (h *requestHandler) ids() []slog.Attr {
+	if h.traceID == "" {
+		return []slog.Attr{slog.String("requestId", h.rid)}
+	}
+	return []slog.Attr{slog.String("requestId", h.rid), slog.String("traceId", h.traceID)}
+}
+
 func (h *requestHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return h.Handler.WithAttrs(append([]slog.Attr{slog.String("requestId", h.rid)}, as...))
+	return h.Handler.WithAttrs(append(h.ids(), as...))
 }
 
 func (h *requestHandler) WithGroup(name string) slog.Handler {
-	return h.Handler.WithAttrs([]slog.Attr{slog.String("requestId", h.rid)}).WithGroup(name)
+	return h.Handler.WithAttrs(h.ids()).WithGroup(name)
 }
 
 var _ slog.Handler = (*requestHandler)(nil)

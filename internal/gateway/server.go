@@ -21,6 +21,8 @@ import (
 	"github.com/mcpgate/mcpgate/internal/problem"
 	"github.com/mcpgate/mcpgate/internal/publicurl"
 	"github.com/mcpgate/mcpgate/internal/requestid"
+	"github.com/mcpgate/mcpgate/internal/tracing"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultBasePath is where the gateway's own endpoints live unless --base-path says otherwise.
@@ -41,6 +43,8 @@ type Settings struct {
 	// BodyReadTimeout bounds reading a request body (DefaultBodyReadTimeout when zero); see
 	// boundBody.
 	BodyReadTimeout time.Duration
+	// Tracer starts the request spans (docs/architecture.md#traces); nil is tracing off.
+	Tracer trace.Tracer
 }
 
 // Server is an http.Handler for one loaded project.
@@ -54,6 +58,7 @@ type Server struct {
 	ready    atomic.Bool
 	cleanups []policy.CleanerUpper
 	now      func() time.Time
+	tracer   trace.Tracer // Settings.Tracer; nil: no spans
 }
 
 type route struct {
@@ -64,6 +69,7 @@ type route struct {
 	allow    string // Allow header value
 	mcp      bool
 	inbound  []policy.Inbound
+	spans    []policySpan // per inbound policy, in step with inbound
 	outbound []policy.Outbound
 	handler  policy.Handler
 	cors     *corsPolicy // nil means "none"
@@ -85,7 +91,7 @@ func New(ctx context.Context, p *config.Project, s Settings) (*Server, error) {
 	if s.BodyReadTimeout <= 0 {
 		s.BodyReadTimeout = DefaultBodyReadTimeout
 	}
-	srv := &Server{settings: s, log: s.Logger, own: http.NewServeMux(), now: time.Now}
+	srv := &Server{settings: s, log: s.Logger, own: http.NewServeMux(), now: time.Now, tracer: s.Tracer}
 	h := s.Host
 	if h.URLs == nil {
 		h.URLs = &publicurl.URLs{Public: s.PublicURL, TrustedProxies: s.TrustedProxies, BasePath: s.BasePath}
@@ -178,6 +184,7 @@ func (s *Server) build(ctx context.Context, p *config.Project) error {
 				return err
 			}
 			rt.inbound = append(rt.inbound, in)
+			rt.spans = append(rt.spans, newPolicySpan(n, pol.Handler.Export))
 		}
 		for _, n := range rc.Outbound {
 			pol := p.Policies[n]
@@ -264,6 +271,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	st.ctx.Init(r.Context(), rid)
 	r = r.WithContext(&st.ctx)
+	var span trace.Span
+	if s.tracer != nil && !isProbe(r.URL.Path) {
+		r, span = s.startRequest(r, rid)
+		if span.IsRecording() {
+			st.logh.traceID = span.SpanContext().TraceID().String()
+		}
+	}
 	st.log = *slog.New(&st.logh) // inlined: the Logger is built in place, not allocated
 	log := &st.log
 	rec := &st.rec
@@ -277,11 +291,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				log.Error("handler panicked", "panic", p, "path", r.URL.Path)
 			}
 			log.Info("request aborted", "method", r.Method, "path", r.URL.Path, "status", rec.statusOrOK(), "bytes", rec.bytes)
+			if span != nil {
+				endRequest(span, r, rt, rec.statusOrOK())
+			}
 			panic(p)
 		}
 	}()
 
 	rt = s.serve(rec, r, rid, log, &st.pc)
+	if span != nil {
+		endRequest(span, r, rt, rec.statusOrOK())
+	}
 
 	if !log.Enabled(r.Context(), slog.LevelInfo) {
 		return
@@ -353,8 +373,16 @@ func (s *Server) serve(w *recorder, r *http.Request, rid string, log *slog.Logge
 
 	*c = policy.Context{RequestID: rid, Route: rt.info, Log: log, Start: s.now()}
 	c.SetOutbound(rt.outbound)
-	for _, in := range rt.inbound {
-		resp, err := in.HandleRequest(c, r)
+	for i, in := range rt.inbound {
+		pr := r
+		ctx, ps := tracing.Start(r.Context(), rt.spans[i].name, trace.SpanKindInternal, rt.spans[i].attrs...)
+		if ps != nil {
+			pr = r.WithContext(ctx) // what the policy does (token lookup, refresh) nests under its span
+		}
+		resp, err := in.HandleRequest(c, pr)
+		if ps != nil {
+			endPolicy(ps, err)
+		}
 		if err != nil {
 			s.fail(w, r, rid, log, err)
 			return rt
@@ -435,7 +463,7 @@ func (s *Server) fail(w *recorder, r *http.Request, rid string, log *slog.Logger
 	if w.wroteHeader {
 		return
 	}
-	problem.Write(w, pe, r.URL.Path, rid)
+	problem.WriteTraced(w, pe, r.URL.Path, rid, tracing.TraceID(r.Context()))
 }
 
 // Fail is fail for gateway endpoints registered with Handle.

@@ -82,6 +82,11 @@ var rules = []rule{
 		why:  "the connect pages ask who a browser is signed in as through connect.BrowserSessions and connect.Admins; sign-in and the setup UI build on the connection manager, not the other way round",
 	},
 	{
+		from: []string{"internal/tracing"},
+		to:   []string{"internal/..."},
+		why:  "tracing is a leaf every layer starts spans with (tracing.Start); it imports no project package, and only cmd/mcpgate configures it (tracing.Setup)",
+	},
+	{
 		from:    []string{"internal/..."},
 		notFrom: []string{"internal/testutil/..."},
 		to:      []string{"internal/testutil/...", "cmd/..."},
@@ -189,6 +194,7 @@ func TestRulesCatchForbiddenImports(t *testing.T) {
 		{"internal/connect", "internal/testutil/gatewaytest"},
 		{"internal/registry", "internal/gateway"},
 		{"internal/registry", "internal/policy/tokenexchange"},
+		{"internal/tracing", "internal/problem"},
 	}
 	for _, tc := range cases {
 		got := violations(map[string][]string{tc.from: {tc.to}})

@@ -71,6 +71,8 @@ type Body struct {
 type Trace struct {
 	Timestamp string `json:"timestamp"`
 	RequestID string `json:"requestId"`
+	// TraceID is the OpenTelemetry trace id when the request was traced (docs/architecture.md#traces).
+	TraceID string `json:"traceId,omitempty"`
 }
 
 // MarshalJSON flattens Extra into the top level.
@@ -127,13 +129,20 @@ func BodyFor(e *Error, instance, requestID string, now time.Time) Body {
 
 // Write renders e as problem+json. instance is the request path.
 func Write(w http.ResponseWriter, e *Error, instance, requestID string) {
+	WriteTraced(w, e, instance, requestID, "")
+}
+
+// WriteTraced is Write with the request's trace id in the trace member ("" leaves it out).
+func WriteTraced(w http.ResponseWriter, e *Error, instance, requestID, traceID string) {
 	h := w.Header()
 	for k, vs := range e.Header {
 		for _, v := range vs {
 			h.Add(k, v)
 		}
 	}
-	body, err := json.Marshal(BodyFor(e, instance, requestID, time.Now()))
+	b := BodyFor(e, instance, requestID, time.Now())
+	b.Trace.TraceID = traceID
+	body, err := json.Marshal(b)
 	if err != nil {
 		body = []byte(`{"status":500,"title":"Internal Server Error"}`)
 	}

@@ -21,6 +21,8 @@ import (
 	"github.com/mcpgate/mcpgate/internal/policy"
 	"github.com/mcpgate/mcpgate/internal/problem"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
+	"github.com/mcpgate/mcpgate/internal/tracing"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Problem reason codes the engine returns.
@@ -216,6 +218,7 @@ type call struct {
 	cap   capCall
 	capOn bool
 	watch answerWatch // the answer's watcher, when capOn (in the call: no allocation of its own)
+	span  trace.Span  // the upstream call's span (trace.go); nil when not traced
 }
 
 // Value implements context.Context.
@@ -300,7 +303,11 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 	// The body is buffered before forwarding today, so this guards the day a path streams it
 	// instead.
 	_ = cl.w.rc.EnableFullDuplex()
-	cl.Context, cl.cancel = context.WithCancelCause(r.Context())
+	ctx := r.Context()
+	if parent := trace.SpanFromContext(ctx); parent.IsRecording() {
+		ctx = cl.startSpan(ctx, parent)
+	}
+	cl.Context, cl.cancel = context.WithCancelCause(ctx)
 	cl.timer = time.AfterFunc(e.headerTimeout, func() { cl.cancel(errHeaderTimeout) })
 	defer cl.finish()
 	c.SetReplayer(cl)
@@ -326,6 +333,7 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 		pe := problem.From(cl.err)
 		cl.failed(pe.Status, pe.Reason)
 	}
+	tracing.End(cl.span, cl.err)
 	return cl.err
 }
 
@@ -456,6 +464,7 @@ func (e *engine) rewrite(pr *httputil.ProxyRequest) {
 	}
 	// The gateway's own cookies (browser login, consent CSRF) are not the upstream's business.
 	h.Del("Cookie")
+	injectTraceparent(pr.In.Context(), h)
 	// The body is already buffered: waiting for the upstream's 100 Continue only adds a round trip.
 	h.Del("Expect")
 	if _, ok := h["User-Agent"]; !ok {
@@ -490,6 +499,9 @@ func (e *engine) modifyResponse(resp *http.Response) error {
 	// Upstream cookies would be set on the gateway's origin, where they could shadow the
 	// gateway's own, and would never be sent back (Cookie is not forwarded).
 	resp.Header.Del("Set-Cookie")
+	if cl.span != nil {
+		cl.span.SetAttributes(attrStatus.Int(resp.StatusCode))
+	}
 
 	final, err := cl.pc.ProcessResponse(cl.in, resp)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/audit"
 	"github.com/mcpgate/mcpgate/internal/problem"
 	"github.com/mcpgate/mcpgate/internal/requestid"
+	"github.com/mcpgate/mcpgate/internal/tracing"
 )
 
 // maxJSONBody bounds an admin API request body.
@@ -124,7 +125,7 @@ func (h *Handler) apiError(w http.ResponseWriter, r *http.Request, err error) {
 	} else {
 		h.log.Debug("admin request refused", "path", r.URL.Path, "status", pe.Status, "error", err)
 	}
-	problem.Write(w, pe, r.URL.Path, requestID(r.Context()))
+	problem.WriteTraced(w, pe, r.URL.Path, requestID(r.Context()), tracing.TraceID(r.Context()))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/tracing"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Discovery is what discovery learned about an upstream.
@@ -227,7 +229,9 @@ func (f *failure) worse(g failure) {
 	}
 }
 
-func (e *Engine) discover(ctx context.Context, up Upstream, hint string) (*Discovery, error) {
+func (e *Engine) discover(ctx context.Context, up Upstream, hint string) (_ *Discovery, err error) {
+	ctx, span := tracing.Start(ctx, "upstream discovery", trace.SpanKindInternal, tracing.AttrUpstreamID.String(up.ID))
+	defer func() { tracing.End(span, err) }()
 	d := &Discovery{UpstreamID: up.ID, UpstreamURL: up.URL, FetchedAt: e.now()}
 	fail := func(f failure) (*Discovery, error) {
 		return d, &Error{Bucket: f.bucket, Code: f.code, Reason: f.reason, HTTPStatus: f.status, Trace: d.Trace}

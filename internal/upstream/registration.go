@@ -13,7 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/tracing"
 	"github.com/mcpgate/mcpgate/internal/vault"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // RegistrationKey identifies a cached client registration (docs/architecture.md#registration-modes).
@@ -293,7 +295,9 @@ func parseOAuthError(r *reply) oauthErrorBody {
 	return b
 }
 
-func (e *Engine) register(ctx context.Context, up Upstream, d *Discovery, ep Endpoints, scopes []string) (*Registration, error) {
+func (e *Engine) register(ctx context.Context, up Upstream, d *Discovery, ep Endpoints, scopes []string) (_ *Registration, err error) {
+	ctx, span := tracing.Start(ctx, "upstream registration", trace.SpanKindClient, tracing.AttrUpstreamID.String(up.ID))
+	defer func() { tracing.End(span, err) }()
 	m := e.metadata(up, ep)
 	m.Scope = strings.Join(registrationScopes(scopes, d), " ")
 	body, err := json.Marshal(m)

@@ -37,6 +37,7 @@ import (
 	"github.com/mcpgate/mcpgate/internal/store/sqlstore"
 	"github.com/mcpgate/mcpgate/internal/telemetry"
 	"github.com/mcpgate/mcpgate/internal/vault"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Ring returns a new key ring with one generated key, "k1".
@@ -145,6 +146,8 @@ type Options struct {
 	// BeforeStart runs after the components are built and before the HTTP server starts (to
 	// set test-only knobs that server goroutines read).
 	BeforeStart func(*Gateway)
+	// Tracer is gateway.Settings.Tracer: nil (tracing off) unless a test records spans.
+	Tracer trace.Tracer
 }
 
 // Gateway is a running in-process gateway.
@@ -195,7 +198,7 @@ func New(t testing.TB, o Options) *Gateway {
 		}
 		log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	settings := gateway.Settings{Logger: log, TrustedProxies: o.TrustedProxies}
+	settings := gateway.Settings{Logger: log, TrustedProxies: o.TrustedProxies, Tracer: o.Tracer}
 	if o.PublicURL != "" {
 		u, err := url.Parse(o.PublicURL)
 		if err != nil {
