@@ -58,7 +58,9 @@
 // granted audience the client is not allowed (fosite checks the client's
 // audience list on refresh), the consent app first adds any missing granted
 // audience to the client's audience list through the admin API, the way an
-// operator would allow that client for that resource.
+// operator would allow that client for that resource. SetClaims gives a
+// subject's tokens extra claims (roles, groups) through the consent
+// session: top-level in the ID token, under "ext" in the access token.
 //
 // A real browser (internal/testutil/browser) picks the subject by setting
 // the cookie on the login app's origin before it starts the flow:

@@ -585,3 +585,51 @@ func BenchmarkHydraRefresh(b *testing.B) {
 		rt = tok.RefreshToken
 	}
 }
+
+// TestHydraSetClaims: SetClaims puts a subject's claims in its ID token (top level) and its JWT
+// access token (under ext); other subjects get none, and nil maps remove them.
+func TestHydraSetClaims(t *testing.T) {
+	t.Parallel()
+	h := hydra.Start(t, hydra.Options{JWTAccessTokens: true})
+	c := h.CreateClient(t, hydra.ClientSpec{RedirectURIs: []string{redirectURI}})
+	cfg := h.OAuth2Config(c, redirectURI, "openid", "mcp")
+	h.SetClaims("root", map[string]any{"roles": []string{"admin"}}, map[string]any{"groups": []string{"ops"}})
+
+	// claims logs subject in and returns the ext claims of its access token and the groups
+	// claim of its ID token.
+	claims := func(t *testing.T, subject string) (ext map[string]any, groups any) {
+		t.Helper()
+		verifier := oauth2.GenerateVerifier()
+		back := h.AuthorizeHeadless(t, cfg.AuthCodeURL(testState, oauth2.S256ChallengeOption(verifier)), subject)
+		tok, err := cfg.Exchange(t.Context(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatalf("exchanging code: %v", err)
+		}
+		at := verifyJWT(t, h, tok.AccessToken)
+		if err := at.Get("ext", &ext); err != nil && !errors.Is(err, jwt.ClaimNotFoundError()) {
+			t.Fatalf("reading ext: %v", err)
+		}
+		raw, _ := tok.Extra("id_token").(string)
+		idt, err := jwt.ParseInsecure([]byte(raw))
+		if err != nil {
+			t.Fatalf("parsing ID token: %v", err)
+		}
+		_ = idt.Get("groups", &groups)
+		return ext, groups
+	}
+
+	ext, groups := claims(t, "root")
+	if roles, _ := json.Marshal(ext["roles"]); string(roles) != `["admin"]` {
+		t.Errorf("root: access token ext = %v, want roles [admin]", ext)
+	}
+	if g, _ := json.Marshal(groups); string(g) != `["ops"]` {
+		t.Errorf("root: ID token groups = %s, want [ops]", g)
+	}
+	if ext, groups := claims(t, "alice"); ext["roles"] != nil || groups != nil {
+		t.Errorf("alice: ext %v, groups %v, want none", ext, groups)
+	}
+	h.SetClaims("root", nil, nil)
+	if ext, groups := claims(t, "root"); ext["roles"] != nil || groups != nil {
+		t.Errorf("root after SetClaims(nil, nil): ext %v, groups %v, want none", ext, groups)
+	}
+}

@@ -119,6 +119,9 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 		"grant_access_token_audience": aud,
 		"remember":                    false,
 	}
+	if c, ok := s.claimsOf(cr.Subject); ok {
+		accept["session"] = c
+	}
 	if err := s.doJSON(ctx, http.MethodPut, base+"/accept?"+q, accept, &to, http.StatusOK); err != nil {
 		http.Error(w, "consent app: "+err.Error(), http.StatusBadGateway)
 		return

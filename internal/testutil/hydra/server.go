@@ -138,6 +138,8 @@ type Server struct {
 
 	subject     atomic.Pointer[string]
 	denyConsent atomic.Bool
+	claimsMu    sync.Mutex
+	claims      map[string]sessionClaims // by subject, see SetClaims
 	audienceMu  sync.Mutex // serialises client audience updates
 
 	migrated bool
@@ -464,6 +466,40 @@ func (s *Server) DiscoveryURL() string { return s.PublicURL + "/.well-known/open
 
 // Logs returns what Hydra has written to stdout and stderr so far.
 func (s *Server) Logs() string { return s.logs.String() }
+
+// sessionClaims are the extra claims the consent app puts in one subject's
+// tokens.
+type sessionClaims struct {
+	AccessToken map[string]any `json:"access_token,omitempty"`
+	IDToken     map[string]any `json:"id_token,omitempty"`
+}
+
+// SetClaims makes the consent app add claims to the tokens of subject's
+// later authorizations (the session of Hydra's consent accept API): idToken
+// to the ID token at its top level, accessToken to the access token, where
+// Hydra puts them under "ext" (in a JWT access token and in introspection),
+// since the server allows no top-level access-token claims. Nil maps remove
+// the subject's claims.
+func (s *Server) SetClaims(subject string, accessToken, idToken map[string]any) {
+	s.claimsMu.Lock()
+	defer s.claimsMu.Unlock()
+	if accessToken == nil && idToken == nil {
+		delete(s.claims, subject)
+		return
+	}
+	if s.claims == nil {
+		s.claims = map[string]sessionClaims{}
+	}
+	s.claims[subject] = sessionClaims{AccessToken: maps.Clone(accessToken), IDToken: maps.Clone(idToken)}
+}
+
+// claimsOf is what SetClaims set for subject.
+func (s *Server) claimsOf(subject string) (sessionClaims, bool) {
+	s.claimsMu.Lock()
+	defer s.claimsMu.Unlock()
+	c, ok := s.claims[subject]
+	return c, ok
+}
 
 // SetSubject changes the default subject the login app logs in, for
 // authorizations that name none with login_hint or SubjectCookie.
