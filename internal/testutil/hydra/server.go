@@ -140,7 +140,7 @@ type Server struct {
 	denyConsent atomic.Bool
 	claimsMu    sync.Mutex
 	claims      map[string]sessionClaims // by subject, see SetClaims
-	audienceMu  sync.Mutex // serialises client audience updates
+	audienceMu  sync.Mutex               // serialises client audience updates
 
 	migrated bool
 	cmd      *exec.Cmd
