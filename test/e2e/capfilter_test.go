@@ -7,7 +7,9 @@ package e2e
 // the token (under "ext", read with the dotted roleClaim "ext.roles"). The Go SDK client and the
 // TypeScript SDK client (node/capfilter-client.mjs) each check, per route and caller, that a
 // hidden tool is absent from tools/list and refused on call with -32601 before the upstream sees
-// it, and that the caller with the role sees and calls it.
+// it, and that the caller with the role sees and calls it. The same then holds behind
+// mcp-oauth-inbound, with the roles the sign-in read from the IdP's (Hydra's) ID token and the Go
+// SDK client signing in through Chromium.
 
 import (
 	"context"
@@ -25,10 +27,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"golang.org/x/oauth2"
 
+	"github.com/mcpgate/mcpgate/internal/testutil/browser"
 	"github.com/mcpgate/mcpgate/internal/testutil/hydra"
 	"github.com/mcpgate/mcpgate/internal/testutil/nodeenv"
 )
@@ -81,8 +86,9 @@ type capFilterRoute struct {
 	Inbound        []string
 }
 
-// startCapFilterGateway writes a project with routes and policies and runs `mcpgate serve`.
-func startCapFilterGateway(t *testing.T, routes []capFilterRoute, policies []map[string]any) *gateway {
+// startCapFilterGateway writes a project with routes and policies and runs `mcpgate serve`, on
+// addr with that public URL, or on a port the kernel picks when addr is empty.
+func startCapFilterGateway(t *testing.T, addr string, routes []capFilterRoute, policies []map[string]any) *gateway {
 	t.Helper()
 	if serveMissing != "" {
 		t.Skip(serveMissing)
@@ -109,8 +115,13 @@ func startCapFilterGateway(t *testing.T, routes []capFilterRoute, policies []map
 		"config/routes.oas.json": map[string]any{"openapi": "3.1.0", "info": map[string]any{"title": "capfilter e2e", "version": "1"}, "paths": paths},
 		"config/policies.json":   map[string]any{"policies": policies},
 	})
-	g, _ := serveGateway(t, []string{"serve", "--config", cfg, "--data-dir", filepath.Join(dir, "data"),
-		"--listen", "127.0.0.1:0", "--log-level", "debug"})
+	args := []string{"serve", "--config", cfg, "--data-dir", filepath.Join(dir, "data"), "--log-level", "debug"}
+	if addr == "" {
+		args = append(args, "--listen", "127.0.0.1:0")
+	} else {
+		args = append(args, "--listen", addr, "--public-url", "http://"+addr)
+	}
+	g, _ := serveGateway(t, args)
 	return g
 }
 
@@ -303,7 +314,7 @@ func TestCapabilityFilterJWT(t *testing.T) {
 
 	// Hydra puts the consent session's access-token claims under "ext" of the JWT.
 	const roleClaim = "ext.roles"
-	gw := startCapFilterGateway(t,
+	gw := startCapFilterGateway(t, "",
 		[]capFilterRoute{
 			{Path: "/mcp/everything", Upstream: everything.URL, Inbound: []string{"jwt", "filter-everything"}},
 			{Path: "/mcp/go", Upstream: goUp.URL, Inbound: []string{"jwt", "filter-go"}},
@@ -353,4 +364,152 @@ func TestCapabilityFilterJWT(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCapabilityFilterSignIn: behind mcp-oauth-inbound, the roles the sign-in read from the IdP's
+// ID token decide which tools the signed-in person sees and may call (Go SDK client, JSON
+// upstream).
+func TestCapabilityFilterSignIn(t *testing.T) {
+	if serveMissing != "" {
+		t.Skip(serveMissing)
+	}
+	browser.Require(t)
+	goUp := startCapFilterUpstream(t)
+	addr := freeLoopbackAddr(t)
+	base := "http://" + addr
+
+	idp := hydra.Start(t, hydra.Options{Scopes: []string{"profile", "email"}})
+	// The sign-in reads the ID token's "roles" claim (the policy's default rolesClaim).
+	idp.SetClaims("alice", nil, map[string]any{"roles": []string{"viewer"}})
+	idp.SetClaims("root", nil, map[string]any{"roles": []string{capFilterAdminRole}})
+	idpClient := idp.CreateClient(t, hydra.ClientSpec{
+		Name: "mcpgate", RedirectURIs: []string{base + "/__mcpgate/oauth/callback"},
+		GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "profile", "email"},
+		TokenEndpointAuthMethod: "client_secret_basic",
+	})
+	gw := startCapFilterGateway(t, addr,
+		[]capFilterRoute{{Path: "/mcp/go", Upstream: goUp.URL, Inbound: []string{"signin", "filter-go"}}},
+		[]map[string]any{
+			{
+				"name": "signin", "policyType": "mcp-oauth-inbound",
+				"handler": map[string]any{"module": "$import(@zuplo/runtime/mcp-gateway)", "export": "McpOAuthInboundPolicy",
+					"options": map[string]any{
+						"oidc":         map[string]any{"issuer": idp.Issuer()},
+						"browserLogin": map[string]any{"clientId": idpClient.ID, "clientSecret": idpClient.Secret, "scope": "openid profile email"},
+					}},
+			},
+			capFilterPolicy("filter-go", "roles", "delete-everything", "echo"),
+		})
+	url := gw.URL("/mcp/go")
+
+	for _, c := range []struct {
+		person    string
+		wantTools []string
+		mayCall   bool
+	}{
+		{"alice", []string{"echo"}, false},
+		{"root", []string{"delete-everything", "echo"}, true},
+	} {
+		t.Run(c.person, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), capFilterTimeout)
+			defer cancel()
+			idp.SetSubject(c.person)
+			session := signInForCapFilter(t, ctx, url)
+			res, err := session.ListTools(ctx, nil)
+			if err != nil {
+				t.Fatalf("tools/list: %v", err)
+			}
+			var names []string
+			for _, tool := range res.Tools {
+				names = append(names, tool.Name)
+			}
+			slices.Sort(names)
+			if !slices.Equal(names, c.wantTools) {
+				t.Errorf("tools/list as %s: %q, want %q", c.person, names, c.wantTools)
+			}
+			before := goUp.adminCalls.Load()
+			call, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "delete-everything", Arguments: map[string]any{}})
+			if c.mayCall {
+				if err != nil || call.IsError {
+					t.Errorf("tools/call delete-everything as %s: result %+v, error %v", c.person, call, err)
+				}
+			} else {
+				var werr *jsonrpc.Error
+				if !errors.As(err, &werr) || werr.Code != -32601 {
+					t.Errorf("tools/call delete-everything as %s: result %+v, error %v; want JSON-RPC error -32601", c.person, call, err)
+				}
+			}
+			want := int32(0)
+			if c.mayCall {
+				want = 1
+			}
+			if got := goUp.adminCalls.Load() - before; got != want {
+				t.Errorf("the upstream ran delete-everything %d times for %s, want %d", got, c.person, want)
+			}
+		})
+	}
+}
+
+// signInForCapFilter connects the Go SDK client to url, registering by DCR; the person the IdP's
+// login app picks signs in and authorizes in a fresh Chromium.
+func signInForCapFilter(t *testing.T, ctx context.Context, url string) *mcp.ClientSession {
+	t.Helper()
+	redirect := startSignInRedirect(t)
+	authURLs := make(chan string, 1)
+	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
+			ClientName: "mcpgate e2e capfilter client", RedirectURIs: []string{redirect.URL},
+			GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
+			TokenEndpointAuthMethod: "none",
+		}},
+		RedirectURL:              redirect.URL,
+		AuthorizationCodeFetcher: redirect.fetcher(authURLs),
+		Client:                   &http.Client{Timeout: 30 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "capfilter-e2e-signin-client", Version: "1.0.0"}, nil)
+	transport := &mcp.StreamableClientTransport{Endpoint: url, OAuthHandler: handler, DisableStandaloneSSE: true}
+	type connected struct {
+		session *mcp.ClientSession
+		err     error
+	}
+	done := make(chan connected, 1)
+	go func() {
+		session, err := client.Connect(ctx, transport, nil)
+		done <- connected{session, err}
+	}()
+	var authURL string
+	select {
+	case authURL = <-authURLs:
+	case r := <-done:
+		t.Fatalf("the client connected without signing in: %v", r.err)
+	case <-ctx.Done():
+		t.Fatal("the client did not ask the person to sign in in time")
+	}
+
+	b := browser.New(t)
+	b.Navigate(authURL) // → the IdP's login and consent → the gateway's consent page
+	if u := b.CurrentURL(); !strings.Contains(u, "/__mcpgate/oauth/setup?") {
+		b.Screenshot("unexpected")
+		t.Fatalf("after the authorization URL the browser is at %s, want the gateway's consent page", u)
+	}
+	b.ClickNavigate(`button[name="decision"][value="approve"]`)
+	if u := b.CurrentURL(); !strings.HasPrefix(u, redirect.URL+"?") {
+		b.Screenshot("unexpected")
+		t.Fatalf("Authorize led to %s, want the client's redirect URI %s", u, redirect.URL)
+	}
+
+	var r connected
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		t.Fatal("the client did not finish connecting after the sign-in")
+	}
+	if r.err != nil {
+		t.Fatalf("connecting after the sign-in: %v", r.err)
+	}
+	t.Cleanup(func() { _ = r.session.Close() })
+	return r.session
 }
