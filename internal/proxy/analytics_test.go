@@ -133,6 +133,15 @@ func TestCapabilityAnalytics(t *testing.T) {
 			if _, err := cs.ListTools(t.Context(), nil); err != nil {
 				t.Fatal(err)
 			}
+			// The names are learnt when the list answer has been copied whole, which for an SSE
+			// answer can be after the client read its result: wait for it.
+			deadline := time.Now().Add(waitTimeout)
+			for telemetry.Default.Capabilities(route).Label("tools/call", "echo") != "echo" {
+				if time.Now().After(deadline) {
+					t.Fatal("the route never learnt the tools its upstream listed")
+				}
+				<-time.After(time.Millisecond)
+			}
 			if res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}}); err != nil || res.IsError {
 				t.Fatalf("echo: %v %v", res, err)
 			}
@@ -162,7 +171,13 @@ func TestCapabilityAnalytics(t *testing.T) {
 			if len(invoked) != 4 || len(completed) != 4 {
 				t.Fatalf("%d invoked and %d completed events, want 4 each", len(invoked), len(completed))
 			}
-			last := completed[3]
+			// SSE answers end in any order: find made_up_tool's event by name.
+			var last map[string]any
+			for _, ev := range completed {
+				if ev["capabilityName"] == "made_up_tool" {
+					last = ev
+				}
+			}
 			if last["capabilityName"] != "made_up_tool" || last["mcpMethod"] != "tools/call" || last["outcome"] != telemetry.OutcomeApplicationError ||
 				last["failureOrigin"] != "upstream" || last["operationId"] != route {
 				t.Errorf("made_up_tool's completion event: %v", last)
