@@ -1,129 +1,27 @@
 package hydra
 
-import (
-	"bytes"
-	"errors"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync"
-)
+import "github.com/mcpgate/mcpgate/internal/testutil/toolbin"
 
 // Environment variables that steer where the Hydra binary comes from.
 const (
 	// EnvBinary names a prebuilt Hydra binary (built with -tags sqlite).
 	EnvBinary = "MCPGATE_TEST_HYDRA"
 	// EnvToolsDir overrides the cache directory of test/tools/build-hydra.sh.
-	EnvToolsDir = "MCPGATE_TOOLS_DIR"
+	EnvToolsDir = toolbin.EnvToolsDir
 	// EnvBuild set to 0 makes tests skip instead of building Hydra.
 	EnvBuild = "MCPGATE_TEST_HYDRA_BUILD"
-
-	buildScript = "test/tools/build-hydra.sh"
 )
 
-// errSkip marks a missing binary that the caller should skip on rather than
-// fail.
-var errSkip = errors.New("hydra binary not available")
+var tool = &toolbin.Tool{Name: "hydra", Title: "Ory Hydra", EnvBinary: EnvBinary, EnvBuild: EnvBuild,
+	Script: "test/tools/build-hydra.sh", ColdBuild: "about 6 minutes"}
+
+// errSkip marks a missing binary that the caller should skip on rather than fail.
+var errSkip = toolbin.ErrSkip
 
 // CachePath returns where test/tools/build-hydra.sh puts the binary.
-func CachePath() string {
-	dir := os.Getenv(EnvToolsDir)
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			home = os.TempDir()
-		}
-		dir = filepath.Join(home, ".cache", "mcpgate-tools")
-	}
-	return filepath.Join(dir, "hydra")
-}
+func CachePath() string { return tool.CachePath() }
 
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
-
-// Binary finds the Hydra binary as the package documentation describes.
-// logf receives progress notes (a cold build takes minutes). A returned
-// error wrapping errSkip means the binary is absent and building was turned
-// off.
-func Binary(logf func(format string, args ...any)) (string, error) {
-	if p := os.Getenv(EnvBinary); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("%s=%s: %w", EnvBinary, p, err)
-		}
-		return p, nil
-	}
-	cached := CachePath()
-	_, statErr := os.Stat(cached)
-	if os.Getenv("CI") == "true" {
-		if statErr != nil {
-			return "", fmt.Errorf("hydra binary %s not found (CI=true): run %s before the tests, or set %s", cached, buildScript, EnvBinary)
-		}
-		return cached, nil
-	}
-	if os.Getenv(EnvBuild) == "0" {
-		if statErr != nil {
-			return "", fmt.Errorf("%w: %s not found and %s=0; run %s or set %s", errSkip, cached, EnvBuild, buildScript, EnvBinary)
-		}
-		return cached, nil
-	}
-	buildOnce.Do(func() { buildPath, buildErr = runBuildScript(logf) })
-	if buildErr != nil && statErr == nil {
-		// A stale but present binary beats no test at all.
-		logf("hydra: %v; using the existing %s", buildErr, cached)
-		return cached, nil
-	}
-	return buildPath, buildErr
-}
-
-// runBuildScript runs build-hydra.sh, which returns at once when the cached
-// binary is up to date and builds it otherwise.
-func runBuildScript(logf func(format string, args ...any)) (string, error) {
-	script, err := findUp(buildScript)
-	if err != nil {
-		return "", fmt.Errorf("%w: %s not found and %s not found above the working directory; set %s", errSkip, CachePath(), buildScript, EnvBinary)
-	}
-	if _, err := os.Stat(CachePath()); err != nil {
-		logf("hydra: building Ory Hydra with %s (cold build: about 6 minutes on 2 cores; set %s=0 to skip instead)", script, EnvBuild)
-	}
-	var stdout bytes.Buffer
-	cmd := exec.Command(script)
-	cmd.Stdout = &stdout
-	// Build progress goes straight to the terminal: t.Log output is held
-	// back until the test ends.
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("running %s: %w", script, err)
-	}
-	p := strings.TrimSpace(stdout.String())
-	if i := strings.LastIndexByte(p, '\n'); i >= 0 {
-		p = p[i+1:]
-	}
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("%s printed %q: %w", script, p, err)
-	}
-	return p, nil
-}
-
-// findUp looks for rel in the working directory and its parents.
-func findUp(rel string) (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		p := filepath.Join(dir, rel)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", os.ErrNotExist
-		}
-		dir = parent
-	}
-}
+// Binary finds the Hydra binary as the package documentation describes (toolbin.Tool.Binary).
+// logf receives progress notes (a cold build takes minutes). A returned error wrapping errSkip
+// means the binary is absent and building was turned off.
+func Binary(logf func(format string, args ...any)) (string, error) { return tool.Binary(logf) }
