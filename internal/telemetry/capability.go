@@ -39,9 +39,9 @@ const OtherCapability = "other"
 // per route): names listed beyond it are counted as OtherCapability.
 const MaxListedNames = 500
 
-// CapabilityCall is one finished call of a tool, prompt or resource through an MCP route.
+// CapabilityCall is one finished call of a tool, prompt or resource through a route (the
+// RouteCapabilities it is recorded with).
 type CapabilityCall struct {
-	Route   string // the route's operationId
 	Method  string // tools/call, prompts/get, resources/read
 	Name    string // the tool or prompt name, or the resource URI, as the client sent it
 	Outcome string
@@ -73,12 +73,6 @@ func newCapabilities() *capabilities {
 		}, []string{"route", "method", "capability", "part"}),
 	}
 }
-
-// listMethods maps a list method to the call method whose names it lists.
-var listMethods = map[string]string{"tools/list": "tools/call", "prompts/list": "prompts/get", "resources/list": "resources/read"}
-
-// CallMethodOf returns the call method whose names listMethod lists ("" for none).
-func CallMethodOf(listMethod string) string { return listMethods[listMethod] }
 
 // RouteCapabilities are one route's capability metrics. A handler gets it once (Capabilities)
 // and records every call through it without allocating: the series of a (method, capability) are
@@ -194,7 +188,7 @@ func (rc *RouteCapabilities) Label(method, name string) string {
 	return label
 }
 
-// Record counts one finished capability call (c.Route is ignored: the route is rc's).
+// Record counts one finished capability call of the route.
 func (rc *RouteCapabilities) Record(c CapabilityCall) {
 	e := rc.entry(c.Method, rc.Label(c.Method, c.Name))
 	i := slices.Index(Outcomes, c.Outcome)
@@ -231,9 +225,6 @@ func (rc *RouteCapabilities) entry(method, label string) *capEntry {
 	}
 	return e
 }
-
-// RecordCapability counts one finished capability call of c.Route.
-func (m *Metrics) RecordCapability(c CapabilityCall) { m.Capabilities(c.Route).Record(c) }
 
 // CapabilityRow is one line of the per-route, per-capability table of this process's calls.
 type CapabilityRow struct {
