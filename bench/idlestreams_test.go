@@ -29,12 +29,30 @@ import (
 //	go test -run '^$' -bench IdleStreams -benchtime 1x ./bench/
 func BenchmarkIdleStreams(b *testing.B) {
 	const n = 1000
-	release := make(chan struct{})
+	ps := newIdleStreamProxies(b, n)
+	for b.Loop() {
+		for name, m := range ps.measure(b, n) {
+			b.ReportMetric(m.stack, name+"-stack-B/stream")
+			b.ReportMetric(m.heap, name+"-heap-B/stream")
+		}
+	}
+}
+
+// idleStreamProxies is an upstream that answers a tools/call with one SSE event and then holds
+// the stream open, with mcpgate (no policies) and the tuned bare ReverseProxy in front of it.
+type idleStreamProxies struct {
+	up, mcpgate, bare string
 	// exited receives once per upstream handler that returned: openStreams waits for all of its
 	// streams' handlers, so one measurement's streams are gone before the next one starts.
-	exited := make(chan struct{}, 3*n)
+	exited chan struct{}
+}
+
+func newIdleStreamProxies(tb testing.TB, n int) *idleStreamProxies {
+	tb.Helper()
+	release := make(chan struct{})
+	ps := &idleStreamProxies{exited: make(chan struct{}, 3*n)}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() { exited <- struct{}{} }()
+		defer func() { ps.exited <- struct{}{} }()
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\n"))
@@ -44,33 +62,38 @@ func BenchmarkIdleStreams(b *testing.B) {
 		case <-r.Context().Done():
 		}
 	}))
-	defer up.Close()
-	defer close(release)
+	tb.Cleanup(up.Close)
+	tb.Cleanup(func() { close(release) })
 	upURL, _ := url.Parse(up.URL)
 
-	gw := newGateway(b, up.URL+"/mcp", nil)
-	mcpgate := httptest.NewServer(gw)
-	defer mcpgate.Close()
+	gw := httptest.NewServer(newGateway(tb, up.URL+"/mcp", nil))
+	tb.Cleanup(gw.Close)
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(upURL) }, FlushInterval: -1,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 512}, ErrorLog: log.New(io.Discard, "", 0)}
 	bare := httptest.NewServer(rp)
-	defer bare.Close()
+	tb.Cleanup(bare.Close)
+	ps.up, ps.mcpgate, ps.bare = up.URL, gw.URL, bare.URL
+	return ps
+}
 
-	for b.Loop() {
-		direct := openStreams(b, up.URL, n, exited)
-		for _, tc := range []struct{ name, url string }{{"mcpgate", mcpgate.URL}, {"bare", bare.URL}} {
-			through := openStreams(b, tc.url, n, exited)
-			b.ReportMetric((through.stack-direct.stack)/n, tc.name+"-stack-B/stream")
-			b.ReportMetric((through.heap-direct.heap)/n, tc.name+"-heap-B/stream")
-		}
+// measure opens n streams direct, then through each proxy, and returns each proxy's memory per
+// stream: the growth through it minus the growth direct.
+func (ps *idleStreamProxies) measure(tb testing.TB, n int) map[string]streamMemory {
+	tb.Helper()
+	direct := openStreams(tb, ps.up, n, ps.exited)
+	out := map[string]streamMemory{}
+	for _, p := range [...]struct{ name, base string }{{"mcpgate", ps.mcpgate}, {"bare", ps.bare}} {
+		through := openStreams(tb, p.base, n, ps.exited)
+		out[p.name] = streamMemory{stack: (through.stack - direct.stack) / float64(n), heap: (through.heap - direct.heap) / float64(n)}
 	}
+	return out
 }
 
 type streamMemory struct{ stack, heap float64 }
 
 // openStreams opens n idle streams to base+"/mcp", reads the memory they hold (after a GC),
 // closes them, waits until the upstream's n handlers returned (exited) and returns the growth.
-func openStreams(b *testing.B, base string, n int, exited <-chan struct{}) streamMemory {
+func openStreams(b testing.TB, base string, n int, exited <-chan struct{}) streamMemory {
 	b.Helper()
 	u, _ := url.Parse(base)
 	var before, after runtime.MemStats

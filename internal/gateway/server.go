@@ -262,50 +262,71 @@ func (s *Server) Logger(ctx context.Context) *slog.Logger {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := s.now()
-	st := &request{rec: recorder{ResponseWriter: w}}
+	// ServeHTTP's own frame is kept small (its work is in begin and end): an open stream keeps it
+	// on its stack while the proxy copies (docs/architecture.md#proxy-rules).
+	st, r := s.begin(w, r)
+	defer st.recoverAbort(r)
+	st.rt = s.serve(&st.rec, r, st.rid, &st.log, &st.pc)
+	s.end(st, r)
+}
+
+// begin allocates the request's state (one allocation), gives it its id, its context, its trace
+// span and its logger, and bounds its body.
+//
+//go:noinline
+func (s *Server) begin(w http.ResponseWriter, r *http.Request) (*request, *http.Request) {
+	st := &request{rec: recorder{ResponseWriter: w}, start: s.now()}
 	rid := requestid.NewIn(&st.ridBuf) // the id's bytes live in st: no allocation of their own
+	st.rid = rid
 	st.logh = requestHandler{Handler: s.log.Handler(), rid: rid}
 	st.ridValue[0] = rid
 	w.Header()[requestid.Header] = st.ridValue[:] // Header.Set would allocate the slice
 
 	st.ctx.Init(r.Context(), rid)
 	r = r.WithContext(&st.ctx)
-	var span trace.Span
 	if s.tracer != nil && !isProbe(r.URL.Path) {
-		r, span = s.startRequest(r, rid)
-		if span.IsRecording() {
-			st.logh.traceID = span.SpanContext().TraceID().String()
+		r, st.span = s.startRequest(r, rid)
+		if st.span.IsRecording() {
+			st.logh.traceID = st.span.SpanContext().TraceID().String()
 		}
 	}
 	st.log = *slog.New(&st.logh) // inlined: the Logger is built in place, not allocated
-	log := &st.log
-	rec := &st.rec
-	s.boundBody(rec, r)
-	var rt *route
-	defer func() {
-		// A stream the client broke mid-copy ends the handler with http.ErrAbortHandler: log the
-		// request, then let the panic reach net/http, which closes the connection quietly.
-		if p := recover(); p != nil {
-			if p != http.ErrAbortHandler {
-				log.Error("handler panicked", "panic", p, "path", r.URL.Path)
-			}
-			log.Info("request aborted", "method", r.Method, "path", r.URL.Path, "status", rec.statusOrOK(), "bytes", rec.bytes)
-			if span != nil {
-				endRequest(span, r, rt, rec.statusOrOK())
-			}
-			panic(p)
-		}
-	}()
+	s.boundBody(&st.rec, r)
+	return st, r
+}
 
-	rt = s.serve(rec, r, rid, log, &st.pc)
-	if span != nil {
-		endRequest(span, r, rt, rec.statusOrOK())
-	}
-
-	if !log.Enabled(r.Context(), slog.LevelInfo) {
+// recoverAbort, deferred by ServeHTTP: a stream the client broke mid-copy ends the handler with
+// http.ErrAbortHandler; the request is logged, then the panic goes on to net/http, which closes
+// the connection quietly.
+func (st *request) recoverAbort(r *http.Request) {
+	p := recover()
+	if p == nil {
 		return
 	}
+	if p != http.ErrAbortHandler {
+		st.log.Error("handler panicked", "panic", p, "path", r.URL.Path)
+	}
+	st.log.Info("request aborted", "method", r.Method, "path", r.URL.Path, "status", st.rec.statusOrOK(), "bytes", st.rec.bytes)
+	if st.span != nil {
+		endRequest(st.span, r, st.rt, st.rec.statusOrOK())
+	}
+	panic(p)
+}
+
+// end closes the request's span and writes its access log line.
+//
+//go:noinline
+func (s *Server) end(st *request, r *http.Request) {
+	if st.span != nil {
+		endRequest(st.span, r, st.rt, st.rec.statusOrOK())
+	}
+	if st.log.Enabled(r.Context(), slog.LevelInfo) {
+		s.logRequest(&st.log, r, st.rt, &st.rec, st.start)
+	}
+}
+
+// logRequest writes the access log line.
+func (s *Server) logRequest(log *slog.Logger, r *http.Request, rt *route, rec *recorder, start time.Time) {
 	// LogAttrs with typed attributes: no value is boxed, the line costs the handler's own work.
 	dur := slog.Float64("durationMs", float64(s.now().Sub(start).Microseconds())/1000)
 	if rt != nil && rt.info.OperationID != "" {
@@ -330,77 +351,114 @@ type request struct {
 	ridValue [1]string
 	// ridBuf holds the request id's bytes (requestid.NewIn); written once, never changed.
 	ridBuf requestid.Buffer
+	rid    string
+	start  time.Time
+	span   trace.Span // nil unless tracing is on
+	rt     *route     // the route matched, once serve returned
 }
 
 // serve dispatches the request and returns the route it matched, if any. c is the request's
 // policy context, zero until a route matched.
+//
+// Routing (admit) and the route's chain (run) are functions of their own: an open stream keeps
+// serve's frame on its stack while the proxy copies, and Go shrinks a parked stack only while
+// less than a quarter of it is in use, so the frames under the copy are kept small
+// (docs/architecture.md#proxy-rules).
 func (s *Server) serve(w *recorder, r *http.Request, rid string, log *slog.Logger, c *policy.Context) *route {
+	rt, next := s.admit(w, r, rid, log)
+	if next {
+		s.run(rt, w, r, rid, log, c)
+	}
+	return rt
+}
+
+// admit routes the request: the gateway's own endpoints, unsupported methods, unknown paths,
+// CORS preflights and foreign origins are answered here (next false). It returns the route
+// matched, if any, and whether its policies and handler are to run.
+//
+//go:noinline
+func (s *Server) admit(w *recorder, r *http.Request, rid string, log *slog.Logger) (rt *route, next bool) {
 	if s.mayBeOwn(r.URL.Path) {
 		if _, pattern := s.own.Handler(r); pattern != "" {
 			// ServeHTTP (not the handler Handler returned) so path wildcards reach r.PathValue.
 			w.own = true
 			s.own.ServeHTTP(w, r)
-			return nil
+			return nil, false
 		}
 	}
 	if !standardMethods[r.Method] {
 		s.fail(w, r, rid, log, problem.New(http.StatusNotImplemented, fmt.Sprintf("The method %s is not supported.", r.Method), nil).WithReason("method_not_supported"))
-		return nil
+		return nil, false
 	}
 	rt, pathMatched := s.match(r)
 	if rt == nil {
 		if !pathMatched {
 			s.fail(w, r, rid, log, problem.New(http.StatusNotFound, "No route matches "+r.URL.Path+".", nil).WithReason("route_not_found"))
-			return nil
+			return nil, false
 		}
 		// The path exists but not for this method.
 		s.fail(w, r, rid, log, s.methodNotAllowed(r))
-		return nil
+		return nil, false
 	}
 	w.cors = rt.cors
 	w.origin = r.Header.Get("Origin")
 
 	if r.Method == http.MethodOptions && rt.cors != nil && r.Header.Get("Access-Control-Request-Method") != "" && !rt.methods["OPTIONS"] {
 		rt.cors.preflight(w, r, rt)
-		return rt
+		return rt, false
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && rt.mcp && !s.originAllowed(rt, r, origin) {
 		// DNS-rebinding protection (MCP transport security): a browser page from another origin
 		// must not reach an MCP route.
 		s.fail(w, r, rid, log, problem.New(http.StatusForbidden, "The request's Origin "+origin+" is not allowed on this route.", nil).WithReason("origin_not_allowed"))
-		return rt
+		return rt, false
 	}
+	return rt, true
+}
 
-	*c = policy.Context{RequestID: rid, Route: rt.info, Log: log, Start: s.now()}
+// run runs the route's inbound policies in order, then its handler, with c (zero) as the
+// request's policy context.
+func (s *Server) run(rt *route, w *recorder, r *http.Request, rid string, log *slog.Logger, c *policy.Context) {
+	c.RequestID, c.Route, c.Log, c.Start = rid, rt.info, log, s.now()
 	c.SetOutbound(rt.outbound)
 	for i, in := range rt.inbound {
-		pr := r
-		ctx, ps := tracing.Start(r.Context(), rt.spans[i].name, trace.SpanKindInternal, rt.spans[i].attrs...)
-		if ps != nil {
-			pr = r.WithContext(ctx) // what the policy does (token lookup, refresh) nests under its span
-		}
-		resp, err := in.HandleRequest(c, pr)
-		if ps != nil {
-			endPolicy(ps, err)
-		}
-		if err != nil {
-			s.fail(w, r, rid, log, err)
-			return rt
-		}
-		if resp != nil {
-			resp, err = c.RunHooks(r, resp)
-			if err != nil {
-				s.fail(w, r, rid, log, err)
-				return rt
-			}
-			writeResponse(w, resp)
-			return rt
+		if !s.inbound(rt, i, in, w, r, rid, log, c) {
+			return
 		}
 	}
 	if err := rt.handler.Handle(c, w, r); err != nil {
 		s.fail(w, r, rid, log, err)
 	}
-	return rt
+}
+
+// inbound runs the route's i-th inbound policy and reports whether the chain goes on: false
+// when the policy failed or answered the request itself (its answer passes the response hooks).
+//
+//go:noinline
+func (s *Server) inbound(rt *route, i int, in policy.Inbound, w *recorder, r *http.Request, rid string, log *slog.Logger, c *policy.Context) bool {
+	pr := r
+	ctx, ps := tracing.Start(r.Context(), rt.spans[i].name, trace.SpanKindInternal, rt.spans[i].attrs...)
+	if ps != nil {
+		pr = r.WithContext(ctx) // what the policy does (token lookup, refresh) nests under its span
+	}
+	resp, err := in.HandleRequest(c, pr)
+	if ps != nil {
+		endPolicy(ps, err)
+	}
+	if err != nil {
+		s.fail(w, r, rid, log, err)
+		return false
+	}
+	if resp != nil {
+		resp, err = c.RunHooks(r, resp)
+		if err != nil {
+			s.fail(w, r, rid, log, err)
+			return false
+		}
+		writeResponse(w, resp)
+		return false
+	}
+	return true
 }
 
 // match finds the first route (config order) whose path and method match. pathMatched reports

@@ -241,12 +241,36 @@ func (cl *call) finish() {
 }
 
 func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request) error {
+	cl, out, err := e.prepare(c, w, r)
+	if err != nil {
+		return err
+	}
+	defer cl.finish()
+	if cl.capOn {
+		cl.invoked()
+	}
+	e.rp.ServeHTTP(&cl.w, out)
+	if cl.err != nil && cl.capOn {
+		pe := problem.From(cl.err)
+		cl.failed(pe.Status, pe.Reason)
+	}
+	tracing.End(cl.span, cl.err)
+	return cl.err
+}
+
+// prepare checks the request against the route's session rules, reads its body and builds the
+// call and the outgoing request. It is apart from serve so that its locals take no room in the
+// frame an open stream keeps on its stack while ReverseProxy copies: Go shrinks a parked stack
+// only when less than a quarter of it is in use, so every frame under the copy counts.
+//
+//go:noinline
+func (e *engine) prepare(c *policy.Context, w http.ResponseWriter, r *http.Request) (*call, *http.Request, error) {
 	resume := false
 	if e.mcp && r.Method != http.MethodPost {
 		// The one GET an MCP route forwards: a stream resumption (SEP-1699), through the same
 		// policy chain as a POST. A bare GET (the standalone server stream) stays 405, as Zuplo.
 		if !mcpwire.IsResumption(r.Method, r.Header) {
-			return MethodNotAllowed()
+			return nil, nil, MethodNotAllowed()
 		}
 		resume = true
 	}
@@ -255,7 +279,7 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 		target = c.Route.UpstreamURL
 	}
 	if target == nil {
-		return problem.New(http.StatusInternalServerError, "The route has no upstream URL.",
+		return nil, nil, problem.New(http.StatusInternalServerError, "The route has no upstream URL.",
 			errors.New("proxy: route has no parsed rewritePattern")).WithReason(ReasonNoUpstreamURL)
 	}
 	bind := e.bindsSession(c)
@@ -264,7 +288,7 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 	if bind {
 		info, _, present, err := mcpwire.OpenSession(e.sessionKey, c.User.Subject(), r.Header)
 		if err != nil {
-			return policy.ErrSessionNotFound("session id not issued to this caller by the gateway (an upstream's own id is never accepted on a route with gateway authentication)")
+			return nil, nil, policy.ErrSessionNotFound("session id not issued to this caller by the gateway (an upstream's own id is never accepted on a route with gateway authentication)")
 		}
 		presented, client = present, info
 		if c.ClientName == "" {
@@ -274,12 +298,12 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 	if resume && c.User != nil && !presented {
 		// Event ids are the upstream's; what keeps one caller from resuming another's stream is
 		// the upstream session the gateway bound to the caller. Without one, nothing does.
-		return errResumeWithoutSession()
+		return nil, nil, errResumeWithoutSession()
 	}
 	cl := &call{eng: e, pc: c, in: r, target: target, bindSession: bind}
 	body, err := e.readBody(w, r, &cl.small)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	cl.body = body
 	if bind && !presented {
@@ -309,7 +333,6 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 	}
 	cl.Context, cl.cancel = context.WithCancelCause(ctx)
 	cl.timer = time.AfterFunc(e.headerTimeout, func() { cl.cancel(errHeaderTimeout) })
-	defer cl.finish()
 	c.SetReplayer(cl)
 
 	out := r.WithContext(cl)
@@ -325,16 +348,7 @@ func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request
 		out.Body = http.NoBody
 		out.ContentLength = 0
 	}
-	if cl.capOn {
-		cl.invoked()
-	}
-	e.rp.ServeHTTP(&cl.w, out)
-	if cl.err != nil && cl.capOn {
-		pe := problem.From(cl.err)
-		cl.failed(pe.Status, pe.Reason)
-	}
-	tracing.End(cl.span, cl.err)
-	return cl.err
+	return cl, out, nil
 }
 
 // Body reading bounds.
@@ -659,6 +673,17 @@ type streamWriter struct {
 func (w *streamWriter) startStream() {
 	w.stream = true
 	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+}
+
+// WriteHeader sends a stream's headers at once, before its first event: the client learns the
+// stream is open without waiting for the upstream's first event, and the headers are written
+// from ReverseProxy's own frame rather than from under its copy loop, which keeps an open
+// stream's goroutine within a stack Go can keep small (docs/architecture.md#proxy-rules).
+func (w *streamWriter) WriteHeader(code int) {
+	w.ResponseWriter.WriteHeader(code)
+	if w.stream {
+		_ = w.rc.Flush()
+	}
 }
 
 func (w *streamWriter) Write(b []byte) (int, error) {
