@@ -20,10 +20,11 @@ const (
 	dialTimeout         = 30 * time.Second
 	tlsHandshakeTimeout = 10 * time.Second
 	// copyBufferSize is ReverseProxy's copy buffer. An idle SSE stream holds one while it waits
-	// for the upstream's next event, so it is a large part of an open stream's memory: 8 KiB
-	// (two pages; the transport's own read buffer is 4 KiB) rather than ReverseProxy's 32 KiB.
-	// A large JSON answer is copied in more, smaller reads, which costs little.
-	copyBufferSize = 8 << 10
+	// for the upstream's next event, so it is a large part of an open stream's memory: 4 KiB,
+	// the transport's own read buffer (a read at least that large bypasses it), rather than
+	// ReverseProxy's 32 KiB. A large JSON answer is copied in more, smaller reads, which costs
+	// little next to the write each read is followed by.
+	copyBufferSize = 4 << 10
 )
 
 // sharedTransport is the one upstream transport of the process. It has no cap on active
