@@ -473,10 +473,10 @@ func (e *engine) rewrite(pr *httputil.ProxyRequest) {
 	if len(cl.body) > 0 {
 		// ReverseProxy wraps the outgoing body in a reader of its own, which net/http does not
 		// know is in memory: the transport would flush the request's headers and write the body
-		// in a second write. The body is the call's buffered copy, whose Close does nothing and
-		// which stays valid as long as the transport holds it, so it goes out as it is: headers
-		// and body in one write (TestForwardedRequestIsOneWrite).
-		pr.Out.Body = io.NopCloser(&cl.br)
+		// in a second write. The body (pr.In's, set by prepare) is the call's buffered copy, whose
+		// Close does nothing and which stays valid as long as the transport holds it, so it goes
+		// out as it is: headers and body in one write (TestForwardedRequestIsOneWrite).
+		pr.Out.Body = pr.In.Body
 	}
 
 	h := pr.Out.Header
