@@ -63,8 +63,12 @@ type engine struct {
 	streamWrite   time.Duration
 	transport     http.RoundTripper // what sends the request; follows redirects when configured
 	follow        bool              // transport is a redirectFollower
-	sessionKey    []byte            // binds session ids to the caller (bindsSession)
-	rp            httputil.ReverseProxy
+	// transportTimes: the transport itself bounds the wait for response headers
+	// (ResponseHeaderTimeout, timedTransport), so a call needs no header timer and no cancellable
+	// context of its own (which would register a child in the server's request context).
+	transportTimes bool
+	sessionKey     []byte // binds session ids to the caller (bindsSession)
+	rp             httputil.ReverseProxy
 }
 
 func newEngine(mcp bool, o *Options, s Settings, env *policy.Env) *engine {
@@ -98,8 +102,13 @@ func newEngine(mcp bool, o *Options, s Settings, env *policy.Env) *engine {
 			break
 		}
 	}
+	base := s.Transport
+	if t, ok := base.(*http.Transport); ok {
+		base, e.transportTimes = timedTransport(t, s.HeaderTimeout), true
+		e.transport = base
+	}
 	if o.FollowRedirects {
-		e.transport, e.follow = newRedirectFollower(e.target, s.Transport, s.RedirectAllow, o.FollowRedirectsAcrossHosts), true
+		e.transport, e.follow = newRedirectFollower(e.target, base, s.RedirectAllow, o.FollowRedirectsAcrossHosts), true
 	}
 	e.rp = httputil.ReverseProxy{
 		Rewrite:        e.rewrite,
@@ -233,11 +242,15 @@ func callFrom(ctx context.Context) *call { return ctx.Value(callKey{}).(*call) }
 
 // finish releases the call's timers and contexts when the handler returns (or panics).
 func (cl *call) finish() {
-	cl.timer.Stop()
+	if cl.timer != nil {
+		cl.timer.Stop()
+	}
 	for _, cancel := range cl.replays {
 		cancel(context.Canceled)
 	}
-	cl.cancel(context.Canceled)
+	if cl.cancel != nil {
+		cl.cancel(context.Canceled)
+	}
 }
 
 func (e *engine) serve(c *policy.Context, w http.ResponseWriter, r *http.Request) error {
@@ -331,8 +344,14 @@ func (e *engine) prepare(c *policy.Context, w http.ResponseWriter, r *http.Reque
 	if parent := trace.SpanFromContext(ctx); parent.IsRecording() {
 		ctx = cl.startSpan(ctx, parent)
 	}
-	cl.Context, cl.cancel = context.WithCancelCause(ctx)
-	cl.timer = time.AfterFunc(e.headerTimeout, func() { cl.cancel(errHeaderTimeout) })
+	if e.transportTimes {
+		// The transport times the headers; the server cancels the request's context when the
+		// client goes or the handler returns, which ends the upstream request with it.
+		cl.Context = ctx
+	} else {
+		cl.Context, cl.cancel = context.WithCancelCause(ctx)
+		cl.timer = time.AfterFunc(e.headerTimeout, func() { cl.cancel(errHeaderTimeout) })
+	}
 	c.SetReplayer(cl)
 
 	out := r.WithContext(cl)
@@ -515,7 +534,7 @@ func (cl *call) getBody() (io.ReadCloser, error) {
 // are marked so neither a buffering proxy in front nor a server write timeout cuts them.
 func (e *engine) modifyResponse(resp *http.Response) error {
 	cl := callFrom(resp.Request.Context())
-	if !cl.timer.Stop() {
+	if cl.timer != nil && !cl.timer.Stop() {
 		return errHeaderTimeout // the timer fired as the headers arrived; the context is gone
 	}
 	// Upstream cookies would be set on the gateway's origin, where they could shadow the
@@ -604,7 +623,7 @@ func (e *engine) classify(err, cause error, clientGone bool) *problem.Error {
 		return pe
 	}
 	switch {
-	case errors.Is(err, errHeaderTimeout) || errors.Is(cause, errHeaderTimeout):
+	case errors.Is(err, errHeaderTimeout) || errors.Is(cause, errHeaderTimeout) || (e.transportTimes && isHeaderTimeout(err)):
 		return problem.New(http.StatusGatewayTimeout,
 			"The upstream server did not answer within "+e.headerTimeout.String()+".", err).WithReason(ReasonTimeout)
 	case clientGone:

@@ -369,19 +369,33 @@ func TestUpstreamUnreachable(t *testing.T) {
 	}
 }
 
+// roundTripperFunc is a RoundTripper that is not an *http.Transport.
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
 func TestUpstreamHeaderTimeout(t *testing.T) {
 	// The JSON-mode SDK server sends no headers until the tool returns; "block" never does
-	// until the test ends.
-	up := newUpstream(t, jsonStateless)
-	gw := newGateway(t, mcpProxy(up.URL, Settings{HeaderTimeout: 200 * time.Millisecond}), up.URL, nil)
-	resp := post(t, t.Context(), gw.url(), toolsCallBody("block"), nil)
-	if resp.StatusCode != http.StatusGatewayTimeout {
-		t.Fatalf("status = %d, want 504", resp.StatusCode)
+	// until the test ends. An *http.Transport times the headers itself (timedTransport); any
+	// other RoundTripper gets the call's own timer and cancellable context.
+	for name, tr := range map[string]http.RoundTripper{
+		"transport times the headers": nil, // the shared transport
+		"call's own timer":            roundTripperFunc(func(r *http.Request) (*http.Response, error) { return sharedTransport.RoundTrip(r) }),
+	} {
+		t.Run(name, func(t *testing.T) {
+			up := newUpstream(t, jsonStateless)
+			gw := newGateway(t, mcpProxy(up.URL, Settings{HeaderTimeout: 200 * time.Millisecond, Transport: tr}), up.URL, nil)
+			resp := post(t, t.Context(), gw.url(), toolsCallBody("block"), nil)
+			if resp.StatusCode != http.StatusGatewayTimeout {
+				t.Fatalf("status = %d, want 504", resp.StatusCode)
+			}
+			p := problemOf(t, resp)
+			if p.Reason != ReasonTimeout || !strings.Contains(p.Detail, "within 200ms") {
+				t.Errorf("problem = %+v", p)
+			}
+			wait(t, up.reqDone, "the upstream request to be cancelled")
+		})
 	}
-	if p := problemOf(t, resp); p.Reason != ReasonTimeout {
-		t.Errorf("problem = %+v", p)
-	}
-	wait(t, up.reqDone, "the upstream request to be cancelled")
 }
 
 func TestClientCancellation(t *testing.T) {

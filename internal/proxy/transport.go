@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -74,4 +76,38 @@ func (b *bufferPool) Put(buf []byte) {
 	}
 	*h = buf[:copyBufferSize]
 	b.bufs.Put(h)
+}
+
+// timedTransports holds the clones of transports that time the response headers, one per base
+// transport and timeout, so engines (and every reload generation) with the same settings share
+// one connection pool.
+var timedTransports sync.Map // timedKey → *http.Transport
+
+type timedKey struct {
+	base    *http.Transport
+	timeout time.Duration
+}
+
+// timedTransport returns base with ResponseHeaderTimeout set to timeout. The transport starts the
+// timer once the request is written; dialling and the TLS handshake have their own bounds
+// (dialTimeout, tlsHandshakeTimeout). Timing the headers here rather than with a per-call timer
+// and cancellable context saves the call a child context registered in the server's request
+// context: a map insert and removal under a lock on every request (BENCHMARKS.md, "Night").
+func timedTransport(base *http.Transport, timeout time.Duration) *http.Transport {
+	k := timedKey{base, timeout}
+	if t, ok := timedTransports.Load(k); ok {
+		return t.(*http.Transport)
+	}
+	t := base.Clone()
+	t.ResponseHeaderTimeout = timeout
+	actual, _ := timedTransports.LoadOrStore(k, t)
+	return actual.(*http.Transport)
+}
+
+// isHeaderTimeout reports whether err is the transport's own "net/http: timeout awaiting response
+// headers" (an unexported error: recognised by being a timeout with that text). Dial and TLS
+// handshake timeouts are an unreachable upstream, as before.
+func isHeaderTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout() && strings.Contains(err.Error(), "timeout awaiting response headers")
 }
