@@ -34,29 +34,48 @@ func BenchmarkManyUsers(b *testing.B) {
 }
 
 func benchManyUsers(b *testing.B, users int) {
-	env := gatewaytest.NewFakeUpstreamEnv(b, "")
+	call, perConn := setUpManyUsers(b, users)
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		call(i)
+		if i++; i == users {
+			i = 0
+		}
+	}
+	if users >= 1000 { // one connection's share is lost in the heap's noise
+		b.ReportMetric(perConn, "heap-B/conn") // after the loop: b.Loop's start clears earlier metrics
+	}
+}
+
+// setUpManyUsers builds the gateway of BenchmarkManyUsers with users stored connections, loads
+// each into the credential cache with one request, and returns a request for user i and the heap
+// each cached connection holds.
+func setUpManyUsers(tb testing.TB, users int) (call func(i int), perConn float64) {
+	tb.Helper()
+	env := gatewaytest.NewFakeUpstreamEnv(tb, "")
 	env.Connect("/mcp/alpha", "user-0")
-	ctx := b.Context()
+	ctx := tb.Context()
 	conns, err := env.Gateway.Store.ListConnections(ctx, store.ConnectionFilter{})
 	if err != nil || len(conns) != 1 {
-		b.Fatalf("after the connect flow: %d connections, %v", len(conns), err)
+		tb.Fatalf("after the connect flow: %d connections, %v", len(conns), err)
 	}
 	first, err := env.Gateway.Store.GetConnection(ctx, conns[0].ConnectionKey)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	for i := 1; i < users; i++ {
 		c := *first
 		c.Subject = subject.New(gatewaytest.TestNamespace, fmt.Sprint("user-", i)).String()
 		c.Version = 0
 		if err := env.Gateway.Store.PutConnection(ctx, &c); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 	// A second gateway on the same store and project, forwarding to the in-memory upstream: its
 	// credential cache starts empty. It logs at info, serve's default (the access log line counts).
-	want := upstreamAnswer(b, false)
-	gw := gatewaytest.New(b, gatewaytest.Options{Dir: env.Dir, Store: env.Gateway.Store, Ring: env.Gateway.Ring,
+	want := upstreamAnswer(tb, false)
+	gw := gatewaytest.New(tb, gatewaytest.Options{Dir: env.Dir, Store: env.Gateway.Store, Ring: env.Gateway.Ring,
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		Proxy:  policy.ProxySettings{Transport: &cannedUpstream{body: want}}})
 
@@ -69,14 +88,14 @@ func benchManyUsers(b *testing.B, users int) {
 		names[i] = fmt.Sprint("user-", i)
 	}
 	w := &discardWriter{h: http.Header{}}
-	call := func(i int) {
+	call = func(i int) {
 		body.Reset(upstream.ToolsCall)
 		req.Header.Set(gatewaytest.UserHeader, names[i])
 		clear(w.h)
 		w.status, w.n = 0, 0
 		gw.ServeHTTP(w, req)
 		if w.status != http.StatusOK || w.n != len(want) {
-			b.Fatalf("user %d: status %d, %d bytes (want 200, %d)", i, w.status, w.n, len(want))
+			tb.Fatalf("user %d: status %d, %d bytes (want 200, %d)", i, w.status, w.n, len(want))
 		}
 	}
 	var before, after runtime.MemStats
@@ -87,16 +106,6 @@ func benchManyUsers(b *testing.B, users int) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	perConn := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(users)
-	i := 0
-	b.ReportAllocs()
-	for b.Loop() {
-		call(i)
-		if i++; i == users {
-			i = 0
-		}
-	}
-	if users >= 1000 { // one connection's share is lost in the heap's noise
-		b.ReportMetric(perConn, "heap-B/conn") // after the loop: b.Loop's start clears earlier metrics
-	}
+	perConn = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(users)
+	return call, perConn
 }
