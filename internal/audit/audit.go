@@ -126,7 +126,8 @@ func (r *Recorder) RecordRefusal(ctx context.Context, e Event, addr string) {
 // log line is at debug level (the access log already has the request), and the store gets one row
 // per kind of event (event, outcome, subject, operation, upstream, …) and AggregateWindow with
 // {"count": n, "lastAt": "…"} in its details — the time and request id of the first — never a row
-// per request. A database row per request would make the store's write budget the gateway's
+// per request. Beyond MaxAggregates at once, the requests of further users are counted in one row
+// per kind without subject or actor. A database row per request would make the store's write budget the gateway's
 // request budget, on PostgreSQL shared by every replica.
 func (r *Recorder) RecordAccepted(ctx context.Context, e Event) {
 	if r == nil {
@@ -166,15 +167,20 @@ func (r *Recorder) count(e Event, addr string) {
 		return
 	}
 	if len(r.agg) >= MaxAggregates {
-		// Too many addresses at once: count this one with the others of its kind. Subject and
-		// details are left out, so the overflow is bounded by the configuration.
-		k.addr, k.subject, k.details = OtherAddress, "", ""
+		// Too many addresses or users at once: count this one with the others of its kind.
+		// Subject, actor and details are left out, so the overflow is bounded by the
+		// configuration (the actor too: the token exchange records the caller as the actor, one
+		// per user).
+		k.subject, k.actor, k.details = "", "", ""
+		if k.addr != "" { // a refusal's
+			k.addr = OtherAddress
+		}
 		if a, ok := r.agg[k]; ok {
 			a.count++
 			a.last = now
 			return
 		}
-		e.SubjectID, e.Details = "", nil
+		e.SubjectID, e.Actor, e.Details = "", "", nil
 	}
 	// The aggregate outlives the request: its id is copied, as it shares memory with the gateway's
 	// per-request state and would keep the whole request alive until the window is written

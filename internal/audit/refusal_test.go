@@ -178,6 +178,43 @@ func TestRefusalsFromManyAddressesAreBounded(t *testing.T) {
 	}
 }
 
+// TestAcceptedFromManyUsersAreBounded: accepted requests of more users than MaxAggregates cost at
+// most MaxAggregates rows a minute plus one, as the token exchange records them (the actor is the
+// user too): the rest are counted in one row without subject or actor.
+func TestAcceptedFromManyUsersAreBounded(t *testing.T) {
+	st := gatewaytest.Store(t, "", nil)
+	r := &audit.Recorder{Store: st, Metrics: telemetry.New(), Now: func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) }}
+	const n = audit.MaxAggregates + 2500
+	for i := range n {
+		user := fmt.Sprintf("apikey|u%d", i)
+		r.RecordAccepted(t.Context(), audit.Event{Event: audit.RequestAccepted, Outcome: audit.OutcomeSuccess, SubjectID: user,
+			Actor: user, UpstreamID: "linear", OperationID: "linear", RequestID: fmt.Sprint("rid-", i)})
+	}
+	r.Close(t.Context())
+	evs, err := st.QueryAudit(t.Context(), store.AuditQuery{Event: audit.RequestAccepted, Limit: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != audit.MaxAggregates+1 {
+		t.Fatalf("%d rows for %d users, want %d", len(evs), n, audit.MaxAggregates+1)
+	}
+	total, others := 0, 0
+	for _, ev := range evs {
+		var d rowDetails
+		_ = json.Unmarshal(ev.Details, &d)
+		total += d.Count
+		if ev.Subject == "" {
+			others++
+			if ev.Actor != "" || d.Address != "" || d.Count != n-audit.MaxAggregates {
+				t.Errorf("the overflow row: %+v %+v, want no actor, no address and count %d", ev, d, n-audit.MaxAggregates)
+			}
+		}
+	}
+	if others != 1 || total != n {
+		t.Errorf("%d overflow rows (want 1), total %d (want %d)", others, total, n)
+	}
+}
+
 // TestRetentionDeletesOldRows: RunRetention deletes events older than the retention, at once and
 // then every interval, and counts them in mcpgate_audit_rows_deleted_total.
 func TestRetentionDeletesOldRows(t *testing.T) {
