@@ -53,18 +53,10 @@ func (p *inject) HandleRequest(c *policy.Context, r *http.Request) (*http.Respon
 		c.SetUpstreamAuthorization(lk.Token.Authorization.Reveal())
 		p.m.audit.RecordAccepted(r.Context(), audit.Event{Event: audit.RequestAccepted, Outcome: audit.OutcomeSuccess,
 			SubjectID: lk.Key.Subject, UpstreamID: p.up.ID, OperationID: c.Route.OperationID, AuthProfileID: p.authProfileID,
-			RequestID: c.RequestID, Actor: actorOf(c)})
+			RequestID: c.RequestID, Actor: caller})
 	}
 	c.AddResponseHook(p.m.Hook(ep, p.up, lk, sess))
 	return nil, nil
-}
-
-// actorOf names the caller when it differs from the connection's subject (shared mode).
-func actorOf(c *policy.Context) string {
-	if c.User == nil {
-		return ""
-	}
-	return c.User.Subject()
 }
 
 var (

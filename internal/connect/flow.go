@@ -434,7 +434,7 @@ func (m *Manager) serveCallback(w http.ResponseWriter, r *http.Request) {
 			up.DisplayName+"'s authorization server answered with an error: "+e+" "+q.Get("error_description"), errors.New("authorization error "+e))
 		return
 	}
-	client, err := m.engine.Client(ctx, up.Upstream, d, m.endpoints(m.urls.Base(r)), p.Scopes)
+	client, err := m.engine.Client(ctx, up.Upstream, d, m.Endpoints(r), p.Scopes)
 	if err != nil {
 		m.exchangeFailed(w, r, up, ev, err)
 		return
@@ -511,7 +511,7 @@ func (m *Manager) serveClientMetadata(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	doc, err := m.engine.ClientMetadataDocument(up.Upstream, m.endpoints(m.urls.Base(r)))
+	doc, err := m.engine.ClientMetadataDocument(up.Upstream, m.Endpoints(r))
 	if err != nil {
 		http.Error(w, "client metadata unavailable", http.StatusInternalServerError)
 		return

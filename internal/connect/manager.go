@@ -124,16 +124,16 @@ type Manager struct {
 	mu        sync.RWMutex
 	upstreams map[string]*Upstream
 
-	cache  sync.Map // cacheKey → *Token
-	recent sync.Map // cacheKey → *recentUse: connections used lately (background refresher)
-	sf     singleflight.Group
+	entries sync.Map // store.ConnectionKey → *entry: cached credentials, recent use (cache.go)
+	sf      singleflight.Group
 
 	stepMu sync.Mutex
 	steps  map[string][]time.Time // step-up authorizations per (subject, upstream, scope set)
 	authz  map[string][]time.Time // authorization requests per connection key (limits.go)
 
-	binding    BindingOptions // set by Mount
-	sessionKey []byte         // MACs the gateway's Mcp-Session-Id values (session.go)
+	fixed      *upstream.Endpoints // the endpoints under a configured public URL (nil: derived per request)
+	binding    BindingOptions      // set by Mount
+	sessionKey []byte              // MACs the gateway's Mcp-Session-Id values (session.go)
 }
 
 // New builds the gateway's connection manager. Its browser endpoints are added by Mount, once
@@ -151,7 +151,7 @@ func New(d Deps) (*Manager, error) {
 		return nil, fmt.Errorf("MCPGATE_SAFEHTTP_ALLOW: %w", err)
 	}
 	regs := storeRegistrations{d.Store}
-	return &Manager{
+	m := &Manager{
 		store:      d.Store,
 		audit:      d.Audit,
 		urls:       d.URLs,
@@ -167,7 +167,12 @@ func New(d Deps) (*Manager, error) {
 		steps:      map[string][]time.Time{},
 		authz:      map[string][]time.Time{},
 		sessionKey: d.Ring.DeriveKey("mcp-session"),
-	}, nil
+	}
+	if !d.URLs.Derived() {
+		ep := m.endpoints(d.URLs.Base(nil))
+		m.fixed = &ep
+	}
+	return m, nil
 }
 
 // Mount registers the browser endpoints (consent, callback, client metadata, disconnect) and the
@@ -224,7 +229,12 @@ func (m *Manager) Engine() *upstream.Engine { return m.engine }
 
 // Endpoints are the gateway's public URLs as seen by the request r (the configured public URL, or
 // the request's own host behind trusted proxies).
-func (m *Manager) Endpoints(r *http.Request) upstream.Endpoints { return m.endpoints(m.urls.Base(r)) }
+func (m *Manager) Endpoints(r *http.Request) upstream.Endpoints {
+	if m.fixed != nil {
+		return *m.fixed // a configured public URL: built once, not on every request
+	}
+	return m.endpoints(m.urls.Base(r))
+}
 
 func (m *Manager) endpoints(public *url.URL) upstream.Endpoints {
 	return upstream.Endpoints{PublicURL: public.Scheme + "://" + public.Host + strings.TrimSuffix(public.Path, "/"), BasePath: m.urls.BasePath}

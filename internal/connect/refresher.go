@@ -2,11 +2,9 @@ package connect
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/store"
-	"github.com/mcpgate/mcpgate/internal/upstream"
 )
 
 // The background refresher keeps recently used connections fresh ahead of their next request: every
@@ -27,42 +25,19 @@ const ProactiveRetryBackoff = 5 * time.Second
 
 // noteRefreshFailure remembers when a refresh of key last failed (transient or setup).
 func (m *Manager) noteRefreshFailure(key store.ConnectionKey) {
-	if v, ok := m.recent.Load(cacheKey(key)); ok {
-		v.(*recentUse).failed.Store(m.now().UnixNano())
+	if e := m.entry(key); e != nil {
+		e.failed.Store(m.now().UnixNano())
 	}
 }
 
 // refreshFailedRecently reports whether a refresh of key failed within ProactiveRetryBackoff.
 func (m *Manager) refreshFailedRecently(key store.ConnectionKey) bool {
-	v, ok := m.recent.Load(cacheKey(key))
-	if !ok {
+	e := m.entry(key)
+	if e == nil {
 		return false
 	}
-	at := v.(*recentUse).failed.Load()
+	at := e.failed.Load()
 	return at != 0 && m.now().Sub(time.Unix(0, at)) < ProactiveRetryBackoff
-}
-
-// recentUse is what the refresher needs to refresh a connection as its last request would have.
-type recentUse struct {
-	ep   upstream.Endpoints
-	up   *Upstream
-	key  store.ConnectionKey
-	last atomic.Int64 // unix nanoseconds of the last Lookup
-	// failed is when a refresh last failed (unix nanoseconds, 0: never): proactive refreshes
-	// back off for ProactiveRetryBackoff.
-	failed atomic.Int64
-}
-
-// noteUse records a Lookup of key (cheap on the hot path: one map read and an atomic store).
-func (m *Manager) noteUse(ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, now time.Time) {
-	k := cacheKey(key)
-	if v, ok := m.recent.Load(k); ok {
-		v.(*recentUse).last.Store(now.UnixNano())
-		return
-	}
-	u := &recentUse{ep: ep, up: up, key: key}
-	u.last.Store(now.UnixNano())
-	m.recent.Store(k, u)
 }
 
 // RunBackgroundRefresh refreshes recently used connections every interval until ctx ends.
@@ -80,23 +55,25 @@ func (m *Manager) RunBackgroundRefresh(ctx context.Context, interval time.Durati
 }
 
 // refreshRecent starts a refresh of every connection used within RecentUse whose cached token
-// is due (or expired) before now+horizon, forgets connections unused for longer, and returns how
-// many refreshes it started or joined. It does not wait for them.
+// is due (or expired) before now+horizon, forgets connections unused for longer (their cached
+// credential too), and returns how many refreshes it started or joined. It does not wait for them.
 func (m *Manager) refreshRecent(ctx context.Context, horizon time.Duration) int {
 	now := m.now()
 	started := 0
-	m.recent.Range(func(k, v any) bool {
-		u := v.(*recentUse)
-		if now.Sub(time.Unix(0, u.last.Load())) > RecentUse {
-			m.recent.Delete(k)
+	m.entries.Range(func(k, v any) bool {
+		e := v.(*entry)
+		if now.Sub(time.Unix(0, e.last.Load())) > RecentUse {
+			// Unused for that long: its cached credential goes too (the next request reads the
+			// store), so the cache holds the connections in use, not every one ever seen.
+			m.entries.Delete(k)
 			return true
 		}
-		c, ok := m.cache.Load(k)
-		if !ok {
-			return true // not connected, revoked or marked for reconsent: nothing to keep fresh
+		t, u := e.tok.Load(), e.use.Load()
+		if t == nil || u == nil {
+			return true // not connected, revoked, marked for reconsent, or no request used it yet
 		}
-		if t := c.(*Token); !t.fresh(now.Add(horizon), m.skew) {
-			m.refreshAsync(ctx, u.ep, u.up, u.key, t.Version, "background")
+		if !t.fresh(now.Add(horizon), m.skew) {
+			m.refreshAsync(ctx, u.ep, u.up, k.(store.ConnectionKey), t.Version, "background")
 			started++
 		}
 		return true

@@ -142,9 +142,7 @@ const (
 
 func (m *Manager) lookup(ctx context.Context, ep upstream.Endpoints, up *Upstream, key store.ConnectionKey, requestID string) (Lookup, error) {
 	now := m.now()
-	m.noteUse(ep, up, key, now)
-	if v, ok := m.cache.Load(cacheKey(key)); ok {
-		t := v.(*Token)
+	if t := m.use(ep, up, key, now).tok.Load(); t != nil {
 		recent := now.Sub(t.read) < CacheMaxAge
 		if recent && t.fresh(now, m.skew) {
 			return Lookup{Key: key, Token: t}, nil
@@ -181,22 +179,22 @@ func (m *Manager) lookupStored(ctx context.Context, ep upstream.Endpoints, up *U
 	now := m.now()
 	conn, err := m.store.GetConnection(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
-		m.cache.Delete(cacheKey(key))
+		m.dropCached(key)
 		return Lookup{Key: key, State: "authenticating"}, nil
 	}
 	if err != nil {
 		return Lookup{}, transient("reading the upstream connection", err)
 	}
 	if conn.Status != store.StatusActive || conn.AccessToken.IsZero() {
-		m.cache.Delete(cacheKey(key))
+		m.dropCached(key)
 		return Lookup{Key: key, State: "reconsent_required"}, nil
 	}
 	t := tokenOf(conn)
 	if t.fresh(now, m.skew) {
-		m.cache.Store(cacheKey(key), t)
+		m.setCached(key, t)
 		return Lookup{Key: key, Token: t}, nil
 	}
-	m.cache.Store(cacheKey(key), t)
+	m.setCached(key, t)
 	if t.valid(now) {
 		// Within the skew but not expired: refresh in the background and serve the current token
 		// now, so a slow token endpoint never delays requests that do not need to wait.
@@ -226,7 +224,7 @@ func tokenOf(c *store.Connection) *Token {
 }
 
 // Invalidate drops the cached credential for key (after a new connection, a revoke).
-func (m *Manager) Invalidate(key store.ConnectionKey) { m.cache.Delete(cacheKey(key)) }
+func (m *Manager) Invalidate(key store.ConnectionKey) { m.dropCached(key) }
 
 // Refresh refreshes the connection at key, unless it changed since staleVersion (then the newer
 // token is used). Every caller in the process shares one attempt per connection (singleflight),
@@ -433,7 +431,7 @@ func (m *Manager) refresh(ctx context.Context, ep upstream.Endpoints, up *Upstre
 		conn = fresh
 	}
 	t = tokenOf(conn)
-	m.cache.Store(cacheKey(key), t)
+	m.setCached(key, t)
 	m.audit.Record(ctx, audit.Event{Event: audit.UpstreamTokenRefreshed, Outcome: audit.OutcomeSuccess, SubjectID: key.Subject,
 		UpstreamID: up.ID, AuthProfileID: up.AuthProfileID(), RequestID: requestID})
 	return t, nil
@@ -497,7 +495,7 @@ func (m *Manager) refreshedElsewhere(ctx context.Context, key store.ConnectionKe
 	if !t.valid(m.now()) {
 		return nil, false, nil
 	}
-	m.cache.Store(cacheKey(key), t)
+	m.setCached(key, t)
 	return t, true, nil
 }
 
@@ -522,7 +520,7 @@ func (m *Manager) refreshFailed(ctx context.Context, up *Upstream, key store.Con
 		}
 		if cur.RefreshToken != conn.RefreshToken {
 			if t := tokenOf(cur); t.valid(m.now()) {
-				m.cache.Store(cacheKey(key), t)
+				m.setCached(key, t)
 				return t, nil
 			}
 			return nil, transient("refreshing the upstream token", err)
@@ -560,7 +558,7 @@ func (m *Manager) markReconsent(ctx context.Context, up *Upstream, conn *store.C
 		// marked it): nothing is marked or audited twice; the next attempt decides again.
 		return transient("marking the connection for reconsent", err)
 	}
-	m.cache.Delete(cacheKey(conn.ConnectionKey))
+	m.dropCached(conn.ConnectionKey)
 	m.audit.Record(ctx, audit.Event{Event: audit.UpstreamReconsentRequired, Outcome: audit.OutcomeFailure, ReasonCode: code,
 		SubjectID: conn.Subject, UpstreamID: up.ID, AuthProfileID: up.AuthProfileID(), RequestID: requestID})
 	return errReconsent
@@ -598,7 +596,7 @@ func (m *Manager) markReconsentAt(ctx context.Context, up *Upstream, key store.C
 	case conn.Status != store.StatusActive:
 		return nil
 	case conn.Version != version:
-		m.cache.Delete(cacheKey(key))
+		m.dropCached(key)
 		return transient("replaying with the refreshed token", errors.New("the connection changed while the request was in flight"))
 	}
 	if err := m.markReconsent(ctx, up, conn, code, msg, requestID); !errors.Is(err, errReconsent) {
