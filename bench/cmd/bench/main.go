@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.concurrency, "concurrency", 50, "concurrent connections (each sends requests back to back)")
 	fs.DurationVar(&o.sseDelay, "sse-delay", 2*time.Millisecond, "upstream pause between the progress event and the result of an SSE answer")
 	fs.StringVar(&o.only, "targets", defaultTargets, "targets in the order each round runs them (also: bare-stdlib, httputil.ReverseProxy with its defaults; bare-idle, the tuned bare proxy with mcpgate's 120 s idle timeout)")
-	fs.StringVar(&o.workloads, "workloads", "json,sse,latency,streams", "workloads: json and sse (tools/call at -concurrency), latency (JSON, one connection: unloaded latency), streams (memory per idle SSE stream, once, before the others)")
+	fs.StringVar(&o.workloads, "workloads", "json,sse,latency,streams", "workloads: json and sse (tools/call at -concurrency), latency (JSON, one connection: unloaded latency), sse-latency (SSE, one connection: the first event's latency without queueing; not in the default), streams (memory per idle SSE stream, once, before the others)")
 	fs.IntVar(&o.streams, "streams", 2000, "idle SSE streams held open through each proxy by the streams workload (e.g. 10000)")
 	fs.StringVar(&o.db, "db", "auto", "store of the auth-path targets (mcpgate-apikey-oauth, -signin-oauth, -refresh): postgres (a throwaway cluster with pg_stat_statements: DB round trips are counted), sqlite, or auto (postgres when installed)")
 	fs.DurationVar(&o.refreshTTL, "refresh-ttl", time.Second, "lifetime of the upstream access tokens of mcpgate-refresh (the gateway refreshes ahead of expiry, at two thirds of it)")

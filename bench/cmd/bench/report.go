@@ -144,6 +144,10 @@ func writeTable(w io.Writer, o options, wl string, targets []*target, res map[st
 		fmt.Fprintf(w, "\n**Latency**: JSON tools/call on one connection, one request at a time (medians of %d rounds)\n\n", o.rounds)
 		fmt.Fprintln(w, "| target | p50 | p99 | added p50 | req/s | proxy CPU/req |")
 		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+	case "sse-latency":
+		fmt.Fprintf(w, "\n**SSE latency**: SSE tools/call on one connection, one request at a time: progress event, %s, result event (medians of %d rounds)\n\n", o.sseDelay, o.rounds)
+		fmt.Fprintln(w, "| target | TTFE p50 | TTFE p99 | added TTFE p50 | added TTFE p99 | req/s | proxy CPU/req |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
 	case "json":
 		fmt.Fprintf(w, "\n**JSON** tools/call, %d connections (medians of %d rounds; ÷ bare: paired within rounds, range in parentheses)\n\n", o.concurrency, o.rounds)
 		fmt.Fprintln(w, "| target | req/s | p50 | p99 | added p50 | proxy CPU/req | upstream CPU/req | req/s ÷ bare | CPU/req ÷ bare |")
@@ -161,7 +165,7 @@ func writeTable(w io.Writer, o options, wl string, targets []*target, res map[st
 		added, added99, cpu := "—", "—", "—"
 		if hasDirect && t.name != "direct" {
 			f := p50
-			if wl == "sse" {
+			if isSSE(wl) {
 				f = ttfe50
 			}
 			added = signedUs(pairedMedian(ms, direct, func(a, b measurement) float64 { return f(a) - f(b) }))
@@ -182,6 +186,9 @@ func writeTable(w io.Writer, o options, wl string, targets []*target, res map[st
 		case "latency":
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %.0f | %s |\n", name,
 				usf(medianOf(ms, p50)), usf(medianOf(ms, p99)), added, medianOf(ms, rpsOf), cpu)
+		case "sse-latency":
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.0f | %s |\n", name,
+				usf(medianOf(ms, ttfe50)), usf(medianOf(ms, ttfe99)), added, added99, medianOf(ms, rpsOf), cpu)
 		case "json":
 			fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", name, medianOf(ms, rpsOf),
 				usf(medianOf(ms, p50)), usf(medianOf(ms, p99)), added, cpu, usf(medianOf(ms, upReq)), rps, cpuR)
@@ -191,7 +198,7 @@ func writeTable(w io.Writer, o options, wl string, targets []*target, res map[st
 				usf(medianOf(ms, p50)), usf(medianOf(ms, p99)), cpu, rps, cpuR)
 		}
 	}
-	if gw, ok := res["mcpgate"]; ok && wl != "latency" {
+	if gw, ok := res["mcpgate"]; ok && wl != "latency" && wl != "sse-latency" {
 		fmt.Fprintf(w, "\nLoad generator CPU/req (through mcpgate): %s.\n", usf(medianOf(gw, lgReq)))
 	}
 }

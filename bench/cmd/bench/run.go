@@ -155,8 +155,8 @@ func benchmark(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	workloads := splitComma(o.workloads)
 	for _, w := range workloads {
-		if w != "json" && w != "sse" && w != "latency" && w != "streams" {
-			return fmt.Errorf("-workloads: unknown workload %q (json, sse, latency, streams)", w)
+		if w != "json" && w != "sse" && w != "latency" && w != "sse-latency" && w != "streams" {
+			return fmt.Errorf("-workloads: unknown workload %q (json, sse, latency, sse-latency, streams)", w)
 		}
 	}
 	if o.rounds < 1 || o.concurrency < 1 || o.duration <= 0 {
@@ -364,10 +364,13 @@ func benchmark(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// isSSE reports whether workload w asks for SSE answers.
+func isSSE(w string) bool { return w == "sse" || w == "sse-latency" }
+
 func roundLine(round int, w string, t *target, m measurement) string {
 	line := fmt.Sprintf("round %d %-7s %-21s %8.0f req/s  p50 %-8s p99 %-8s proxy CPU %s/req",
 		round, w, t.name, m.s.rps(), us(percentile(m.s.latency, 50)), us(percentile(m.s.latency, 99)), us(m.perRequest(m.proxyCPU)))
-	if w == "sse" {
+	if isSSE(w) {
 		line += fmt.Sprintf("  TTFE p50 %s", us(percentile(m.s.ttfe, 50)))
 	}
 	if m.c.dbStatements >= 0 {
@@ -542,8 +545,8 @@ func (h *harness) startTarget(ctx context.Context, name string) (*target, error)
 // upstream and this process around the measured window only (and, around them, the auth-path
 // counters).
 func measure(ctx context.Context, o options, t *target, workload string, pg *pgCluster) (measurement, error) {
-	l := load{addr: t.addr, path: "/mcp", sse: workload == "sse", header: t.header, concurrency: o.concurrency, duration: o.warmup}
-	if workload == "latency" {
+	l := load{addr: t.addr, path: "/mcp", sse: isSSE(workload), header: t.header, concurrency: o.concurrency, duration: o.warmup}
+	if workload == "latency" || workload == "sse-latency" {
 		l.concurrency = 1
 	}
 	if o.warmup > 0 {
