@@ -28,7 +28,8 @@ type RouteInfo struct {
 type User struct {
 	// Sub is the subject as the authenticating policy names it (API-key consumer, JWT sub).
 	Sub string
-	// Data is the consumer metadata or the token's claims.
+	// Data is the consumer metadata or the token's claims. It may be shared by every request of
+	// one key or token (decoded once, cached): read it, never modify it.
 	Data map[string]any
 	// Namespace says how the subject was authenticated: "apikey", "jwt:<issuer>" or "dev" (see
 	// package subject). Two equal Subs from different namespaces are different people

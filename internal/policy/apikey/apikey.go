@@ -105,23 +105,24 @@ func (p *Policy) authenticate(ctx context.Context, key string, present, wellForm
 	if k == nil {
 		return nil, &authcommon.Refusal{Reason: authcommon.ReasonInvalidToken, Detail: "The API key is not valid."}, nil
 	}
-	who := subject.New(subject.APIKey, k.Consumer).String()
-	details := map[string]any{"keyId": k.ID}
+	refused := func(reason, detail string) *authcommon.Refusal {
+		return &authcommon.Refusal{Reason: reason, Detail: detail, Subject: subject.New(subject.APIKey, k.Consumer).String(),
+			Details: map[string]any{"keyId": k.ID}}
+	}
 	if !k.RevokedAt.IsZero() {
-		return nil, &authcommon.Refusal{Reason: authcommon.ReasonRevoked, Detail: "The API key was revoked.", Subject: who, Details: details}, nil
+		return nil, refused(authcommon.ReasonRevoked, "The API key was revoked."), nil
 	}
 	if !k.ExpiresAt.IsZero() && !p.st.now().Before(k.ExpiresAt) {
-		return nil, &authcommon.Refusal{Reason: authcommon.ReasonExpired, Detail: "The API key expired.", Subject: who, Details: details}, nil
+		return nil, refused(authcommon.ReasonExpired, "The API key expired."), nil
 	}
 	if k.Admin {
 		// Privilege separation: an admin key opens the setup UI and the admin API. Were it also
 		// accepted here, every MCP client, upstream-facing tool and log it passes through would
 		// hold an administrator's credential.
-		return nil, &authcommon.Refusal{Reason: authcommon.ReasonAdminKeyOnMCPRoute,
-			Detail:  "This is an admin API key: it signs in to the setup UI and the admin API only. Give MCP clients a key created without --admin.",
-			Subject: who, Details: details}, nil
+		return nil, refused(authcommon.ReasonAdminKeyOnMCPRoute,
+			"This is an admin API key: it signs in to the setup UI and the admin API only. Give MCP clients a key created without --admin."), nil
 	}
-	return &policy.User{Sub: k.Consumer, Data: metadata(k.Metadata), Namespace: subject.APIKey}, nil, nil
+	return &policy.User{Sub: k.Consumer, Data: k.data, Namespace: subject.APIKey}, nil, nil
 }
 
 // metadata decodes the consumer metadata for request.user.data. Metadata that is not a JSON

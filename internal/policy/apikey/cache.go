@@ -29,8 +29,22 @@ type keyCache struct {
 }
 
 type cacheEntry struct {
-	key     *store.APIKey // nil: no such key
+	key     *known // nil: no such key
 	expires time.Time
+}
+
+// known is a key as requests use it: the record, and its metadata decoded once (request.user.data,
+// shared by every request that presents the key — policy.User.Data is read-only).
+type known struct {
+	*store.APIKey
+	data map[string]any
+}
+
+func newKnown(k *store.APIKey) *known {
+	if k == nil {
+		return nil
+	}
+	return &known{APIKey: k, data: metadata(k.Metadata)}
 }
 
 func newKeyCache(ttl time.Duration, max int, lookup func(context.Context, []byte) (*store.APIKey, error)) *keyCache {
@@ -38,17 +52,18 @@ func newKeyCache(ttl time.Duration, max int, lookup func(context.Context, []byte
 }
 
 // get returns the key with hash, nil when there is none, or the store's error (never cached).
-func (c *keyCache) get(ctx context.Context, hash []byte) (*store.APIKey, error) {
+func (c *keyCache) get(ctx context.Context, hash []byte) (*known, error) {
 	if c.ttl <= 0 {
-		return c.lookup(ctx, hash)
+		k, err := c.lookup(ctx, hash)
+		return newKnown(k), err
 	}
-	id := string(hash)
-	if k, ok := c.cached(id); ok {
+	if k, ok := c.cached(hash); ok {
 		return k, nil
 	}
+	id := string(hash)
 	v, err, _ := c.sf.Do(id, func() (any, error) {
 		// A caller that missed the cache just before another one filled it finds it here.
-		if k, ok := c.cached(id); ok {
+		if k, ok := c.cached(hash); ok {
 			return k, nil
 		}
 		// The lookup is shared by every waiter: it must not die with the first caller's request.
@@ -58,19 +73,21 @@ func (c *keyCache) get(ctx context.Context, hash []byte) (*store.APIKey, error) 
 		if err != nil {
 			return nil, err
 		}
-		c.put(id, k)
-		return k, nil
+		kn := newKnown(k)
+		c.put(id, kn)
+		return kn, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return v.(*store.APIKey), nil
+	return v.(*known), nil
 }
 
-// cached returns the fresh cache entry for id.
-func (c *keyCache) cached(id string) (*store.APIKey, bool) {
+// cached returns the fresh cache entry for hash (the map is read with the bytes: no key string is
+// made on the hot path).
+func (c *keyCache) cached(hash []byte) (*known, bool) {
 	c.mu.Lock()
-	e, ok := c.entries[id]
+	e, ok := c.entries[string(hash)]
 	c.mu.Unlock()
 	if !ok || !c.now().Before(e.expires) {
 		return nil, false
@@ -78,7 +95,7 @@ func (c *keyCache) cached(id string) (*store.APIKey, bool) {
 	return e.key, true
 }
 
-func (c *keyCache) put(id string, k *store.APIKey) {
+func (c *keyCache) put(id string, k *known) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
