@@ -20,8 +20,9 @@ type clientSession struct {
 	known    bool
 	info     mcpwire.ClientInfo
 	upstream string
-	// issued: the request carried a gateway session id.
-	issued bool
+	// issued: the request carried a gateway session id; presented is that id.
+	issued    bool
+	presented string
 	// caller is the subject session ids are bound to (callerSubject).
 	caller string
 }
@@ -34,6 +35,7 @@ type clientSession struct {
 // token — could not tell them apart. It is refused like an unknown session (404), and the
 // client starts a new session.
 func (m *Manager) openSession(c *policy.Context, r *http.Request, caller string) (clientSession, error) {
+	presented := r.Header.Get(mcpwire.SessionHeader)
 	info, ups, present, err := mcpwire.OpenSession(m.sessionKey, caller, r.Header)
 	c.ClaimSession(present && err == nil)
 	if err != nil {
@@ -43,7 +45,7 @@ func (m *Manager) openSession(c *policy.Context, r *http.Request, caller string)
 		return clientSession{caller: caller}, nil
 	}
 	c.ClientName = info.Name
-	return clientSession{known: true, info: info, upstream: ups, issued: true, caller: caller}, nil
+	return clientSession{known: true, info: info, upstream: ups, issued: true, presented: presented, caller: caller}, nil
 }
 
 // learn reads the client's declaration when the request is an initialize.
@@ -66,6 +68,13 @@ func (m *Manager) wrapSession(resp *http.Response, s clientSession) {
 		return
 	}
 	if ups == "" && resp.StatusCode >= 300 {
+		return
+	}
+	if s.issued && ups == s.upstream {
+		// The upstream kept the session: the id the client presented is the one WrapSession
+		// would make again (same caller, client and upstream id; the id opened only in its
+		// canonical form), so it is sent back as it came, without another MAC.
+		resp.Header.Set(mcpwire.SessionHeader, s.presented)
 		return
 	}
 	resp.Header.Set(mcpwire.SessionHeader, mcpwire.WrapSession(m.sessionKey, s.caller, s.info, ups))

@@ -18,6 +18,12 @@ func TestSessionBoundToSubject(t *testing.T) {
 	if err != nil || got != info || ups != "upstream-session-1" {
 		t.Fatalf("unwrap: %v %+v %q", err, got, ups)
 	}
+	// The gateway sends a presented id back unchanged while the upstream keeps its session
+	// (connect's wrapSession): that is sound only because wrapping what an id opens to makes
+	// that very id again.
+	if again := WrapSession(key, "apikey|alice", got, ups); again != id {
+		t.Fatalf("wrapping what %q opens to gave %q", id, again)
+	}
 	if _, _, err := UnwrapSession(key, "apikey|bob", id); err != ErrSession {
 		t.Fatalf("bob opened alice's session: %v", err)
 	}

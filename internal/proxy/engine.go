@@ -223,6 +223,9 @@ type call struct {
 	bindSession bool
 	// client is what the caller's MCP client declared (its bound session id, or this initialize).
 	client mcpwire.ClientInfo
+	// sessionIn is the gateway session id the request presented, sessionUps the upstream's id
+	// inside it (both empty when none was presented or it held none).
+	sessionIn, sessionUps string
 	// cap: what the capability analytics follow of this request (analytics.go), when capOn.
 	cap   capCall
 	capOn bool
@@ -297,13 +300,17 @@ func (e *engine) prepare(c *policy.Context, w http.ResponseWriter, r *http.Reque
 	}
 	bind := e.bindsSession(c)
 	presented := c.SessionPresented()
-	var client mcpwire.ClientInfo
+	var (
+		client             mcpwire.ClientInfo
+		sessionIn, upsSess string
+	)
 	if bind {
-		info, _, present, err := mcpwire.OpenSession(e.sessionKey, c.User.Subject(), r.Header)
+		sessionIn = r.Header.Get(mcpwire.SessionHeader)
+		info, ups, present, err := mcpwire.OpenSession(e.sessionKey, c.User.Subject(), r.Header)
 		if err != nil {
 			return nil, nil, policy.ErrSessionNotFound("session id not issued to this caller by the gateway (an upstream's own id is never accepted on a route with gateway authentication)")
 		}
-		presented, client = present, info
+		presented, client, upsSess = present, info, ups
 		if c.ClientName == "" {
 			c.ClientName = info.Name
 		}
@@ -314,6 +321,9 @@ func (e *engine) prepare(c *policy.Context, w http.ResponseWriter, r *http.Reque
 		return nil, nil, errResumeWithoutSession()
 	}
 	cl := &call{eng: e, pc: c, in: r, target: target, bindSession: bind}
+	if presented && upsSess != "" {
+		cl.sessionIn, cl.sessionUps = sessionIn, upsSess
+	}
 	body, err := e.readBody(w, r, &cl.small)
 	if err != nil {
 		return nil, nil, err
@@ -568,7 +578,13 @@ func (e *engine) modifyResponse(resp *http.Response) error {
 		resp.Header.Del("WWW-Authenticate")
 	}
 	if cl.bindSession && upstreamAnswer {
-		if ups := resp.Header.Get(mcpwire.SessionHeader); ups != "" {
+		switch ups := resp.Header.Get(mcpwire.SessionHeader); {
+		case ups == "":
+		case ups == cl.sessionUps:
+			// The upstream kept the session: the id the client presented is what WrapSession
+			// would make again (mcpwire TestSessionBoundToSubject), sent back without another MAC.
+			resp.Header.Set(mcpwire.SessionHeader, cl.sessionIn)
+		default:
 			resp.Header.Set(mcpwire.SessionHeader, mcpwire.WrapSession(e.sessionKey, cl.pc.User.Subject(), cl.client, ups))
 		}
 	}
