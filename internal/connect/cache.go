@@ -61,14 +61,6 @@ func (m *Manager) use(ep upstream.Endpoints, up *Upstream, key store.ConnectionK
 	return e
 }
 
-// cached returns key's cached credential, or nil.
-func (m *Manager) cached(key store.ConnectionKey) *Token {
-	if e := m.entry(key); e != nil {
-		return e.tok.Load()
-	}
-	return nil
-}
-
 // setCached caches t as key's credential.
 func (m *Manager) setCached(key store.ConnectionKey, t *Token) { m.entryFor(key).tok.Store(t) }
 

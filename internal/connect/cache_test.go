@@ -60,3 +60,11 @@ func TestCacheEntryLifecycle(t *testing.T) {
 		t.Fatal("dropCached made an entry")
 	}
 }
+
+// cached returns key's cached credential, or nil.
+func (m *Manager) cached(key store.ConnectionKey) *Token {
+	if e := m.entry(key); e != nil {
+		return e.tok.Load()
+	}
+	return nil
+}
